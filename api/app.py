@@ -1,0 +1,46 @@
+"""The FastAPI application: FHIR routes under /fhir, health checks, errors as OperationOutcomes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors, health
+from api.interactions import capabilities, create, delete, history, patch, read, search, update
+from fhir_mappings.validation import warm_up
+from settings import Settings, get_settings
+from storage.database import create_engine
+
+log = logging.getLogger("puente")
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        warm_up()
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Puente",
+        version=VERSION,
+        description="FHIR R4 (4.0.1) interoperability API for community health worker programmes.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.write_hooks = []
+    errors.install(app)
+    app.include_router(health.router)
+    # Fixed paths first: /metadata and /_history must not be taken for a resource type.
+    for module in (capabilities, history, search, read, create, update, patch, delete):
+        app.include_router(module.router, prefix="/fhir")
+    return app

@@ -1,0 +1,93 @@
+"""The CapabilityStatement (FHIR R4 http.html#capabilities), generated from what the app really serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+from api.openapi_docs import fhir_responses
+from api.rendering import json_response
+from fhir_mappings.resource_types import FHIR_VERSION, R4_RESOURCE_TYPES
+from storage.versions import fhir_instant, now_ms
+
+router = APIRouter(tags=["capabilities"])
+
+# Which route (by operation id) implements which CapabilityStatement interaction code.
+TYPE_INTERACTIONS = {
+    "read": "read",
+    "vread": "vread",
+    "update": "update",
+    "conditional_update": None,
+    "patch": "patch",
+    "delete": "delete",
+    "history_instance": "history-instance",
+    "history_type": "history-type",
+    "create": "create",
+    "search": "search-type",
+}
+SYSTEM_INTERACTIONS = {"transaction": "transaction", "batch": "batch", "history_system": "history-system", "search_system": "search-system"}
+
+
+@router.get(
+    "/metadata",
+    operation_id="capabilities",
+    summary="The server's CapabilityStatement",
+    responses=fhir_responses(200, "CapabilityStatement"),
+)
+async def capabilities(request: Request) -> Response:
+    return json_response(request, capability_statement(request))
+
+
+def capability_statement(request: Request) -> dict[str, Any]:
+    app = request.app
+    settings = app.state.settings
+    implemented = {route.operation_id for route in app.routes if isinstance(route, APIRoute)}
+    interactions = [{"code": code} for op, code in TYPE_INTERACTIONS.items() if code and op in implemented]
+    search_params = getattr(app.state, "search_capabilities", lambda _t: [])
+    operations = getattr(app.state, "operations", [])
+    resources = []
+    for resource_type in sorted(R4_RESOURCE_TYPES):
+        entry: dict[str, Any] = {
+            "type": resource_type,
+            "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+            "interaction": interactions,
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": "update" in implemented,
+            "conditionalCreate": "create" in implemented,
+            "conditionalRead": "modified-since",
+            "conditionalUpdate": "conditional_update" in implemented,
+            "conditionalDelete": "single" if "conditional_delete" in implemented else "not-supported",
+        }
+        params = search_params(resource_type)
+        if params:
+            entry["searchParam"] = params
+        type_operations = [op for op in operations if op.get("type") in (None, resource_type) and op.get("level") != "system"]
+        if type_operations:
+            entry["operation"] = [{"name": op["name"], "definition": op["definition"]} for op in type_operations]
+        resources.append(entry)
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "resource": resources,
+        "interaction": [{"code": code} for op, code in SYSTEM_INTERACTIONS.items() if op in implemented],
+    }
+    security = getattr(app.state, "security_capability", None)
+    if security:
+        rest["security"] = security
+    system_ops = [op for op in operations if op.get("level") == "system"]
+    if system_ops:
+        rest["operation"] = [{"name": op["name"], "definition": op["definition"]} for op in system_ops]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": fhir_instant(now_ms()),
+        "kind": "instance",
+        "software": {"name": "Puente", "version": app.version},
+        "implementation": {"description": "Puente FHIR R4 server for CHW programmes", "url": settings.public_base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [rest],
+    }

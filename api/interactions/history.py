@@ -1,0 +1,94 @@
+"""history at instance, type and system level (FHIR R4 http.html#history), newest first, keyset-paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+
+from api.bundles import bundle, history_entry, page_url
+from api.dependencies import RepositoryDep, SettingsDep
+from api.openapi_docs import fhir_responses
+from api.rendering import json_response
+from fhir_mappings.dates import parse_instant_param
+from fhir_mappings.outcomes import Invalid
+from fhir_mappings.validation import check_resource_type
+from settings import Settings
+from storage.repository import FhirRepository
+
+router = APIRouter(tags=["history"])
+_DOC = fhir_responses(200, "A history Bundle, newest version first", 404)
+
+
+@router.get("/_history", operation_id="history_system", summary="History of every resource", responses=_DOC)
+async def history_system(request: Request, repository: RepositoryDep, settings: SettingsDep) -> Response:
+    return await _history(request, repository, settings, None, None)
+
+
+@router.get("/{resource_type}/_history", operation_id="history_type", summary="History of a type", responses=_DOC)
+async def history_type(
+    request: Request, resource_type: str, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
+    check_resource_type(resource_type)
+    return await _history(request, repository, settings, resource_type, None)
+
+
+@router.get(
+    "/{resource_type}/{resource_id}/_history",
+    operation_id="history_instance",
+    summary="History of one resource",
+    responses=_DOC,
+)
+async def history_instance(
+    request: Request, resource_type: str, resource_id: str, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
+    check_resource_type(resource_type)
+    if not await repository.exists(resource_type, resource_id):
+        page = await repository.history(resource_type, resource_id, count=1, with_total=False)
+        if not page.versions:
+            await repository.read(resource_type, resource_id)  # raises 404
+    return await _history(request, repository, settings, resource_type, resource_id)
+
+
+async def _history(
+    request: Request,
+    repository: FhirRepository,
+    settings: Settings,
+    resource_type: str | None,
+    resource_id: str | None,
+) -> Response:
+    params = request.query_params
+    count = _count(params.get("_count"), settings)
+    cursor = params.get("_cursor")
+    if cursor is not None and not cursor.isdigit():
+        raise Invalid("_cursor is not a valid paging cursor")
+    since = _instant(params.get("_since"), "_since")
+    at = _instant(params.get("_at"), "_at")
+    page = await repository.history(
+        resource_type, resource_id, since=since, at=at, count=count, cursor=int(cursor) if cursor else None
+    )
+    base = settings.public_base_url
+    links = [("self", page_url(request, base))]
+    if cursor is not None:
+        links.append(("first", page_url(request, base, drop=["_cursor"])))
+    if page.next_cursor is not None:
+        links.append(("next", page_url(request, base, _cursor=str(page.next_cursor))))
+    entries = [history_entry(v, base) for v in page.versions]
+    return json_response(request, bundle("history", entries, links, page.total))
+
+
+def _count(value: str | None, settings: Settings) -> int:
+    if value is None:
+        return settings.default_page_size
+    if not value.isdigit():
+        raise Invalid(f"_count={value} is not a whole number")
+    return max(1, min(int(value), settings.max_page_size))
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant_param(value)
+    except ValueError as exc:
+        raise Invalid(f"{name}={value} is not a valid FHIR instant or dateTime: {exc}") from exc

@@ -1,0 +1,76 @@
+"""The `puente` command line."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from settings import get_settings
+from storage.migrations import run_upgrade
+
+app = typer.Typer(help="Puente: FHIR R4 interoperability API for community health worker programmes.", no_args_is_help=True)
+log = logging.getLogger("puente")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[str | None, typer.Option(envvar="PUENTE_DATABASE_URL", help="SQLAlchemy URL")] = None,
+) -> None:
+    """Migrate the configured database to the latest schema (alembic upgrade head)."""
+    url = database_url or get_settings().database_url
+    run_upgrade(url)
+    typer.echo(f"database at head: {url}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="PUENTE_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PUENTE_PORT")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    database_url: Annotated[str | None, typer.Option(envvar="PUENTE_DATABASE_URL")] = None,
+) -> None:
+    """Migrate the database to head, then serve the FHIR API on http://HOST:PORT/fhir."""
+    os.environ["PUENTE_HOST"] = host
+    os.environ["PUENTE_PORT"] = str(port)
+    if database_url:
+        os.environ["PUENTE_DATABASE_URL"] = database_url
+    get_settings.cache_clear()
+    settings = get_settings()
+    if not settings.auth_enabled:
+        if not _is_loopback(host):
+            typer.echo("PUENTE_AUTH=off is refused unless Puente is bound to a loopback address", err=True)
+            raise typer.Exit(code=2)
+        typer.echo("WARNING: PUENTE_AUTH=off: no authentication, for local exploration only", err=True)
+    run_upgrade(settings.database_url)
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info", access_log=False)
+
+
+def _register_subcommands() -> None:
+    """Subcommands that live with the package they serve (clients, users, seed-demo, ...)."""
+    from importlib import import_module
+
+    for module_name, attribute in (("auth.cli", "register"), ("seed.cli", "register"), ("storage.cli", "register")):
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        getattr(module, attribute)(app)
+
+
+_register_subcommands()

@@ -1,0 +1,1 @@
+"""fhir_mappings."""

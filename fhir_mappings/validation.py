@@ -1,0 +1,186 @@
+"""Is this JSON a valid R4 resource?
+
+Two layers, because neither is enough alone:
+1. the official R4 JSON Schema (compiled once by fastjsonschema) checks JSON types ("true" is not a
+   boolean), unknown elements, required code bindings (gender "banana") and primitive formats;
+2. the `fhir.resources.R4B` models check what the schema cannot express, such as real calendar dates.
+Nested resources (contained, Bundle entries, Parameters) are validated one by one against their own
+type, since the schema's any-resource rule would try every type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from fhir_mappings.outcomes import Invalid, Issue, NotFound
+from fhir_mappings.resource_types import R4_RESOURCE_TYPES
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_SCHEMA_MESSAGE = re.compile(r"^(data[^ ]*) (must .*)$", re.S)
+
+_lock = threading.Lock()
+_validators: dict[str, Callable[[Any], Any]] | None = None
+
+
+def _compile_validators() -> dict[str, Callable[[Any], Any]]:
+    schema = json.loads(resources.files("fhir_mappings").joinpath("data/fhir.schema.json").read_text())
+    root = {
+        "$schema": schema["$schema"],
+        "anyOf": [{"$ref": f"#/definitions/{t}"} for t in sorted(R4_RESOURCE_TYPES)],
+        "definitions": schema["definitions"],
+    }
+    # Compact exceptions: the detailed mode embeds whole expanded definitions (gigabytes of code).
+    code = fastjsonschema.compile_to_code(root, detailed_exceptions=False)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<fhir-r4-schema>", "exec"), namespace)
+    return {t: namespace[f"validate___definitions_{t.lower()}"] for t in R4_RESOURCE_TYPES}
+
+
+def warm_up() -> None:
+    """Compile the schema now (about 3 s) rather than on the first request."""
+    _schema_validator("Patient")
+
+
+def _schema_validator(resource_type: str) -> Callable[[Any], Any]:
+    global _validators
+    if _validators is None:
+        with _lock:
+            if _validators is None:
+                _validators = _compile_validators()
+    return _validators[resource_type]
+
+
+def check_resource_type(resource_type: str) -> None:
+    """404 for a type in the URL that R4 does not define (e.g. an R5-only type)."""
+    if resource_type not in R4_RESOURCE_TYPES:
+        raise NotFound(
+            f"Unknown resource type '{resource_type}': this server serves FHIR R4 (4.0.1) resource types",
+            issues=[Issue(f"Resource type '{resource_type}' is not a FHIR R4 resource type", code="not-supported")],
+        )
+
+
+def validate_resource(resource: Any, expected_type: str | None = None) -> str:
+    """Validate one resource (and the resources nested in it); return its type or raise `Invalid`."""
+    if not isinstance(resource, dict):
+        raise Invalid("The body must be a JSON object (a FHIR resource)", issues=[_issue("must be a JSON object")])
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise Invalid("The resource has no resourceType", issues=[_issue("resourceType is missing", "required")])
+    if resource_type not in R4_RESOURCE_TYPES:
+        raise Invalid(
+            f"'{resource_type}' is not a FHIR R4 resource type",
+            issues=[_issue(f"'{resource_type}' is not a FHIR R4 resource type", "not-supported", "resourceType")],
+        )
+    if expected_type is not None and resource_type != expected_type:
+        raise Invalid(
+            f"resourceType '{resource_type}' does not match the URL's type '{expected_type}'",
+            issues=[_issue(f"resourceType must be '{expected_type}'", "invalid", "resourceType")],
+        )
+    problems = list(_problems(resource, resource_type))
+    if problems:
+        raise Invalid(problems[0].diagnostics, issues=problems)
+    return resource_type
+
+
+def _problems(resource: dict[str, Any], resource_type: str, prefix: str = "") -> Iterator[Issue]:
+    path = prefix or resource_type
+    resource_id = resource.get("id")
+    if resource_id is not None and (not isinstance(resource_id, str) or not _ID.match(resource_id)):
+        yield Issue(f"{path}.id: an id is 1-64 characters of A-Z a-z 0-9 - .", "value", expression=(f"{path}.id",))
+        return
+    try:
+        _schema_validator(resource_type)(resource)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        issue = _schema_issue(str(exc.message), path)
+        if "must contain" not in issue.diagnostics:
+            yield issue
+            return
+        # The compact schema error does not name the missing element: the model will.
+        model_issues = list(_model_problems(resource, resource_type, path))
+        yield from model_issues or [issue]
+        return
+    yield from _model_problems(resource, resource_type, path)
+    for child_path, child in _nested_resources(resource, path):
+        child_type = child.get("resourceType") if isinstance(child, dict) else None
+        if not isinstance(child_type, str) or child_type not in R4_RESOURCE_TYPES:
+            yield Issue(f"{child_path}: not a FHIR R4 resource", "invalid", expression=(child_path,))
+            continue
+        yield from _problems(child, child_type, child_path)
+
+
+def _nested_resources(resource: dict[str, Any], path: str) -> Iterator[tuple[str, Any]]:
+    for i, child in enumerate(resource.get("contained") or []):
+        yield f"{path}.contained[{i}]", child
+    if resource.get("resourceType") == "Bundle":
+        for i, entry in enumerate(resource.get("entry") or []):
+            if isinstance(entry, dict) and "resource" in entry:
+                yield f"{path}.entry[{i}].resource", entry["resource"]
+    if resource.get("resourceType") == "Parameters":
+        yield from _parameter_resources(resource.get("parameter") or [], f"{path}.parameter")
+
+
+def _parameter_resources(parameters: list[Any], path: str) -> Iterator[tuple[str, Any]]:
+    for i, parameter in enumerate(parameters):
+        if not isinstance(parameter, dict):
+            continue
+        if "resource" in parameter:
+            yield f"{path}[{i}].resource", parameter["resource"]
+        yield from _parameter_resources(parameter.get("part") or [], f"{path}[{i}].part")
+
+
+def _model_problems(resource: dict[str, Any], resource_type: str, path: str) -> Iterator[Issue]:
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):
+        return  # an R4 type that R4B dropped: the R4 schema alone applies
+    # Nested resources are validated separately, against their own type.
+    shallow = {k: v for k, v in resource.items() if k != "contained"}
+    if resource_type in ("Bundle", "Parameters"):
+        return
+    try:
+        model.model_validate(shallow)
+    except ValidationError as exc:
+        for error in exc.errors()[:10]:
+            location = _fhirpath(path, error.get("loc", ()))
+            message = str(error.get("msg", "invalid"))
+            code = "required" if error.get("type") == "missing" else "value"
+            yield Issue(f"{location}: {message}", code, expression=(location,))
+    except (TypeError, ValueError) as exc:  # the models raise these for some malformed input
+        yield Issue(f"{path}: {exc}", "value", expression=(path,))
+
+
+def _fhirpath(path: str, loc: tuple[Any, ...]) -> str:
+    out = path
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and not part.startswith("function-") and part != "__root__":
+            out += f".{part}"
+    return out
+
+
+def _schema_issue(message: str, path: str) -> Issue:
+    match = _SCHEMA_MESSAGE.match(message)
+    if not match:
+        return Issue(f"{path}: {message}", "structure", expression=(path,))
+    location = path + match.group(1)[len("data") :]
+    rule = match.group(2)
+    if "must not contain" in rule:
+        unknown = re.findall(r"'([^']+)'", rule)
+        expressions = tuple(f"{location}.{name}" for name in unknown) or (location,)
+        return Issue(f"Unknown element(s) {', '.join(expressions)}", "structure", expression=expressions)
+    code = "required" if "must contain" in rule else "code-invalid" if "must be one of" in rule else "value"
+    return Issue(f"{location} {rule}", code, expression=(location,))
+
+
+def _issue(message: str, code: str = "structure", expression: str | None = None) -> Issue:
+    return Issue(message, code, expression=(expression,) if expression else ())

@@ -1,0 +1,67 @@
+"""Engines and transactions for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if is_sqlite(url):
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
+        connect_args={"server_settings": {"application_name": "puente"}} if "asyncpg" in url else {},
+    )
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    memory = make_url(url).database in (None, "", ":memory:")
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        # One file, many short connections: pooling buys little and NullPool avoids stale handles.
+        **({} if memory else {"poolclass": NullPool}),
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide between BEGIN and BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A writer takes the write lock up front: two writers that both read first would otherwise
+        # deadlock on the upgrade and one would fail with "database is locked".
+        immediate = connection.get_execution_options().get("write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    """One database transaction: committed when the block ends, rolled back on any exception."""
+    bound = engine.execution_options(write=True) if write else engine
+    async with bound.begin() as connection:
+        yield connection

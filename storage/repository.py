@@ -1,0 +1,442 @@
+"""FhirRepository: every FHIR interaction on stored resources, within one database transaction.
+
+The repository knows nothing of HTTP. Each write stores the new current version, its history row
+and its search-index rows together, then runs the write hooks (derived clinical facts, outbound
+events) in the same transaction, so a request either leaves all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import jsonpatch
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from auth.principal import Principal
+from fhir_mappings import fhir_json
+from fhir_mappings.outcomes import Conflict, Gone, Invalid, Issue, NotFound, PreconditionFailed
+from fhir_mappings.validation import validate_resource
+from storage import indexing
+from storage.tables import resource_history, resources
+from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
+
+QueryPairs = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    version: StoredVersion
+    created: bool  # a new resource (201) rather than a new version of an existing one (200)
+    changed: bool = True  # False when a conditional create found its match
+
+
+@dataclass(frozen=True)
+class WriteEvent:
+    """What a write hook sees: the version just stored and the one it replaced."""
+
+    version: StoredVersion
+    resource: dict[str, Any] | None  # None for a deletion
+    previous: StoredVersion | None
+
+
+class WriteHook(Protocol):
+    async def __call__(self, repository: FhirRepository, event: WriteEvent) -> None: ...
+
+
+@dataclass
+class HistoryPage:
+    versions: list[StoredVersion]
+    next_cursor: int | None
+    total: int | None
+
+
+class ConditionalSearch(Protocol):
+    async def __call__(
+        self, connection: AsyncConnection, principal: Principal, resource_type: str, query: QueryPairs
+    ) -> list[tuple[int, str]]: ...
+
+
+class FhirRepository:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        principal: Principal,
+        *,
+        search: ConditionalSearch,
+        hooks: Sequence[WriteHook] = (),
+    ) -> None:
+        self.connection = connection
+        self.principal = principal
+        self._search = search
+        self._hooks = hooks
+        self._dialect = connection.dialect.name
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion:
+        row = (
+            await self.connection.execute(
+                select(resources).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        version = _version(row)
+        if version.deleted:
+            raise Gone(
+                f"{resource_type}/{resource_id} was deleted",
+                headers={"ETag": version.etag, "Last-Modified": version.last_modified_http},
+            )
+        return version
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
+        if not version_id.isdigit():
+            raise NotFound(f"{resource_type}/{resource_id} has no version '{version_id}'")
+        row = (
+            await self.connection.execute(
+                select(resource_history).where(
+                    resource_history.c.resource_type == resource_type,
+                    resource_history.c.id == resource_id,
+                    resource_history.c.version_id == int(version_id),
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
+        version = _version(row)
+        if version.deleted:
+            raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
+        return version
+
+    async def exists(self, resource_type: str, resource_id: str) -> bool:
+        row = (
+            await self.connection.execute(
+                select(resources.c.deleted).where(
+                    resources.c.resource_type == resource_type, resources.c.id == resource_id
+                )
+            )
+        ).first()
+        return row is not None and not row.deleted
+
+    async def search_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
+        """(pk, id) of the current resources matching a search query (for conditional interactions)."""
+        return await self._search(self.connection, self.principal, resource_type, query)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> WriteResult:
+        resource_type = validate_resource(resource)
+        new_id = resource_id or str(uuid.uuid4())
+        inserted = await self._insert_new(resource_type, new_id, resource, method="POST")
+        if inserted is None:  # only possible with a client-chosen id
+            raise Conflict(f"{resource_type}/{new_id} already exists")
+        return inserted
+
+    async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
+        resource_type = validate_resource(resource)
+        await self._serialise_on(resource_type, if_none_exist)
+        matches = await self.search_matches(resource_type, if_none_exist)
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"If-None-Exist matched {len(matches)} {resource_type} resources: the criteria are not selective enough"
+            )
+        if matches:
+            return WriteResult(await self.read(resource_type, matches[0][1]), created=False, changed=False)
+        return await self.create(resource)
+
+    async def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any],
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> WriteResult:
+        validate_resource(resource, expected_type=resource_type)
+        body_id = resource.get("id")
+        if body_id is None:
+            raise Invalid("An update must carry the resource's id", issues=[_id_issue(resource_type)])
+        if body_id != resource_id:
+            raise Invalid(
+                f"The body's id '{body_id}' does not match the URL's id '{resource_id}'",
+                issues=[_id_issue(resource_type)],
+            )
+        current = await self._current_for_update(resource_type, resource_id)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
+            created = await self._insert_new(resource_type, resource_id, resource, method=method)
+            if created is not None:
+                return created
+            # Someone created it between our look and our insert: it is now an update.
+            current = await self._current_for_update(resource_type, resource_id)
+            assert current is not None
+        _check_if_match(current, if_match)
+        return await self._write_version(current, resource, method=method)
+
+    async def conditional_update(
+        self, resource_type: str, query: QueryPairs, resource: dict[str, Any], *, if_match: int | None = None
+    ) -> WriteResult:
+        validate_resource(resource, expected_type=resource_type)
+        await self._serialise_on(resource_type, query)
+        matches = await self.search_matches(resource_type, query)
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"The conditional update matched {len(matches)} {resource_type} resources; at most one may match"
+            )
+        body_id = resource.get("id")
+        if not matches:
+            if if_match is not None:
+                raise PreconditionFailed("No resource matches the conditional update (If-Match given)")
+            if body_id is not None and await self._current_for_update(resource_type, body_id) is not None:
+                raise Conflict(f"{resource_type}/{body_id} exists but does not match the update's criteria")
+            created = await self._insert_new(resource_type, body_id or str(uuid.uuid4()), resource, method="PUT")
+            if created is None:
+                raise Conflict(f"{resource_type}/{body_id} already exists")
+            return created
+        match_id = matches[0][1]
+        if body_id is not None and body_id != match_id:
+            raise Invalid(
+                f"The body's id '{body_id}' differs from the matching resource's id '{match_id}'",
+                issues=[_id_issue(resource_type)],
+            )
+        return await self.update(resource_type, match_id, {**resource, "id": match_id}, if_match=if_match)
+
+    async def patch(
+        self, resource_type: str, resource_id: str, operations: Any, *, if_match: int | None = None
+    ) -> WriteResult:
+        current = await self._current_for_update(resource_type, resource_id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if current.deleted:
+            raise Gone(f"{resource_type}/{resource_id} was deleted")
+        _check_if_match(current, if_match)
+        if not isinstance(operations, list):
+            raise Invalid("A JSON Patch document is an array of operations")
+        assert current.content is not None
+        try:
+            patched = jsonpatch.JsonPatch(operations).apply(fhir_json.loads(current.content))
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+            raise Invalid(f"The JSON Patch could not be applied: {exc}") from exc
+        if not isinstance(patched, dict) or patched.get("id") != resource_id:
+            raise Invalid("A patch may not change the resource's id or type")
+        if patched.get("resourceType") != resource_type:
+            raise Invalid("A patch may not change the resource's type")
+        validate_resource(patched, expected_type=resource_type)
+        return await self._write_version(current, patched, method="PATCH")
+
+    async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredVersion | None:
+        """Delete (a new, empty version). Deleting what is missing or already deleted changes nothing."""
+        current = await self._current_for_update(resource_type, resource_id)
+        if current is None or current.deleted:
+            if if_match is not None and current is None:
+                raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
+            return None
+        _check_if_match(current, if_match)
+        stamp = after(current.last_updated, now_ms())
+        version = StoredVersion(
+            resource_type, resource_id, current.version_id + 1, stamp, True, None, method="DELETE"
+        )
+        pk = await self._pk(resource_type, resource_id)
+        await self.connection.execute(
+            update(resources)
+            .where(resources.c.pk == pk)
+            .values(version_id=version.version_id, last_updated=stamp, deleted=True, content=None)
+        )
+        await self._insert_history(pk, version)
+        await indexing.remove(self.connection, pk)
+        await self._run_hooks(WriteEvent(version, None, current))
+        return version
+
+    async def conditional_delete(self, resource_type: str, query: QueryPairs) -> list[StoredVersion]:
+        await self._serialise_on(resource_type, query)
+        matches = await self.search_matches(resource_type, query)
+        if len(matches) > 1:
+            raise PreconditionFailed(f"The conditional delete matched {len(matches)} resources; at most one may match")
+        deleted = [await self.delete(resource_type, rid) for _, rid in matches]
+        return [v for v in deleted if v is not None]
+
+    # ---- history -----------------------------------------------------------------------------
+
+    async def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        at: datetime | None = None,
+        count: int = 50,
+        cursor: int | None = None,
+        with_total: bool = True,
+    ) -> HistoryPage:
+        h = resource_history
+        conditions: list[Any] = []
+        if resource_type is not None:
+            conditions.append(h.c.resource_type == resource_type)
+        if resource_id is not None:
+            conditions.append(h.c.id == resource_id)
+        if since is not None:
+            conditions.append(h.c.last_updated >= since)
+        if at is not None:
+            later = resource_history.alias("later")
+            conditions.append(h.c.last_updated <= at)
+            conditions.append(
+                ~select(later.c.pk)
+                .where(
+                    later.c.resource_pk == h.c.resource_pk,
+                    later.c.version_id > h.c.version_id,
+                    later.c.last_updated <= at,
+                )
+                .exists()
+            )
+        total = None
+        if with_total:
+            total = (await self.connection.execute(select(func.count()).select_from(h).where(*conditions))).scalar_one()
+        if cursor is not None:
+            conditions.append(h.c.pk < cursor)
+        rows = (
+            await self.connection.execute(select(h).where(*conditions).order_by(h.c.pk.desc()).limit(count + 1))
+        ).all()
+        versions = [_version(r) for r in rows[:count]]
+        next_cursor = rows[count - 1].pk if len(rows) > count else None
+        return HistoryPage(versions, next_cursor, total)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    async def _insert_new(
+        self, resource_type: str, resource_id: str, resource: dict[str, Any], *, method: str
+    ) -> WriteResult | None:
+        stamp = now_ms()
+        content = _stamp(resource, resource_id, 1, stamp)
+        version = StoredVersion(resource_type, resource_id, 1, stamp, False, content, method=method)
+        values = {
+            "resource_type": resource_type,
+            "id": resource_id,
+            "version_id": 1,
+            "last_updated": stamp,
+            "deleted": False,
+            "content": content,
+        }
+        statement = self._insert_ignoring_duplicates(values)
+        pk = (await self.connection.execute(statement)).scalar()
+        if pk is None:
+            return None
+        await self._insert_history(pk, version)
+        await indexing.replace(self.connection, pk, resource_type, resource)
+        await self._run_hooks(WriteEvent(version, resource, None))
+        return WriteResult(version, created=True)
+
+    def _insert_ignoring_duplicates(self, values: dict[str, Any]) -> Any:
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        return (
+            dialect_insert(resources)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["resource_type", "id"])
+            .returning(resources.c.pk)
+        )
+
+    async def _write_version(self, current: StoredVersion, resource: dict[str, Any], *, method: str) -> WriteResult:
+        stamp = after(current.last_updated, now_ms())
+        new_version = current.version_id + 1
+        content = _stamp(resource, current.id, new_version, stamp)
+        version = StoredVersion(current.resource_type, current.id, new_version, stamp, False, content, method=method)
+        pk = await self._pk(current.resource_type, current.id)
+        await self.connection.execute(
+            update(resources)
+            .where(resources.c.pk == pk)
+            .values(version_id=new_version, last_updated=stamp, deleted=False, content=content)
+        )
+        await self._insert_history(pk, version)
+        await indexing.replace(self.connection, pk, current.resource_type, resource)
+        await self._run_hooks(WriteEvent(version, resource, current))
+        return WriteResult(version, created=current.deleted)
+
+    async def _insert_history(self, pk: int, version: StoredVersion) -> None:
+        await self.connection.execute(
+            insert(resource_history).values(
+                resource_pk=pk,
+                resource_type=version.resource_type,
+                id=version.id,
+                version_id=version.version_id,
+                last_updated=version.last_updated,
+                method=version.method,
+                deleted=version.deleted,
+                content=version.content,
+            )
+        )
+
+    async def _current_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        statement = select(resources).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+        if self._dialect == "postgresql":
+            # Row lock: two devices updating the same resource take turns, so If-Match sees the truth.
+            statement = statement.with_for_update()
+        row = (await self.connection.execute(statement)).first()
+        return None if row is None else _version(row)
+
+    async def _pk(self, resource_type: str, resource_id: str) -> int:
+        return (
+            await self.connection.execute(
+                select(resources.c.pk).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+            )
+        ).scalar_one()
+
+    async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:
+        """Conditional writes with the same criteria take turns, so parallel retries create one resource.
+
+        SQLite already runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL needs a lock on the criteria.
+        """
+        if self._dialect != "postgresql":
+            return
+        key = resource_type + "?" + "&".join(f"{k}={v}" for k, v in sorted(query))
+        lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+        await self.connection.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
+    async def _run_hooks(self, event: WriteEvent) -> None:
+        for hook in self._hooks:
+            await hook(self, event)
+
+
+def _check_if_match(current: StoredVersion, if_match: int | None) -> None:
+    if if_match is not None and (current.deleted or current.version_id != if_match):
+        raise PreconditionFailed(
+            f"{current.resource_type}/{current.id} is at version {current.version_id}, not {if_match}: "
+            "read it again and reapply your change",
+            headers={"ETag": current.etag},
+        )
+
+
+def _stamp(resource: dict[str, Any], resource_id: str, version_id: int, stamp: datetime) -> str:
+    """The stored JSON: the client's resource with our id and meta.versionId/lastUpdated."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = fhir_instant(stamp)
+    stored = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
+    stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    resource["id"] = resource_id
+    resource["meta"] = meta
+    return fhir_json.dumps(stored).decode()
+
+
+def _id_issue(resource_type: str) -> Issue:
+    return Issue("id is missing or wrong", "invalid", expression=(f"{resource_type}.id",))
+
+
+def _version(row: Any) -> StoredVersion:
+    return StoredVersion(
+        row.resource_type,
+        row.id,
+        row.version_id,
+        utc(row.last_updated),
+        row.deleted,
+        row.content,
+        method=getattr(row, "method", "GET"),
+    )
+

@@ -1,0 +1,158 @@
+"""The database schema: current resources, their history, and one search-index table per parameter type.
+
+Designed for millions of resources on PostgreSQL:
+- every row has a bigint surrogate key (`pk`), so index tables stay narrow and joins are on integers;
+- the resource body is stored as the exact JSON text we serve (no re-serialisation on read);
+- index rows carry `resource_type` and `param` first in their indexes, so one parameter of one type
+  is one contiguous index range (and tables can later be partitioned by `resource_type`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=naming_convention)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY columns.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", Timestamp, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", Text, nullable=True),
+    UniqueConstraint("resource_type", "id"),
+    Index("ix_resources_type_updated", "resource_type", "last_updated", "pk"),
+    Index("ix_resources_updated", "last_updated", "pk"),
+)
+
+resource_history = Table(
+    "resource_history",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("resource_pk", BigId, ForeignKey("resources.pk", ondelete="CASCADE"), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", Timestamp, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", Text, nullable=True),
+    UniqueConstraint("resource_type", "id", "version_id"),
+    Index("ix_resource_history_type_updated", "resource_type", "last_updated", "pk"),
+    Index("ix_resource_history_updated", "last_updated", "pk"),
+)
+
+
+def _index_table(name: str, *columns: Column, value_indexes: list[tuple[str, ...]]) -> Table:
+    table = Table(
+        name,
+        metadata,
+        Column("resource_pk", BigId, ForeignKey("resources.pk", ondelete="CASCADE"), nullable=False),
+        Column("resource_type", String(64), nullable=False),
+        Column("param", String(100), nullable=False),
+        *columns,
+        Index(f"ix_{name}_resource", "resource_pk"),
+    )
+    for i, cols in enumerate(value_indexes):
+        Index(
+            f"ix_{name}_value{i}",
+            table.c.resource_type,
+            table.c.param,
+            *(table.c[c] for c in cols),
+            table.c.resource_pk,
+        )
+    return table
+
+
+search_token = _index_table(
+    "search_token",
+    Column("system", String(512), nullable=True),
+    Column("code", String(512), nullable=True),
+    Column("text", String(512), nullable=True),
+    value_indexes=[("code", "system")],
+)
+
+search_string = _index_table(
+    "search_string",
+    Column("value", String(512), nullable=False),
+    Column("value_exact", String(512), nullable=False),
+    value_indexes=[("value",)],
+)
+
+search_date = _index_table(
+    "search_date",
+    Column("low", Timestamp, nullable=True),
+    Column("high", Timestamp, nullable=True),
+    value_indexes=[("low",), ("high",)],
+)
+
+search_reference = _index_table(
+    "search_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("target_version", String(64), nullable=True),
+    Column("url", String(1024), nullable=True),
+    value_indexes=[("target_id", "target_type")],
+)
+# _revinclude and reverse chains go from the target to the referrers.
+Index("ix_search_reference_target", search_reference.c.target_type, search_reference.c.target_id)
+
+search_quantity = _index_table(
+    "search_quantity",
+    Column("value", Numeric(), nullable=True),
+    Column("system", String(512), nullable=True),
+    Column("code", String(128), nullable=True),
+    Column("canonical_value", Numeric(), nullable=True),
+    Column("canonical_code", String(128), nullable=True),
+    value_indexes=[("code", "value"), ("canonical_code", "canonical_value")],
+)
+
+search_number = _index_table(
+    "search_number",
+    Column("value", Numeric(), nullable=True),
+    value_indexes=[("value",)],
+)
+
+search_uri = _index_table(
+    "search_uri",
+    Column("value", String(1024), nullable=False),
+    value_indexes=[("value",)],
+)
+
+SEARCH_TABLES: dict[str, Table] = {
+    "token": search_token,
+    "string": search_string,
+    "date": search_date,
+    "reference": search_reference,
+    "quantity": search_quantity,
+    "number": search_number,
+    "uri": search_uri,
+}

@@ -1,0 +1,50 @@
+"""Shared fixtures: every storage and API test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+
+from api.app import create_app
+from settings import Settings
+from tests.fixtures.databases import empty_all_tables, fresh_database, skip_postgres
+
+BACKENDS = ["sqlite"] if skip_postgres() else ["sqlite", "postgres"]
+BASE = "http://testserver"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    async with fresh_database(backend, Path(tmp_path_factory.mktemp(backend))) as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"database_url": database_url, "auth": "off", "base_url": BASE, **overrides}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(make_settings(database_url))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(app: FastAPI, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the real app over a real, emptied database."""
+    await empty_all_tables(database_url)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers={"Accept": "application/fhir+json"}) as c:
+        yield c

@@ -1,0 +1,149 @@
+"""Derive Puente's committed copies of the R4 JSON Schema and resource-type list.
+
+Source: HL7 FHIR R4 4.0.1 `fhir.schema.json` (CC0), as in ../shared/data/fhir-r4/.
+Run: `uv run python tools/generate_fhir_schema.py [path/to/fhir.schema.json]`.
+
+Changes from the original, each because a validator cannot use it as published:
+- descriptions are dropped (size);
+- `integer64` and `Resource`, referenced but not defined in 4.0.1, are defined;
+- properties that are not R4 elements (the redistributed file carries a server vendor's additions,
+  e.g. `Meta.project`, `Reference.resource`) are removed, checked against the R4 StructureDefinitions;
+- only the R4 resource types are kept (SubscriptionStatus is R4B and is dropped);
+- `const` is written as a one-value `enum` (same rule; the validator renders it better);
+- `ResourceList` (any resource, a oneOf over ~146 types) accepts any object: nested resources
+  (contained, Bundle entries, Parameters) are validated one by one against their own type instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data" / "fhir-r4"
+DEFAULT_SOURCE = SHARED / "fhir.schema.json"
+# Vendor additions that the R4 StructureDefinitions in the same redistribution also carry.
+NOT_R4 = {"Meta": {"project", "author", "account", "compartment"}, "SubscriptionStatus": None}
+TARGET_DIR = HERE.parent / "fhir_mappings" / "data"
+
+
+def _strip_descriptions(node: Any, *, is_properties: bool = False) -> Any:
+    if isinstance(node, dict):
+        # Inside "properties" the keys are element names, one of which may be "description".
+        return {
+            k: _strip_descriptions(v, is_properties=(k == "properties" and not is_properties))
+            for k, v in node.items()
+            if is_properties or k != "description"
+        }
+    if isinstance(node, list):
+        return [_strip_descriptions(v) for v in node]
+    return node
+
+
+def _const_to_enum(node: Any) -> None:
+    # fastjsonschema's compact (non-detailed) mode cannot render "const" errors; a one-value enum is the same rule.
+    if isinstance(node, dict):
+        if "const" in node:
+            node["enum"] = [node.pop("const")]
+        for value in node.values():
+            _const_to_enum(value)
+    elif isinstance(node, list):
+        for value in node:
+            _const_to_enum(value)
+
+
+def _definition_name(path: str) -> str:
+    head, *rest = path.split(".")
+    return "_".join([head] + [seg[0].upper() + seg[1:] for seg in rest])
+
+
+def _r4_structure() -> tuple[dict[str, set[str]], list[str], dict[str, dict[str, list[str]]]]:
+    """Child element names per schema definition, the concrete R4 resource types, and per type the
+    top-level elements that are in the summary (`isSummary`) or mandatory (`min` > 0)."""
+    children: dict[str, set[str]] = {}
+    resource_types: list[str] = []
+    summary: dict[str, dict[str, list[str]]] = {}
+    for name in ("profiles-resources.json", "profiles-types.json"):
+        bundle = json.loads((SHARED / name).read_text())
+        for entry in bundle["entry"]:
+            sd = entry["resource"]
+            if sd["resourceType"] != "StructureDefinition" or sd.get("derivation") == "constraint":
+                continue
+            if sd.get("kind") == "resource" and not sd.get("abstract") and sd["name"] not in NOT_R4:
+                resource_types.append(sd["name"])
+                top = [e for e in sd["snapshot"]["element"] if e["path"].count(".") == 1]
+                summary[sd["name"]] = {
+                    "summary": sorted(e["path"].split(".")[1] for e in top if e.get("isSummary")),
+                    "mandatory": sorted(e["path"].split(".")[1] for e in top if e.get("min", 0) > 0),
+                }
+            for element in sd.get("snapshot", {}).get("element", []):
+                if "." in element["path"]:
+                    parent, child = element["path"].rsplit(".", 1)
+                    children.setdefault(_definition_name(parent), set()).add(child)
+    return children, sorted(resource_types), summary
+
+
+def _is_r4_property(prop: str, allowed: set[str]) -> bool:
+    base = prop.lstrip("_")
+    return prop == "resourceType" or base in allowed or any(
+        c.endswith("[x]") and base.startswith(c[:-3]) for c in allowed
+    )
+
+
+def main(source: Path = DEFAULT_SOURCE) -> None:
+    schema = json.loads(source.read_text())
+    children, resource_types, summary = _r4_structure()
+    definitions = _strip_descriptions(schema["definitions"])
+    for name, definition in definitions.items():
+        props = definition.get("properties")
+        if props is None:
+            continue
+        vendor = NOT_R4.get(name) or set()
+        allowed = children.get(name)
+        for prop in list(props):
+            if prop.lstrip("_") in vendor or (allowed is not None and not _is_r4_property(prop, allowed)):
+                del props[prop]
+    _const_to_enum(definitions)
+    definitions.setdefault("integer64", definitions["integer"])
+    definitions.setdefault("Resource", {"type": "object"})
+    definitions["ResourceList"] = {"type": "object"}
+    r4_resources = set(resource_types)
+    known_types = {sd for sd in children} | r4_resources
+    definitions = {
+        name: d
+        for name, d in definitions.items()
+        if name in known_types or name.split("_")[0] in r4_resources or name[0].islower()
+        or name in ("Resource", "ResourceList", "Element", "BackboneElement")
+        or name.split("_")[0] in children
+    }
+    out = {
+        "$schema": schema["$schema"],
+        "source": "HL7 FHIR R4 4.0.1 fhir.schema.json (CC0); generated by tools/generate_fhir_schema.py",
+        "definitions": definitions,
+    }
+    (TARGET_DIR / "fhir.schema.json").write_text(json.dumps(out, separators=(",", ":"), sort_keys=True))
+    (TARGET_DIR / "resource_types.json").write_text(
+        json.dumps(
+            {
+                "source": "HL7 FHIR R4 4.0.1 fhir.schema.json discriminator (CC0)",
+                "fhirVersion": "4.0.1",
+                "resourceTypes": resource_types,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    (TARGET_DIR / "summary_elements.json").write_text(
+        json.dumps(
+            {"source": "HL7 FHIR R4 4.0.1 StructureDefinitions (isSummary, min)", "types": summary},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+    )
+    print(f"{len(resource_types)} resource types, {len(definitions)} definitions")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SOURCE)
