@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -132,7 +133,7 @@ class AnaemiaRuleset:
             Band(Decimal(str(b["fromMetres"])), Decimal(str(b["toMetres"])), Decimal(str(b["subtract"])))
             for b in alt["bands"]
         )
-        for before, after in zip(altitude_bands, altitude_bands[1:], strict=False):
+        for before, after in itertools.pairwise(altitude_bands):
             if before.end != after.start:
                 raise ValueError("altitude bands must be contiguous")
         if altitude_bands and altitude_bands[0].start != Decimal(str(alt["fromMetres"])):
@@ -257,8 +258,9 @@ def classify_anaemia(
         if band is None:
             notes.append(f"altitude {altitude} m is beyond the rule set's altitude bands")
             return result(
-                AnaemiaClass.NOT_CLASSIFIABLE, adjusted_hemoglobin_g_dl=None, altitude_adjustment_g_dl=Decimal(0),
-                smoking_adjustment_g_dl=Decimal(0), reason="altitude-out-of-range",
+                AnaemiaClass.NOT_CLASSIFIABLE, adjusted_hemoglobin_g_dl=None,
+                altitude_adjustment_g_dl=Decimal(0), smoking_adjustment_g_dl=Decimal(0),
+                reason="altitude-out-of-range",
             )
         altitude_subtract = band.subtract_g_per_l
 
@@ -269,7 +271,8 @@ def classify_anaemia(
             packs = Decimal(0) if packs_per_day is None else to_decimal(packs_per_day)
             if packs < 0:
                 raise ValueError("packs_per_day cannot be negative")
-            smoking_subtract = next(b for b in reversed(rules.smoking_bands) if b.contains(packs)).subtract_g_per_l
+            band = next(b for b in rules.smoking_bands if b.contains(packs))
+            smoking_subtract = band.subtract_g_per_l
             provisional = rules.smoking_provisional
             if provisional:
                 notes.append("smoking adjustment is provisional")
@@ -307,4 +310,5 @@ def classify_anaemia(
         notes.append("cut-offs at this age depend on sex, which is unknown")
         return result(AnaemiaClass.NOT_CLASSIFIABLE, reason="sex-unknown", **common)
     cut = group.cutoffs
-    return result(cut.classify(adjusted), group=cut.code, anaemia_below_g_dl=cut.anaemia_below / _TEN, **common)
+    return result(cut.classify(adjusted), group=cut.code, anaemia_below_g_dl=cut.anaemia_below / _TEN,
+                  **common)

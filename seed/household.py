@@ -66,6 +66,14 @@ class HouseholdBuilder:
         self.n = 0
         self.chw: Chw = self.rng.choice(state.programme.chws)
         self.chw_ref = ref("Practitioner", self.chw.practitioner_id)
+        self.migrant = self.rng.random() < 0.08
+        self.address: dict[str, Any] = {
+            "use": "home", "type": "physical",
+            "line": [f"Mz. {chr(65 + self.rng.randrange(20))} Lt. {self.rng.randrange(1, 40)}",
+                     self.chw.community.name],
+            "city": places.CITY, "district": places.PROVINCE, "state": places.REGION,
+            "country": places.COUNTRY,
+        }
 
     # ---- small builders -------------------------------------------------------------------------
 
@@ -238,14 +246,8 @@ class HouseholdBuilder:
     def build(self) -> list[Resource]:
         rng, s = self.rng, self.s
         as_of = s.as_of
-        migrant = rng.random() < 0.08
+        migrant = self.migrant
         surnames = names.MIGRANT_SURNAMES if migrant else names.SURNAMES
-        self.address = {
-            "use": "home", "type": "physical",
-            "line": [f"Mz. {chr(65 + rng.randrange(20))} Lt. {rng.randrange(1, 40)}", self.chw.community.name],
-            "city": places.CITY, "district": places.PROVINCE, "state": places.REGION,
-            "country": places.COUNTRY,
-        }
         ages = self._child_ages()
         mother_age = int(rng.gauss(27, 6.5) * 365.25)
         oldest = max(ages, default=0)
@@ -359,7 +361,9 @@ class HouseholdBuilder:
         registered = lmp + rng.randrange(8 * 7, 20 * 7)
         end = delivered if delivered is not None else s.as_of
         if registered >= end:
-            return
+            if delivered is not None or end - lmp < 9 * 7:
+                return  # not registered before the birth, or too early to be known
+            registered = end - rng.randrange(1, 14)
         edd = lmp + 280
         cond_id = self._id("Condition")
         cond: Resource = {

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
 from fhir_mappings import fhir_json
-from fhir_mappings.outcomes import Conflict, Gone, Invalid, Issue, NotFound, PreconditionFailed
+from fhir_mappings.outcomes import Conflict, Forbidden, Gone, Invalid, Issue, NotFound, PreconditionFailed
 from fhir_mappings.validation import validate_resource
-from storage import indexing
+from storage import access, indexing
 from storage.tables import resource_history, resources
 from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
 
@@ -81,9 +81,14 @@ class FhirRepository:
     # ---- reads -------------------------------------------------------------------------------
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion:
+        access.require(self.principal, resource_type, "r")
         row = (
             await self.connection.execute(
-                select(resources).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+                select(resources).where(
+                    resources.c.resource_type == resource_type,
+                    resources.c.id == resource_id,
+                    *access.visible(self.principal, resource_type, resources),
+                )
             )
         ).first()
         if row is None:
@@ -97,6 +102,7 @@ class FhirRepository:
         return version
 
     async def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
+        access.require(self.principal, resource_type, "r")
         if not version_id.isdigit():
             raise NotFound(f"{resource_type}/{resource_id} has no version '{version_id}'")
         row = (
@@ -105,6 +111,7 @@ class FhirRepository:
                     resource_history.c.resource_type == resource_type,
                     resource_history.c.id == resource_id,
                     resource_history.c.version_id == int(version_id),
+                    *access.visible(self.principal, resource_type, resource_history),
                 )
             )
         ).first()
@@ -119,7 +126,9 @@ class FhirRepository:
         row = (
             await self.connection.execute(
                 select(resources.c.deleted).where(
-                    resources.c.resource_type == resource_type, resources.c.id == resource_id
+                    resources.c.resource_type == resource_type,
+                    resources.c.id == resource_id,
+                    *access.visible(self.principal, resource_type, resources),
                 )
             )
         ).first()
@@ -133,6 +142,7 @@ class FhirRepository:
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> WriteResult:
         resource_type = validate_resource(resource)
+        access.require(self.principal, resource_type, "c")
         new_id = resource_id or str(uuid.uuid4())
         inserted = await self._insert_new(resource_type, new_id, resource, method="POST")
         if inserted is None:  # only possible with a client-chosen id
@@ -161,6 +171,7 @@ class FhirRepository:
         method: str = "PUT",
     ) -> WriteResult:
         validate_resource(resource, expected_type=resource_type)
+        access.require(self.principal, resource_type, "u")
         body_id = resource.get("id")
         if body_id is None:
             raise Invalid("An update must carry the resource's id", issues=[_id_issue(resource_type)])
@@ -178,7 +189,8 @@ class FhirRepository:
                 return created
             # Someone created it between our look and our insert: it is now an update.
             current = await self._current_for_update(resource_type, resource_id)
-            assert current is not None
+            if current is None:  # it exists, but not for this caller
+                raise Conflict(f"{resource_type}/{resource_id} cannot be written by this client")
         _check_if_match(current, if_match)
         return await self._write_version(current, resource, method=method)
 
@@ -213,6 +225,7 @@ class FhirRepository:
     async def patch(
         self, resource_type: str, resource_id: str, operations: Any, *, if_match: int | None = None
     ) -> WriteResult:
+        access.require(self.principal, resource_type, "u")
         current = await self._current_for_update(resource_type, resource_id)
         if current is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -235,6 +248,7 @@ class FhirRepository:
 
     async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredVersion | None:
         """Delete (a new, empty version). Deleting what is missing or already deleted changes nothing."""
+        access.require(self.principal, resource_type, "d")
         current = await self._current_for_update(resource_type, resource_id)
         if current is None or current.deleted:
             if if_match is not None and current is None:
@@ -280,7 +294,11 @@ class FhirRepository:
         h = resource_history
         conditions: list[Any] = []
         if resource_type is not None:
+            access.require(self.principal, resource_type, "r")
             conditions.append(h.c.resource_type == resource_type)
+            conditions.extend(access.visible(self.principal, resource_type, h))
+        elif not self.principal.is_admin:
+            raise Forbidden("System-level history is for administrators")
         if resource_id is not None:
             conditions.append(h.c.id == resource_id)
         if since is not None:
@@ -374,7 +392,11 @@ class FhirRepository:
         )
 
     async def _current_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        statement = select(resources).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+        statement = select(resources).where(
+            resources.c.resource_type == resource_type,
+            resources.c.id == resource_id,
+            *access.visible(self.principal, resource_type, resources),
+        )
         if self._dialect == "postgresql":
             # Row lock: two devices updating the same resource take turns, so If-Match sees the truth.
             statement = statement.with_for_update()

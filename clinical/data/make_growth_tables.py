@@ -37,7 +37,8 @@ def build(source_dir: Path) -> dict[str, str]:
     """File name -> exact text of every generated file (tables and manifest)."""
     outputs: dict[str, str] = {}
     manifest: dict[str, object] = {
-        "source": "WHO anthro R package, data-raw/growthstandards (github.com/WorldHealthOrganization/anthro)",
+        "source": "WHO anthro R package, data-raw/growthstandards "
+        "(github.com/WorldHealthOrganization/anthro)",
         "generator": "clinical/data/make_growth_tables.py",
         "tables": {},
     }

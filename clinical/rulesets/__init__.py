@@ -28,5 +28,6 @@ def load_json(kind: str, name: str) -> dict[str, Any]:
         raise KeyError(f"no {kind} rule set named {name!r}; available: {available(kind)}")
     data: dict[str, Any] = json.loads(entry.read_text(encoding="utf-8"))
     if data.get("name") != name or data.get("kind") != kind:
-        raise ValueError(f"rule set file {entry.name} declares name={data.get('name')!r} kind={data.get('kind')!r}")
+        raise ValueError(
+            f"rule set file {entry.name} declares name={data.get('name')!r} kind={data.get('kind')!r}")
     return data
