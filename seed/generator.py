@@ -29,7 +29,7 @@ DEFAULT_SEED = 1
 DEFAULT_AS_OF = date(2026, 11, 1)
 DEFAULT_ROUNDS = 2  # two screening campaigns a year: one year of screening history
 # Measured with the defaults (see tests/seed); used to size a cohort for a resource count.
-RESOURCES_PER_CHILD = 27.5
+RESOURCES_PER_CHILD = 32.1
 
 # Campaign windows (month, day, length in days): twice a year, as the programme does.
 CAMPAIGNS = ((4, 15, 30), (10, 1, 30))

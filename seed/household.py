@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from seed import codes, growth, names, places, referrals
@@ -26,7 +27,7 @@ IRON_PREVENTION_FROM_DAYS = 120  # preventive iron drops from 4 months
 
 # Mean haemoglobin (g/dL) by age band, tuned so ~40 % of children 6-35 months fall below the WHO 2024
 # cut-offs (ENDES: 38.8-43.7 %); child effect and round noise together give an SD of about 1.05.
-_HB_MEAN = ((365, 10.65), (730, 10.75), (1095, 11.35), (UNDER_FIVE_DAYS, 11.8))
+_HB_MEAN = ((365, 10.55), (730, 10.65), (1095, 11.25), (UNDER_FIVE_DAYS, 11.7))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,25 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 
 def _hb_cutoff(age_days: int) -> float:
     return 10.5 if age_days < 730 else 11.0
+
+
+_REPORT_ORIGIN = codes.concept(codes.IMMUNIZATION_ORIGIN, "record", "Written Record")
+
+
+@cache
+def _dose_parts(dose: Dose) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    # Built once per dose and shared by every Immunization of it (see the generator's docstring).
+    vaccine = codes.concept(codes.CS_VACCINE, dose.code, dose.display)
+    if dose.cvx:
+        vaccine["coding"].append(codes.coding(codes.CVX, dose.cvx, dose.cvx_display or dose.code))
+    vaccine["text"] = dose.display
+    return vaccine, [{"series": SCHEDULE_NAME, "doseNumberPositiveInt": dose.dose_number}]
+
+
+@cache
+def _measure_parts(measure: Measure) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    category = [codes.concept(codes.OBS_CATEGORY, measure.category, codes.CATEGORY_DISPLAY[measure.category])]
+    return category, codes.concept(codes.LOINC, measure.loinc, measure.display, measure.text)
 
 
 class HouseholdBuilder:
@@ -113,12 +133,12 @@ class HouseholdBuilder:
 
     def _observation(self, subject: str, measure: Measure, value: float, when: str,
                      encounter: str | None, device: bool = False) -> str:
+        category, code = _measure_parts(measure)
         obs: Resource = {
             "resourceType": "Observation", "id": self._id("Observation"), "meta": new_meta(),
             "status": "final",
-            "category": [codes.concept(codes.OBS_CATEGORY, measure.category,
-                                       codes.CATEGORY_DISPLAY[measure.category])],
-            "code": codes.concept(codes.LOINC, measure.loinc, measure.display, measure.text),
+            "category": category,
+            "code": code,
             "subject": ref("Patient", subject),
             "effectiveDateTime": when,
             "performer": [self.chw_ref],
@@ -204,10 +224,7 @@ class HouseholdBuilder:
         self._emit(ms)
 
     def _immunization(self, patient: str, dose: Dose, day: int, done: bool = True) -> None:
-        vaccine = codes.concept(codes.CS_VACCINE, dose.code, dose.display)
-        if dose.cvx:
-            vaccine["coding"].append(codes.coding(codes.CVX, dose.cvx, dose.cvx_display or dose.code))
-        vaccine["text"] = dose.display
+        vaccine, protocol = _dose_parts(dose)
         imm: Resource = {
             "resourceType": "Immunization", "id": self._id("Immunization"), "meta": new_meta(),
             "status": "completed" if done else "not-done",
@@ -215,9 +232,9 @@ class HouseholdBuilder:
             "patient": ref("Patient", patient),
             "occurrenceDateTime": iso_date(day),
             "primarySource": False,
-            "reportOrigin": codes.concept(codes.IMMUNIZATION_ORIGIN, "record", "Written Record"),
+            "reportOrigin": _REPORT_ORIGIN,
             "location": ref("Location", self.chw.facility_location_id),
-            "protocolApplied": [{"series": SCHEDULE_NAME, "doseNumberPositiveInt": dose.dose_number}],
+            "protocolApplied": protocol,
         }
         if done:
             imm["lotNumber"] = f"{dose.code[:3]}{self.rng.randrange(10**5):05d}"
@@ -445,7 +462,7 @@ class HouseholdBuilder:
                              min(start, as_of), 240, "2 mg/kg/día de hierro elemental",
                              reason_text="Prevención de anemia")
         haz0 = rng.gauss(-0.75, 1.0)
-        whz0 = rng.gauss(0.35, 0.8)
+        whz0 = rng.gauss(0.45, 0.85)
         hb_effect = rng.gauss(0.0, 0.6)
         for rnd in s.rounds:
             day = rnd.start + rng.randrange(rnd.days)

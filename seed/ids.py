@@ -7,6 +7,7 @@ different seeds never collide.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -25,10 +26,20 @@ class IdFactory:
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._namespace = uuid5(NAMESPACE_URL, f"https://puente.example.org/seed/{seed}")
+        self._sha1 = hashlib.sha1(self._namespace.bytes, usedforsecurity=False)
         self._offset = (seed * 2_654_435_761) % 10**8
 
     def __call__(self, key: str) -> str:
-        return str(uuid5(self._namespace, key))
+        # Same value as str(uuid5(namespace, key)), about three times faster (ids are ~1/3 of the
+        # generator's time otherwise): hash from a copy of the pre-fed namespace, set version 5 and
+        # the RFC 4122 variant by hand.
+        h = self._sha1.copy()
+        h.update(key.encode())
+        b = bytearray(h.digest()[:16])
+        b[6] = (b[6] & 0x0F) | 0x50
+        b[8] = (b[8] & 0x3F) | 0x80
+        x = b.hex()
+        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
     def dni(self, serial: int) -> str:
         return f"{(serial * _DNI_MULTIPLIER + self._offset) % 10**8:08d}"

@@ -94,7 +94,7 @@ def compile_fhirpath(expression: str, base: str | None = None) -> CompiledPath:
     )
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: per-registry caches key on it
 class SearchRegistry:
     source: str
     fhir_version: str

@@ -1,0 +1,1 @@
+"""Pure FHIR search: the parameter registry, index extraction and the query parser."""

@@ -1,0 +1,45 @@
+"""Reading reference strings the same way when indexing and when querying."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+
+_ID = r"[A-Za-z0-9\-\.]{1,64}"
+ID = re.compile(rf"^{_ID}$")
+_RELATIVE = re.compile(rf"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>{_ID})(?:/_history/(?P<version>{_ID}))?$")
+_TAIL = re.compile(rf"/(?P<type>[A-Z][A-Za-z]+)/(?P<id>{_ID})(?:/_history/(?P<version>{_ID}))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedReference:
+    """A local reference (`target_type`/`target_id`), or a `url` (external, urn:, canonical).
+
+    External URLs keep `target_type` when their tail reads `.../Type/id`, so type filters still apply.
+    A canonical's `|version` goes to `version`.
+    """
+
+    target_type: str | None
+    target_id: str | None
+    version: str | None
+    url: str | None
+
+
+def parse_reference(text: str, resource_types: Container[str], base_url: str | None = None) -> ParsedReference | None:
+    """Classify a reference string; None for a contained (`#id`) reference or an empty string."""
+    text = text.strip()
+    if not text or text.startswith("#"):
+        return None
+    local = text
+    if base_url:
+        base = base_url.rstrip("/") + "/"
+        if text.startswith(base):
+            local = text[len(base) :]
+    m = _RELATIVE.match(local)
+    if m and m["type"] in resource_types:
+        return ParsedReference(m["type"], m["id"], m["version"], None)
+    url, _, version = text.partition("|")
+    tail = _TAIL.search(url)
+    target_type = tail["type"] if tail and tail["type"] in resource_types else None
+    return ParsedReference(target_type, None, version or None, url)
