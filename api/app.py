@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, health
-from api.interactions import capabilities, create, delete, history, patch, read, search, update
+from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
 from storage.database import create_engine
@@ -41,6 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     # Fixed paths first: /metadata and /_history must not be taken for a resource type.
-    for module in (capabilities, history, search, read, create, update, patch, delete):
+    for module in (capabilities, batch, history, search, read, create, update, patch, delete):
         app.include_router(module.router, prefix="/fhir")
     return app

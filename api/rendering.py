@@ -75,6 +75,10 @@ def write_response(request: Request, version: StoredVersion, *, status: int, bas
     return resource_response(request, version, status=status, extra_headers=headers)
 
 
+def prefers_minimal(request: Request) -> bool:
+    return _prefer_return(request) == "minimal"
+
+
 def _prefer_return(request: Request) -> str:
     for part in (request.headers.get("prefer") or "").split(";"):
         for item in part.split(","):

@@ -135,8 +135,13 @@ class FhirRepository:
         return row is not None and not row.deleted
 
     async def search_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
-        """(pk, id) of the current resources matching a search query (for conditional interactions)."""
+        """(pk, id) of the current resources matching a search query."""
         return await self._search(self.connection, self.principal, resource_type, query)
+
+    async def conditional_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
+        """Matches for a conditional write, holding the criteria's lock until the transaction ends."""
+        await self._serialise_on(resource_type, query)
+        return await self.search_matches(resource_type, query)
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -151,8 +156,7 @@ class FhirRepository:
 
     async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
         resource_type = validate_resource(resource)
-        await self._serialise_on(resource_type, if_none_exist)
-        matches = await self.search_matches(resource_type, if_none_exist)
+        matches = await self.conditional_matches(resource_type, if_none_exist)
         if len(matches) > 1:
             raise PreconditionFailed(
                 f"If-None-Exist matched {len(matches)} {resource_type} resources: the criteria are not selective enough"
@@ -198,8 +202,7 @@ class FhirRepository:
         self, resource_type: str, query: QueryPairs, resource: dict[str, Any], *, if_match: int | None = None
     ) -> WriteResult:
         validate_resource(resource, expected_type=resource_type)
-        await self._serialise_on(resource_type, query)
-        matches = await self.search_matches(resource_type, query)
+        matches = await self.conditional_matches(resource_type, query)
         if len(matches) > 1:
             raise PreconditionFailed(
                 f"The conditional update matched {len(matches)} {resource_type} resources; at most one may match"
@@ -271,8 +274,7 @@ class FhirRepository:
         return version
 
     async def conditional_delete(self, resource_type: str, query: QueryPairs) -> list[StoredVersion]:
-        await self._serialise_on(resource_type, query)
-        matches = await self.search_matches(resource_type, query)
+        matches = await self.conditional_matches(resource_type, query)
         if len(matches) > 1:
             raise PreconditionFailed(f"The conditional delete matched {len(matches)} resources; at most one may match")
         deleted = [await self.delete(resource_type, rid) for _, rid in matches]

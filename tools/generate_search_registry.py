@@ -7,7 +7,8 @@ Run from the repository root (re-runnable; the output is deterministic):
 What it does, per R4 resource type and per SearchParameter whose `base` includes that type:
 - keeps only the FHIRPath terms of the (often shared) `expression` that start with that type;
 - rewrites `.where(resolve() is X)` (which fhirpathpy cannot evaluate) into a `target_filter` recorded
-  as data, and repairs R4 errata (`as(DateTime)`, unprefixed `name | alias`);
+  as data, `as(T)` into `ofType(T)` (`as` fails on collections), and repairs R4 errata (`as(DateTime)`,
+  unprefixed `name | alias`);
 - resolves each term against the StructureDefinitions into "fast paths": plain JSON key walks with
   the FHIR type each one ends on (choice types expanded to `valueQuantity`, `valueString`, ...), or
   `null` when the term is not a plain walk (then only fhirpathpy can evaluate it);
@@ -148,11 +149,15 @@ AS_FN = re.compile(r"\.as\((?P<type>[A-Za-z]+)\)")
 
 
 def normalise_term(term: str) -> str:
-    """`(X.a as T).b` -> `X.a.as(T).b` and the DateTime errata; still valid FHIRPath."""
+    """`(X.a as T).b` and `X.a.as(T).b` -> `X.a.ofType(T).b`, with the DateTime errata fixed.
+
+    FHIRPath's `as` demands a single item (fhirpathpy raises on `Observation.component.value as
+    Quantity` with two components); `ofType` filters a collection, which is what the definitions mean.
+    """
     m = AS_PAREN.match(term)
     if m:
         term = f"{m['inner']}.as({m['type']}){m['rest']}"
-    return AS_FN.sub(lambda m: f".as({TYPE_NAME_FIXES.get(m['type'], m['type'])})", term)
+    return AS_FN.sub(lambda m: f".ofType({TYPE_NAME_FIXES.get(m['type'], m['type'])})", term)
 
 
 STEP_NAME = re.compile(r"^[a-z][A-Za-z0-9]*$")

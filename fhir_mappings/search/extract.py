@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -91,7 +91,7 @@ def extract_index_values(
     registry: SearchRegistry | None = None,
     engine: Engine = "fast",
 ) -> list[IndexValue]:
-    """Every index row of `resource` (parsed with fhir_json.loads), for all its type's parameters.
+    """The distinct index rows of `resource` (parsed with fhir_json.loads), for all its type's parameters.
 
     `base_url` makes absolute references on our own server local; `tz` is the zone for dates and
     times written without one (the FHIR spec says: the server's local zone).
@@ -102,33 +102,38 @@ def extract_index_values(
         return []
     options = _Options(base_url, tz, reg.resource_types)
     out: list[IndexValue] = []
-    for param, convert, first_keys in _plan(reg, resource_type):
-        if first_keys and engine == "fast" and first_keys.isdisjoint(resource):
+    fast = engine == "fast"
+    for param, convert, first_keys, composite in _plan(reg, resource_type):
+        if fast and first_keys and first_keys.isdisjoint(resource):
             continue  # none of the elements its paths start from is present
-        if param.type == "composite":
-            _composite(param, resource, options, engine, out)
+        if composite is not None:
+            _composite(param, composite, resource, options, engine, out)
             continue
-        for value in _evaluate(param, resource, engine):
+        if fast and param.paths is not None:
+            values = _walk_all(resource, param.paths)
+        else:
+            values = _fhirpath_values(param.compiled(), resource)
+        for value in values:
             convert(param, value, options, out)
-    return out
+    # Equal elements give equal rows (two identical identifiers, FHIRPath `|` already merges them).
+    return list(dict.fromkeys(out))
+
+
+_PlanItem = tuple[SearchParam, Converter, frozenset[str], "_CompositeSpec | None"]
 
 
 @functools.cache
-def _plan(reg: SearchRegistry, resource_type: str) -> tuple[tuple[SearchParam, Converter, frozenset[str]], ...]:
-    """Per parameter: its converter, and the resource keys its fast paths start from (empty: unknown)."""
+def _plan(reg: SearchRegistry, resource_type: str) -> tuple[_PlanItem, ...]:
+    """Per parameter: its converter, the resource keys its fast paths start from (empty: unknown),
+    and for composites their prepared components."""
     plan = []
     for p in reg.params_for(resource_type).values():
         first_keys: frozenset[str] = frozenset()
         if p.paths and all(path.steps and isinstance(path.steps[0], str) for path in p.paths):
             first_keys = frozenset(str(path.steps[0]) for path in p.paths)
-        plan.append((p, CONVERTERS[p.type], first_keys))
+        composite = _composite_spec(p) if p.type == "composite" else None
+        plan.append((p, CONVERTERS[p.type], first_keys, composite))
     return tuple(plan)
-
-
-def _evaluate(param: SearchParam, node: Any, engine: Engine) -> Iterable[Any]:
-    if param.paths is not None and engine == "fast":
-        return _walk_all(node, param.paths)
-    return _fhirpath_values(param.compiled(), node)
 
 
 def _walk_all(node: Any, paths: tuple[FastPath, ...]) -> list[Any]:
@@ -181,42 +186,60 @@ def _fhirpath_values(fn: Callable[[Any], list[Any]], node: Any) -> list[Any]:
     return [v for v in values if v is not None]
 
 
-def _composite(param: SearchParam, resource: dict[str, Any], options: _Options, engine: Engine,
-               out: list[IndexValue]) -> None:
-    targets = [_ComponentTarget(c.code, drop_text_only=c.type == "token") for c in param.components]
-    converters = [CONVERTERS[c.type] for c in param.components]
-    groups: list[list[list[IndexValue]]] = []  # per context node: per component: rows
+@dataclass(frozen=True, slots=True)
+class _CompositeSpec:
+    """A composite parameter prepared once: its components' targets and converters."""
+
+    targets: tuple[_ComponentTarget, ...]
+    converters: tuple[Converter, ...]
+
+
+def _composite_spec(param: SearchParam) -> _CompositeSpec:
+    return _CompositeSpec(
+        tuple(_ComponentTarget(c.code, drop_text_only=c.type == "token") for c in param.components),
+        tuple(CONVERTERS[c.type] for c in param.components),
+    )
+
+
+def _composite(param: SearchParam, spec: _CompositeSpec, resource: dict[str, Any], options: _Options,
+               engine: Engine, out: list[IndexValue]) -> None:
     if param.paths is not None and engine == "fast":
         for ctx in param.paths:
-            for node in _walk(resource, ctx.steps):
-                groups.append(_components(node, targets, converters, options, [
-                    (lambda n, paths=paths: _walk_all(n, paths or ())) for paths in ctx.components
-                ]))
+            for node in _walk(resource, ctx.steps) if ctx.steps else (resource,):
+                rows = _components(node, spec, options, engine, ctx.components, None)
+                if rows:
+                    out.extend(CompositeRow(param.code, combo) for combo in itertools.product(*rows))
     else:
         for context in param.contexts:
             for node in _fhirpath_values(compile_fhirpath(context.expression), resource):
-                groups.append(_components(node, targets, converters, options, [
-                    (lambda n, fn=compile_fhirpath(c.expression, context.base): _fhirpath_values(fn, n))
-                    for c in param.components
-                ]))
-    for per_component in groups:
-        if per_component:
-            out.extend(CompositeRow(param.code, combo) for combo in itertools.product(*per_component))
+                rows = _components(node, spec, options, engine, (), (param, context.base))
+                if rows:
+                    out.extend(CompositeRow(param.code, combo) for combo in itertools.product(*rows))
 
 
-def _components(node: Any, targets: list[_ComponentTarget], converters: list[Converter], options: _Options,
-                finders: list[Callable[[Any], list[Any]]]) -> list[list[IndexValue]]:
+def _components(node: Any, spec: _CompositeSpec, options: _Options, engine: Engine,
+                paths: tuple[tuple[FastPath, ...] | None, ...], fhirpath: tuple[SearchParam, str] | None,
+                ) -> list[list[IndexValue]]:
     """Rows per component of one context node; [] as soon as one component has none.
 
     Components are read last first: the value component is the one most often absent (an Observation
     has one kind of value), which spares converting its code for every composite it could be in.
     """
-    per_component: list[list[IndexValue]] = [[] for _ in targets]
-    for i in reversed(range(len(targets))):
+    n = len(spec.targets)
+    per_component: list[list[IndexValue]] = [[] for _ in range(n)]
+    for i in range(n - 1, -1, -1):
+        if fhirpath is None:
+            values = _walk_all(node, paths[i] or ())
+        else:
+            param, base = fhirpath
+            values = _fhirpath_values(compile_fhirpath(param.components[i].expression, base), node)
+        if not values:
+            return []
         rows = per_component[i]
-        for value in finders[i](node):
-            converters[i](targets[i], value, options, rows)
-        if targets[i].drop_text_only:
+        target, convert = spec.targets[i], spec.converters[i]
+        for value in values:
+            convert(target, value, options, rows)
+        if target.drop_text_only:
             rows[:] = [r for r in rows if not (isinstance(r, TokenRow) and r.code is None)]
         if not rows:
             return []
