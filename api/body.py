@@ -32,4 +32,6 @@ async def read_json(request: Request) -> Any:
     try:
         return fhir_json.loads(body)
     except fhir_json.MalformedJson as exc:
-        raise Invalid(f"The body is not valid JSON: {exc}", issues=[Issue(f"Malformed JSON: {exc}", "structure")]) from exc
+        raise Invalid(
+            f"The body is not valid JSON: {exc}", issues=[Issue(f"Malformed JSON: {exc}", "structure")]
+        ) from exc

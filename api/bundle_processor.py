@@ -47,7 +47,10 @@ def _entries(bundle: dict[str, Any], max_entries: int, transaction: bool) -> lis
     for i, entry in enumerate(raw_entries):
         where = f"Bundle.entry[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
-            raise Invalid(f"{where}: an entry needs a request", issues=[Issue(f"{where}.request is missing", "required", expression=(f"{where}.request",))])
+            raise Invalid(
+                f"{where}: an entry needs a request",
+                issues=[Issue(f"{where}.request is missing", "required", expression=(f"{where}.request",))],
+            )
         request = entry["request"]
         method, url = request.get("method"), request.get("url")
         if method not in _ORDER or not isinstance(url, str) or not url:
@@ -86,7 +89,10 @@ async def process_bundle(
         raise Invalid("POST /fhir takes a Bundle of type batch or transaction")
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
-        raise Invalid(f"Bundle.type '{kind}' cannot be processed: POST /fhir takes batch or transaction (store other Bundles with POST /fhir/Bundle)")
+        raise Invalid(
+            f"Bundle.type '{kind}' cannot be processed: POST /fhir takes batch or transaction "
+            "(store other Bundles with POST /fhir/Bundle)"
+        )
     transaction = kind == "transaction"
     entries = _entries(bundle, max_entries, transaction)
     if transaction:
@@ -211,7 +217,9 @@ async def _resolve_reference(repository: FhirRepository, entry: _Entry, value: s
         matches = await repository.conditional_matches(resource_type, parse_qsl(query, keep_blank_values=True))
         if len(matches) != 1:
             raise _at_entry(
-                PreconditionFailed(f"Conditional reference '{value}' matched {len(matches)} resources; it must match one"),
+                PreconditionFailed(
+                    f"Conditional reference '{value}' matched {len(matches)} resources; it must match one"
+                ),
                 entry,
             )
         resolved = f"{resource_type}/{matches[0][1]}"
@@ -228,12 +236,16 @@ def _at_entry(exc: FhirError, entry: _Entry) -> FhirError:
         replace(
             issue,
             diagnostics=f"{where} ({entry.request.method} {entry.request.url}): {issue.diagnostics}",
-            expression=tuple(f"{where}.resource.{e.split('.', 1)[1]}" if "." in e else f"{where}.resource" for e in issue.expression)
+            expression=tuple(
+                f"{where}.resource.{e.split('.', 1)[1]}" if "." in e else f"{where}.resource" for e in issue.expression
+            )
             or (where,),
         )
         for issue in exc.issues
     ]
-    new = type(exc)(f"{where} ({entry.request.method} {entry.request.url}): {exc.diagnostics}", issues=issues, headers=exc.headers)
+    new = type(exc)(
+        f"{where} ({entry.request.method} {entry.request.url}): {exc.diagnostics}", issues=issues, headers=exc.headers
+    )
     return new
 
 

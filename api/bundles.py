@@ -34,11 +34,11 @@ def history_entry(version: StoredVersion, base_url: str) -> dict[str, Any]:
     if version.content is not None:
         entry["resource"] = raw(version.content)
     method = version.method if version.method in _METHOD_STATUS else "PUT"
-    if method == "PUT" and version.version_id == 1:
-        status = "201 Created"
-    else:
-        status = _METHOD_STATUS[method]
-    entry["request"] = {"method": "PUT" if method == "PATCH" else method, "url": url if method != "POST" else version.resource_type}
+    status = "201 Created" if method == "PUT" and version.version_id == 1 else _METHOD_STATUS[method]
+    entry["request"] = {
+        "method": method,
+        "url": url if method != "POST" else version.resource_type,
+    }
     entry["response"] = {
         "status": status,
         "etag": version.etag,

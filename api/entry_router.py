@@ -92,7 +92,9 @@ async def dispatch(repository: FhirRepository, request: EntryRequest, search: An
             if not query:
                 raise Invalid("A conditional PUT entry needs search criteria")
             return _written(
-                await repository.conditional_update(resource_type, query, resource, if_match=_version_tag(request.if_match))
+                await repository.conditional_update(
+                    resource_type, query, resource, if_match=_version_tag(request.if_match)
+                )
             )
         return _written(
             await repository.update(resource_type, segments[1], resource, if_match=_version_tag(request.if_match))
@@ -168,7 +170,9 @@ def _criteria(query: str) -> list[tuple[str, str]]:
 def _patch_document(resource: dict[str, Any] | None) -> Any:
     """R4 carries a JSON Patch in a Binary resource inside a Bundle."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
-        raise Invalid("A PATCH entry carries its JSON Patch as a Binary resource (contentType application/json-patch+json)")
+        raise Invalid(
+            "A PATCH entry carries its JSON Patch as a Binary resource (contentType application/json-patch+json)"
+        )
     try:
         return fhir_json.loads(base64.b64decode(resource.get("data") or ""))
     except (ValueError, fhir_json.MalformedJson) as exc:

@@ -28,8 +28,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> Response:
         issues = [
-            Issue(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}", "invalid")
-            for e in exc.errors()[:10]
+            Issue(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}", "invalid") for e in exc.errors()[:10]
         ]
         return outcome_response(400, operation_outcome(issues or [Issue("Invalid request", "invalid")]))
 

@@ -17,9 +17,7 @@ def wants_pretty(request: Request) -> bool:
     return request.query_params.get("_pretty", "").lower() == "true"
 
 
-def json_response(
-    request: Request, body: Any, *, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def json_response(request: Request, body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         fhir_json.dumps(body, pretty=wants_pretty(request)),
         status_code=status,

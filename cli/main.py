@@ -13,7 +13,9 @@ import uvicorn
 from settings import get_settings
 from storage.migrations import run_upgrade
 
-app = typer.Typer(help="Puente: FHIR R4 interoperability API for community health worker programmes.", no_args_is_help=True)
+app = typer.Typer(
+    help="Puente: FHIR R4 interoperability API for community health worker programmes.", no_args_is_help=True
+)
 log = logging.getLogger("puente")
 
 

@@ -8,9 +8,7 @@ from importlib import resources
 FHIR_VERSION = "4.0.1"
 
 R4_RESOURCE_TYPES: frozenset[str] = frozenset(
-    json.loads(resources.files("fhir_mappings").joinpath("data/resource_types.json").read_text())[
-        "resourceTypes"
-    ]
+    json.loads(resources.files("fhir_mappings").joinpath("data/resource_types.json").read_text())["resourceTypes"]
 )
 
 

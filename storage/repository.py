@@ -249,7 +249,9 @@ class FhirRepository:
         validate_resource(patched, expected_type=resource_type)
         return await self._write_version(current, patched, method="PATCH")
 
-    async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredVersion | None:
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredVersion | None:
         """Delete (a new, empty version). Deleting what is missing or already deleted changes nothing."""
         access.require(self.principal, resource_type, "d")
         current = await self._current_for_update(resource_type, resource_id)
@@ -259,9 +261,7 @@ class FhirRepository:
             return None
         _check_if_match(current, if_match)
         stamp = after(current.last_updated, now_ms())
-        version = StoredVersion(
-            resource_type, resource_id, current.version_id + 1, stamp, True, None, method="DELETE"
-        )
+        version = StoredVersion(resource_type, resource_id, current.version_id + 1, stamp, True, None, method="DELETE")
         pk = await self._pk(resource_type, resource_id)
         await self.connection.execute(
             update(resources)
@@ -463,4 +463,3 @@ def _version(row: Any) -> StoredVersion:
         row.content,
         method=getattr(row, "method", "GET"),
     )
-

@@ -87,8 +87,8 @@ def _r4_structure() -> tuple[dict[str, set[str]], list[str], dict[str, dict[str,
 
 def _is_r4_property(prop: str, allowed: set[str]) -> bool:
     base = prop.lstrip("_")
-    return prop == "resourceType" or base in allowed or any(
-        c.endswith("[x]") and base.startswith(c[:-3]) for c in allowed
+    return (
+        prop == "resourceType" or base in allowed or any(c.endswith("[x]") and base.startswith(c[:-3]) for c in allowed)
     )
 
 
@@ -114,7 +114,9 @@ def main(source: Path = DEFAULT_SOURCE) -> None:
     definitions = {
         name: d
         for name, d in definitions.items()
-        if name in known_types or name.split("_")[0] in r4_resources or name[0].islower()
+        if name in known_types
+        or name.split("_")[0] in r4_resources
+        or name[0].islower()
         or name in ("Resource", "ResourceList", "Element", "BackboneElement")
         or name.split("_")[0] in children
     }

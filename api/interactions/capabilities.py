@@ -27,7 +27,12 @@ TYPE_INTERACTIONS = {
     "create": "create",
     "search": "search-type",
 }
-SYSTEM_INTERACTIONS = {"transaction": "transaction", "batch": "batch", "history_system": "history-system", "search_system": "search-system"}
+SYSTEM_INTERACTIONS = {
+    "transaction": "transaction",
+    "batch": "batch",
+    "history_system": "history-system",
+    "search_system": "search-system",
+}
 
 
 @router.get(
@@ -64,7 +69,9 @@ def capability_statement(request: Request) -> dict[str, Any]:
         params = search_params(resource_type)
         if params:
             entry["searchParam"] = params
-        type_operations = [op for op in operations if op.get("type") in (None, resource_type) and op.get("level") != "system"]
+        type_operations = [
+            op for op in operations if op.get("type") in (None, resource_type) and op.get("level") != "system"
+        ]
         if type_operations:
             entry["operation"] = [{"name": op["name"], "definition": op["definition"]} for op in type_operations]
         resources.append(entry)

@@ -22,9 +22,7 @@ router = APIRouter(tags=["create"])
     responses=fhir_responses(201, "Created", 404, 412, 413, 415, 422),
     openapi_extra=fhir_body("The resource to create"),
 )
-async def create(
-    request: Request, resource_type: str, repository: RepositoryDep, settings: SettingsDep
-) -> Response:
+async def create(request: Request, resource_type: str, repository: RepositoryDep, settings: SettingsDep) -> Response:
     check_resource_type(resource_type)
     require_json_body(request)
     resource = await read_json(request)

@@ -32,7 +32,9 @@ async def update(
     validate_resource(resource, expected_type=resource_type)
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.update(resource_type, resource_id, resource, if_match=if_match)
-    return write_response(request, result.version, status=201 if result.created else 200, base_url=settings.public_base_url)
+    return write_response(
+        request, result.version, status=201 if result.created else 200, base_url=settings.public_base_url
+    )
 
 
 @router.put(
@@ -52,5 +54,9 @@ async def conditional_update(
     resource = await read_json(request)
     validate_resource(resource, expected_type=resource_type)
     if_match = version_from_etag(request.headers.get("if-match"))
-    result = await repository.conditional_update(resource_type, criteria(request.url.query), resource, if_match=if_match)
-    return write_response(request, result.version, status=201 if result.created else 200, base_url=settings.public_base_url)
+    result = await repository.conditional_update(
+        resource_type, criteria(request.url.query), resource, if_match=if_match
+    )
+    return write_response(
+        request, result.version, status=201 if result.created else 200, base_url=settings.public_base_url
+    )

@@ -79,9 +79,13 @@ async def test_update_id_mismatch_and_missing_id(client):
 async def test_if_match_prevents_lost_updates(client):
     p = await create(client, patient())
     pid = p["id"]
-    first = await client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "active": True}, headers={"If-Match": 'W/"1"'})
+    first = await client.put(
+        f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "active": True}, headers={"If-Match": 'W/"1"'}
+    )
     assert first.status_code == 200
-    stale = await client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "active": False}, headers={"If-Match": 'W/"1"'})
+    stale = await client.put(
+        f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "active": False}, headers={"If-Match": 'W/"1"'}
+    )
     assert stale.status_code == 412
     assert stale.json()["resourceType"] == "OperationOutcome"
     current = (await client.get(f"/fhir/Patient/{pid}")).json()
@@ -157,12 +161,21 @@ async def test_prefer_return(client):
 
 
 async def test_format_pretty_summary_elements(client):
-    p = await create(client, patient("11112222", text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Rosa</div>"}))
+    p = await create(
+        client,
+        patient(
+            "11112222", text={"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Rosa</div>'}
+        ),
+    )
     url = f"/fhir/Patient/{p['id']}"
     assert (await client.get(url, params={"_format": "xml"})).status_code == 406
     assert (await client.get(url, headers={"Accept": "application/fhir+xml"})).status_code == 406
     assert (await client.get(url, params={"_format": "json"})).status_code == 200
-    assert (await client.get(url, headers={"Accept": "application/json"})).headers["content-type"].startswith("application/json")
+    assert (
+        (await client.get(url, headers={"Accept": "application/json"}))
+        .headers["content-type"]
+        .startswith("application/json")
+    )
     assert "\n  " in (await client.get(url, params={"_pretty": "true"})).text
     summary = (await client.get(url, params={"_summary": "true"})).json()
     assert "text" not in summary and summary["identifier"] and summary["meta"]["tag"][0]["code"] == "SUBSETTED"

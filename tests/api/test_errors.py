@@ -28,7 +28,13 @@ async def count(client, resource_type: str) -> int:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"", b"[1,2]", b'{"resourceType":"Patient","gender":NaN}', b'{"resourceType":"Patient","id":"a","id":"b"}'],
+    [
+        b"{not json",
+        b"",
+        b"[1,2]",
+        b'{"resourceType":"Patient","gender":NaN}',
+        b'{"resourceType":"Patient","id":"a","id":"b"}',
+    ],
 )
 async def test_malformed_json(client, body):
     assert_outcome(await client.post("/fhir/Patient", content=body, headers=FHIR), 400)

@@ -71,7 +71,10 @@ async def test_failure_late_in_processing_rolls_back(client):
     existing = (await client.post("/fhir/Patient", json=patient())).json()
     victim = (await client.post("/fhir/Patient", json=patient())).json()
     before = await total(client, "Patient")
-    put = {"resource": {**patient(), "id": existing["id"]}, "request": {"method": "PUT", "url": f"Patient/{existing['id']}", "ifMatch": 'W/"7"'}}
+    put = {
+        "resource": {**patient(), "id": existing["id"]},
+        "request": {"method": "PUT", "url": f"Patient/{existing['id']}", "ifMatch": 'W/"7"'},
+    }
     delete = {"request": {"method": "DELETE", "url": f"Patient/{victim['id']}"}}
     r = await client.post("/fhir", json=tx(post(patient()), put, delete))
     assert r.status_code == 412
@@ -108,13 +111,19 @@ async def test_batch_entries_are_independent(client):
     assert entries[1]["response"]["status"] == "400"
     assert entries[1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert entries[2]["response"]["status"] == "404"
-    assert (await client.get(f"/fhir/{entries[0]['response']['location'].rsplit('/_history', 1)[0]}")).status_code == 200
+    assert (
+        await client.get(f"/fhir/{entries[0]['response']['location'].rsplit('/_history', 1)[0]}")
+    ).status_code == 200
 
 
 async def test_patch_entry_with_binary(client):
     p = (await client.post("/fhir/Patient", json=patient())).json()
     ops = [{"op": "replace", "path": "/gender", "value": "male"}]
-    binary = {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": base64.b64encode(json.dumps(ops).encode()).decode()}
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(json.dumps(ops).encode()).decode(),
+    }
     entry = {"resource": binary, "request": {"method": "PATCH", "url": f"Patient/{p['id']}"}}
     r = await client.post("/fhir", json=tx(entry))
     assert r.status_code == 200, r.text
@@ -136,7 +145,9 @@ async def test_limits_and_nested_bundles(client, database_url):
 async def test_wrong_bundle_types(client):
     assert (await client.post("/fhir", json={"resourceType": "Bundle", "type": "collection"})).status_code == 400
     assert (await client.post("/fhir", json=patient())).status_code == 400
-    stored = await client.post("/fhir/Bundle", json={"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient()}]})
+    stored = await client.post(
+        "/fhir/Bundle", json={"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient()}]}
+    )
     assert stored.status_code == 201
 
 

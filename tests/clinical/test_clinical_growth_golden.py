@@ -99,7 +99,8 @@ def reference(sex: int, age: int, weight: Fraction | None, lenhei: Fraction | No
 
 
 def measurement(rng: random.Random, table: str, sex: int, age: int, spread: float, decimals: int) -> Fraction:
-    big_l, big_m, big_s = RAW[table][(sex, Fraction(max(age, 91) if table == "acfa" else min(age, 1826)))]
+    row_age = min(max(age, 91 if table == "acfa" else 0), 1826)
+    big_l, big_m, big_s = RAW[table][(sex, Fraction(row_age))]
     value = big_m * math.exp(big_s * rng.uniform(-spread, spread))
     return Fraction(f"{value:.{decimals}f}")
 
