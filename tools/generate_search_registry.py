@@ -122,7 +122,9 @@ def _type_code(t: dict[str, Any], path: str) -> str:
 
 def split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses, brackets and quotes."""
-    parts, depth, quote, cur = [], 0, False, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, False
     i = 0
     while i < len(text):
         ch = text[i]
@@ -323,9 +325,9 @@ class Generator:
         if paths is not None:
             entry["paths"] = [{"steps": p["steps"], "type": p["type"]} for p in paths]
             if sp["type"] == "composite":
-                for path, found in zip(entry["paths"], paths, strict=True):
-                    path["components"] = [
-                        self.relative_paths(found["_ctx"], c["expression"]) for c in entry["components"]
+                for out_path, walked in zip(entry["paths"], paths, strict=True):
+                    out_path["components"] = [
+                        self.relative_paths(walked["_ctx"], c["expression"]) for c in entry["components"]
                     ]
         modifiers = list(MODIFIERS[sp["type"]])
         if sp["type"] == "token":

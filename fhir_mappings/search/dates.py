@@ -45,6 +45,7 @@ def parse_date_range(text: str, tz: tzinfo = UTC) -> DateRange:
         raise InvalidDate(f"{text!r} is not a FHIR date/dateTime")
     year, month, day = int(m["year"]), int(m["month"] or 1), int(m["day"] or 1)
     zone = _zone(m["tz"], tz)
+    step: timedelta | None
     try:
         if m["hour"] is None:
             if m["tz"] is not None:

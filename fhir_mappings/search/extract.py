@@ -28,6 +28,8 @@ from fhir_mappings.search.registry import (
     SearchRegistry,
     Step,
     compile_fhirpath,
+)
+from fhir_mappings.search.registry import (
     registry as default_registry,
 )
 from fhir_mappings.search.rows import (
@@ -148,7 +150,7 @@ def _walk_all(node: Any, paths: tuple[FastPath, ...]) -> list[Any]:
 def _walk(node: Any, steps: tuple[Step, ...]) -> list[Any]:
     """FHIRPath navigation restricted to member access, `[n]` and `where(key = 'value')`."""
     if len(steps) == 1 and node.__class__ is dict:  # the common case: one member of the resource
-        value = node.get(steps[0])  # type: ignore[call-overload]
+        value = node.get(steps[0])
         if value is None:
             return []
         if value.__class__ is list:
@@ -156,8 +158,8 @@ def _walk(node: Any, steps: tuple[Step, ...]) -> list[Any]:
         return [value]
     items = [node]
     for step in steps:
-        if step.__class__ is str:
-            found = []
+        if isinstance(step, str):
+            found: list[Any] = []
             for item in items:
                 if item.__class__ is dict:
                     value = item.get(step)
@@ -168,10 +170,10 @@ def _walk(node: Any, steps: tuple[Step, ...]) -> list[Any]:
                     else:
                         found.append(value)
             items = found
-        elif step.__class__ is int:
-            items = items[step : step + 1]  # type: ignore[misc]
+        elif isinstance(step, int):
+            items = items[step : step + 1]
         else:
-            key, wanted = step  # type: ignore[misc]
+            key, wanted = step
             items = [item for item in items if item.__class__ is dict and item.get(key) == wanted]
         if not items:
             return items

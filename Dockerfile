@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# Multi-stage: dependencies are installed from uv.lock in a builder; the runtime image has no build tools.
+
+FROM python:3.11-slim AS builder
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY api ./api
+COPY auth ./auth
+COPY storage ./storage
+COPY fhir_mappings ./fhir_mappings
+COPY clinical ./clinical
+COPY exchange ./exchange
+COPY cli ./cli
+COPY settings ./settings
+COPY seed ./seed
+COPY migrations ./migrations
+RUN uv sync --frozen --no-dev
+
+FROM python:3.11-slim AS runtime
+RUN groupadd --system puente && useradd --system --gid puente --home-dir /app --shell /usr/sbin/nologin puente
+WORKDIR /app
+COPY --from=builder --chown=puente:puente /app /app
+ENV PATH="/app/.venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    PUENTE_DATA_DIR=/data \
+    PUENTE_DATABASE_URL=sqlite+aiosqlite:////data/puente.db
+RUN mkdir -p /data && chown puente:puente /data
+VOLUME ["/data"]
+USER puente
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
+CMD ["puente", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
