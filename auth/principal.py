@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+
+from auth.scopes import ClinicalScope, parse_scope
 
 
 @dataclass(frozen=True)
@@ -14,27 +17,24 @@ class Principal:
     practitioner: str | None = None  # "Practitioner/ID" of a CHW / supervisor user
     role: str | None = None  # chw | supervisor | admin
     is_admin: bool = False
+    patient: str | None = None  # "Patient/ID" in context: what patient/ scopes are about
+    name: str | None = None  # a display for audit records (username or client name)
+
+    @cached_property
+    def _clinical(self) -> tuple[ClinicalScope, ...]:
+        parsed = (parse_scope(s) for s in self.scopes)
+        # patient/ scopes mean "about the patient in context"; without one they grant nothing.
+        return tuple(s for s in parsed if s is not None and (s.context != "patient" or self.patient))
 
     def allows(self, resource_type: str, interaction: str) -> bool:
-        """May this caller do `interaction` (one SMART v2 letter: c r u d s) on `resource_type`?"""
+        """May this caller do `interaction` (one SMART v2 letter: c r u d s) on `resource_type`?
+
+        v1 and v2 scopes are understood; scopes narrowed by search parameters grant nothing.
+        An administrator principal without scopes is an internal caller (the audit writer).
+        """
         if self.is_admin and not self.scopes:
             return True
-        return any(_scope_allows(scope, resource_type, interaction) for scope in self.scopes)
-
-
-def _scope_allows(scope: str, resource_type: str, interaction: str) -> bool:
-    context, _, rest = scope.partition("/")
-    if context not in ("system", "user", "patient") or "." not in rest:
-        return False
-    scope_type, _, permissions = rest.partition(".")
-    if scope_type not in ("*", resource_type):
-        return False
-    permissions = permissions.split("?", 1)[0]
-    if permissions in ("*", "write") and interaction in "cud":
-        return True
-    if permissions in ("*", "read") and interaction in "rs":
-        return True
-    return interaction in permissions and set(permissions) <= set("cruds")
+        return any(s.grants(resource_type, interaction) for s in self._clinical)
 
 
 # Used only when PUENTE_AUTH=off (local exploration on loopback): sees and may do everything.

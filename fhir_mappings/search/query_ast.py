@@ -173,14 +173,14 @@ class Clause:
     type: ParamType
     modifier: Modifier | None
     values: tuple[Value, ...]
-    param: SearchParam
+    param: SearchParam = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
     code: str
     descending: bool
-    param: SearchParam
+    param: SearchParam = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
