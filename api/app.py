@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.write_hooks = []
+    app.state.write_hooks = []  # after-write hooks, run in the request's transaction
+    app.state.enrichers = []  # before-write hooks that add server-derived elements
+    app.state.operations = []  # {"name", "definition", "type", "level"} for the CapabilityStatement
     errors.install(app)
     app.include_router(health.router)
     # Fixed paths first: /metadata and /_history must not be taken for a resource type.

@@ -35,7 +35,13 @@ async def get_repository(
     # Committed when the handler returns and before the response is sent: nothing acknowledged is lost.
     write = request.method in _WRITE_METHODS and not request.url.path.endswith("/_search")
     async with transaction(request.app.state.engine, write=write) as connection:
-        yield FhirRepository(connection, principal, search=find_matches, hooks=request.app.state.write_hooks)
+        yield FhirRepository(
+            connection,
+            principal,
+            search=find_matches,
+            hooks=request.app.state.write_hooks,
+            enrichers=request.app.state.enrichers,
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 CONTEXTS = ("patient", "user", "system")
 LETTERS = "cruds"
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
-_SCOPE = re.compile(r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})\.(?P<perms>[^?]+)(?P<query>\?.*)?$")
+_SCOPE = re.compile(
+    r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})\.(?P<perms>[^?]+)(?P<query>\?.*)?$"
+)
 _V2_PERMS = re.compile(r"^c?r?u?d?s?$")
 
 # Scopes that are not about clinical data but that a SMART client may ask for.

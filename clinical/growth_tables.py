@@ -58,8 +58,8 @@ def load_table(name: str) -> LmsTable:
     key_column = header[1]
     by_length = key_column != "age_days"
     collected: dict[int, list[tuple[int, LMS]]] = {1: [], 2: []}
-    for sex, key, lv, mv, sv in reader:
-        collected[int(sex)].append((_key(key, by_length), (float(lv), float(mv), float(sv))))
+    for sex_text, key, lv, mv, sv in reader:
+        collected[int(sex_text)].append((_key(key, by_length), (float(lv), float(mv), float(sv))))
     first_key = collected[1][0][0]
     rows: dict[int, tuple[LMS, ...]] = {}
     for sex, entries in collected.items():

@@ -460,26 +460,22 @@ def _forecast_series(
         last_valid = dose.date
 
     # Skip doses a catch-up no longer needs, judged on the day the dose could first be given.
-    dates = None
     while target < count:
         spec = series.doses[target]
         dates = _dates(spec, ref, last_valid)
         skip_from = spec.skip_from_age
-        if skip_from is not None and max(assessment, dates.earliest) >= skip_from.after(ref):
-            target += 1
-            continue
-        break
+        if skip_from is None or max(assessment, dates.earliest) < skip_from.after(ref):
+            break
+        target += 1
 
-    common = dict(series_id=series.id, series_display=series.display, series_doses=count,
-                  valid_doses=len(supporting), supporting_doses=tuple(supporting))
     if target >= count:
         return Recommendation(
-            status=ForecastStatus.COMPLETE, dose_number=None, dose_label=None, vaccines=(), earliest=None,
-            due=None, overdue=None, latest=None, can_give_now=False, warnings=tuple(warnings), **common,
+            series_id=series.id, series_display=series.display, status=ForecastStatus.COMPLETE,
+            series_doses=count, valid_doses=len(supporting), dose_number=None, dose_label=None, vaccines=(),
+            earliest=None, due=None, overdue=None, latest=None, can_give_now=False,
+            supporting_doses=tuple(supporting), warnings=tuple(warnings),
         ), evaluations
 
-    spec = series.doses[target]
-    assert dates is not None
     vaccines = tuple(schedule.vaccines[code] for code in spec.vaccines)
     if dates.latest is not None and (assessment > dates.latest or dates.earliest > dates.latest):
         status = ForecastStatus.AGED_OUT
@@ -496,7 +492,8 @@ def _forecast_series(
         status = ForecastStatus.NOT_YET_DUE
     can_give = (status is not ForecastStatus.AGED_OUT and dates.earliest <= assessment)
     return Recommendation(
-        status=status, dose_number=spec.number, dose_label=spec.label, vaccines=vaccines,
+        series_id=series.id, series_display=series.display, status=status, series_doses=count,
+        valid_doses=len(supporting), dose_number=spec.number, dose_label=spec.label, vaccines=vaccines,
         earliest=dates.earliest, due=dates.due, overdue=dates.overdue, latest=dates.latest,
-        can_give_now=can_give, warnings=tuple(warnings), **common,
+        can_give_now=can_give, supporting_doses=tuple(supporting), warnings=tuple(warnings),
     ), evaluations

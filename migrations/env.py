@@ -7,16 +7,19 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from auth.tables import metadata as auth_metadata
 from storage.database import create_engine
-from storage.tables import metadata
+from storage.tables import metadata as storage_metadata
 
 config = context.config
+# Two MetaData: auth keeps its tables to itself (it imports nothing of storage).
+target_metadata = [storage_metadata, auth_metadata]
 
 
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=target_metadata,
         # SQLite cannot ALTER most things in place; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
@@ -44,7 +47,7 @@ def run() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=metadata, literal_binds=True)
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -41,7 +41,7 @@ SID_DEVICE_SERIAL = f"{PUENTE}/sid/device-serial"
 CS_IDENTIFIER_TYPE = f"{PUENTE}/CodeSystem/identifier-type"
 CS_ROLE = f"{PUENTE}/CodeSystem/programme-role"
 CS_VISIT = f"{PUENTE}/CodeSystem/visit-type"
-CS_VACCINE = f"{PUENTE}/CodeSystem/pe-vaccine"
+CS_VACCINE = f"{PUENTE}/CodeSystem/pe-vacunas"  # as clinical.codes.PE_VACCINE_SYSTEM
 
 # Synthetic data must be recognisable as such wherever it ends up.
 SYNTHETIC_TAG = {"system": f"{PUENTE}/CodeSystem/data-origin", "code": "synthetic"}

@@ -11,8 +11,12 @@ from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES
 
 
-async def replace(connection: AsyncConnection, pk: int, resource_type: str, resource: dict[str, Any]) -> None:
-    await remove(connection, pk)
+async def replace(
+    connection: AsyncConnection, pk: int, resource_type: str, resource: dict[str, Any], *, fresh: bool = False
+) -> None:
+    """Make the index rows of resource `pk` those of `resource` (`fresh`: it has none yet)."""
+    if not fresh:
+        await remove(connection, pk)
     for kind, rows in index_rows(pk, resource_type, resource).items():
         if rows:
             await connection.execute(insert(SEARCH_TABLES[kind]), rows)

@@ -47,7 +47,15 @@ class WriteEvent:
 
 
 class WriteHook(Protocol):
+    """Runs after a write, in its transaction (e.g. to store derived facts)."""
+
     async def __call__(self, repository: FhirRepository, event: WriteEvent) -> None: ...
+
+
+class EnrichHook(Protocol):
+    """Runs before a create/update is stamped and stored; may add server-derived elements to `resource`."""
+
+    async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -71,11 +79,13 @@ class FhirRepository:
         *,
         search: ConditionalSearch,
         hooks: Sequence[WriteHook] = (),
+        enrichers: Sequence[EnrichHook] = (),
     ) -> None:
         self.connection = connection
         self.principal = principal
         self._search = search
         self._hooks = hooks
+        self._enrichers = enrichers
         self._dialect = connection.dialect.name
 
     # ---- reads -------------------------------------------------------------------------------
@@ -334,6 +344,8 @@ class FhirRepository:
     async def _insert_new(
         self, resource_type: str, resource_id: str, resource: dict[str, Any], *, method: str
     ) -> WriteResult | None:
+        for enrich in self._enrichers:
+            await enrich(self, resource)
         stamp = now_ms()
         content = _stamp(resource, resource_id, 1, stamp)
         version = StoredVersion(resource_type, resource_id, 1, stamp, False, content, method=method)
@@ -350,7 +362,7 @@ class FhirRepository:
         if pk is None:
             return None
         await self._insert_history(pk, version)
-        await indexing.replace(self.connection, pk, resource_type, resource)
+        await indexing.replace(self.connection, pk, resource_type, resource, fresh=True)
         await self._run_hooks(WriteEvent(version, resource, None))
         return WriteResult(version, created=True)
 
@@ -364,6 +376,8 @@ class FhirRepository:
         )
 
     async def _write_version(self, current: StoredVersion, resource: dict[str, Any], *, method: str) -> WriteResult:
+        for enrich in self._enrichers:
+            await enrich(self, resource)
         stamp = after(current.last_updated, now_ms())
         new_version = current.version_id + 1
         content = _stamp(resource, current.id, new_version, stamp)

@@ -352,8 +352,8 @@ def _timing_range(timing: dict[str, Any], tz: tzinfo) -> DateRange | None:
 
 def _reference(target: _Target, value: Any, options: _Options, out: list[IndexValue]) -> None:
     row: ReferenceRow | None = None
-    if isinstance(value, str):
-        parsed = parse_reference(value, options.resource_types, options.base_url)
+    if isinstance(value, str):  # a canonical or uri element
+        parsed = parse_reference(value, options.resource_types, canonical=True)
         if parsed:
             row = ReferenceRow(target.code, parsed.target_type, parsed.target_id, parsed.version, parsed.url)
     elif isinstance(value, dict):

@@ -26,11 +26,21 @@ class ParsedReference:
     url: str | None
 
 
-def parse_reference(text: str, resource_types: Container[str], base_url: str | None = None) -> ParsedReference | None:
-    """Classify a reference string; None for a contained (`#id`) reference or an empty string."""
+def parse_reference(
+    text: str, resource_types: Container[str], base_url: str | None = None, *, canonical: bool = False
+) -> ParsedReference | None:
+    """Classify a reference string; None for a contained (`#id`) reference or an empty string.
+
+    A `canonical` (a canonical/uri element) is an identity, not a location: it always stays a `url`.
+    """
     text = text.strip()
     if not text or text.startswith("#"):
         return None
+    if canonical:
+        url, _, version = text.partition("|")
+        tail = _TAIL.search(url)
+        return ParsedReference(tail["type"] if tail and tail["type"] in resource_types else None, None,
+                               version or None, url)
     local = text
     if base_url:
         base = base_url.rstrip("/") + "/"

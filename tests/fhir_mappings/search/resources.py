@@ -100,8 +100,20 @@ MEDICATION_REQUEST = """{
   "medicationReference": {"reference": "#med1"},
   "subject": {"reference": "Patient/p1"},
   "authoredOn": "2024-03-01",
-  "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2024-03-01", "end": "2024-05-31"},
-                                               "frequency": 1, "period": 1, "periodUnit": "d"}}}]
+  "dosageInstruction": [{"timing": {"event": ["2024-03-01T08:00:00-05:00"],
+                                    "repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}]
+}"""
+
+CARE_PLAN = """{
+  "resourceType": "CarePlan", "id": "cp1", "status": "active", "intent": "plan",
+  "subject": {"reference": "Patient/p1"},
+  "activity": [
+    {"detail": {"status": "scheduled", "scheduledTiming": {
+        "event": ["2024-02-15"],
+        "repeat": {"boundsPeriod": {"start": "2024-03-01", "end": "2024-05-31"}, "frequency": 1, "period": 1,
+                   "periodUnit": "mo"}}}},
+    {"detail": {"status": "scheduled", "scheduledString": "cada mes"}}
+  ]
 }"""
 
 CONDITION = """{
@@ -140,5 +152,5 @@ DOCUMENT = """{
             {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Patient", "id": "p1"}}]
 }"""
 
-ALL = [PATIENT, HEMOGLOBIN, BLOOD_PRESSURE, PREGNANCY_STATUS, REFERRAL, TASK, MEDICATION_REQUEST, CONDITION, RISK,
+ALL = [PATIENT, HEMOGLOBIN, BLOOD_PRESSURE, PREGNANCY_STATUS, REFERRAL, TASK, MEDICATION_REQUEST, CARE_PLAN, CONDITION, RISK,
        INVOICE, QUESTIONNAIRE_RESPONSE, DOCUMENT]
