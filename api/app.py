@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, health
+from api import audit, auth_routes, clinical, errors, health
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
@@ -25,9 +25,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         warm_up()
+        auth_routes.start(app)  # signing keys: loaded, or generated on the first run
+        await audit.start(app)
         try:
             yield
         finally:
+            await audit.stop(app)
             await app.state.engine.dispose()
 
     app = FastAPI(
@@ -40,9 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_hooks = []  # after-write hooks, run in the request's transaction
     app.state.enrichers = []  # before-write hooks that add server-derived elements
     app.state.operations = []  # {"name", "definition", "type", "level"} for the CapabilityStatement
+    app.state.clinical = clinical.ClinicalConfig.from_env()  # PUENTE_CLINICAL_HOOKS, PUENTE_DEFAULT_ALTITUDE_M
+    if app.state.clinical.hooks_enabled:
+        enricher, write_hook = clinical.clinical_hooks(app.state.clinical, app.state.write_hooks, app.state.enrichers)
+        app.state.enrichers.append(enricher)
+        app.state.write_hooks.append(write_hook)
+    app.state.operations.extend(clinical.OPERATIONS)
     errors.install(app)
     app.include_router(health.router)
-    # Fixed paths first: /metadata and /_history must not be taken for a resource type.
-    for module in (capabilities, batch, history, search, read, create, update, patch, delete):
+    auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
+    audit.install(app, settings)
+    # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
+    for module in (capabilities, clinical, batch, history, search, read, create, update, patch, delete):
         app.include_router(module.router, prefix="/fhir")
     return app

@@ -52,7 +52,7 @@ class ClientKeys:
         self._max_cache = max_cache_seconds
         self._default_cache = default_cache_seconds
         self._min_refetch = min_refetch_seconds
-        self._clock = clock
+        self.clock = clock
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
@@ -79,7 +79,7 @@ class ClientKeys:
         return found[0]
 
     def _fetch(self, url: str, *, refresh: bool) -> KeySet:
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             cached = self._cache.get(url)
         if cached is not None:

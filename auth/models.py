@@ -83,6 +83,7 @@ class User:
     practitioner: str | None
     role: str
     active: bool = True
+    patient: str | None = None  # the launch context of this sign-in ("Patient/ID"), if any
 
     def get_user_id(self) -> str:
         return self.id

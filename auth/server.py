@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import anyio.from_thread
@@ -191,6 +191,7 @@ class PuenteAuthorizationServer(AuthorizationServer):
             client_id=request.client.get_client_id(),
             user_id=request.user.get_user_id(),
             scope=token.get("scope", ""),
+            patient=request.user.patient,
             issued_at=issued,
             expires_at=issued + self.config.lifetimes.refresh,
         )
@@ -222,9 +223,10 @@ class PuenteAuthorizationServer(AuthorizationServer):
         client: Client = grant.client
         return client
 
-    def authorize(self, request: FormRequest, user: User | None) -> Response:
-        """The redirect back to the app: with a code for `user`, or access_denied when None."""
+    def authorize(self, request: FormRequest, user: User | None, patient: str | None = None) -> Response:
+        """The redirect back to the app: with a code for `user` (and launch `patient`), or access_denied."""
         oauth_request = _OAuth2Request(request)
+        oauth_request.launch_patient = patient
         try:
             grant = self.get_consent_grant(oauth_request, end_user=user)
         except OAuth2Error as error:
@@ -356,6 +358,7 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
             expires_at=now() + self.server.config.lifetimes.code,
+            patient=getattr(request, "launch_patient", None),
         )
         self.server.wait(self.server.store.save_code, digest(code), record)
 
@@ -367,7 +370,8 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
         pass  # already deleted by query_authorization_code
 
     def authenticate_user(self, authorization_code: models.AuthorizationCode) -> User | None:
-        return self.server.wait(self.server.store.get_user, authorization_code.user_id)
+        user = self.server.wait(self.server.store.get_user, authorization_code.user_id)
+        return None if user is None else replace(user, patient=authorization_code.patient)
 
 
 class SmartPkce(CodeChallenge):
@@ -410,7 +414,7 @@ class RefreshTokenGrant(_RefreshTokenGrant):
         user = self.server.wait(self.server.store.get_user, refresh_token.user_id)
         if user is None:
             raise InvalidGrantError("The user of this refresh token is no longer active")
-        return user
+        return replace(user, patient=refresh_token.patient)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         if not self.server.wait(self.server.store.rotate_refresh_token, refresh_token.token_hash):

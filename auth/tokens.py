@@ -63,6 +63,8 @@ class AccessTokenIssuer(BearerTokenGenerator):
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         contexts = GRANT_CONTEXTS.get(grant_type, ())
+        if user is None or user.patient is None:
+            contexts = tuple(c for c in contexts if c != "patient")  # patient/ scopes need a launch patient
         granted = [
             s for s in split_scopes(client.get_allowed_scope(scope))
             if (parsed := parse_scope(s)) is None or parsed.context in contexts
@@ -74,7 +76,10 @@ class AccessTokenIssuer(BearerTokenGenerator):
         # Refresh tokens only for people, and only when asked for (SMART offline_access / online_access).
         wants_refresh = OFFLINE_ACCESS in granted or ONLINE_ACCESS in granted
         include = include_refresh_token and user is not None and wants_refresh
-        return super().generate(grant_type, client, user, " ".join(granted), expires_in, include)
+        token: dict[str, Any] = super().generate(grant_type, client, user, " ".join(granted), expires_in, include)
+        if user is not None and user.patient:
+            token["patient"] = user.patient.removeprefix("Patient/")  # SMART launch context: the id
+        return token
 
     def _expires_in(self, client: Client, grant_type: str) -> int:
         return self.lifetimes.backend_access if grant_type == "client_credentials" else self.lifetimes.user_access
@@ -96,6 +101,8 @@ class AccessTokenIssuer(BearerTokenGenerator):
             claims[CLAIM_ROLE] = user.role
             if user.practitioner:
                 claims["fhirUser"] = user.practitioner
+            if user.patient:
+                claims["patient"] = user.patient.removeprefix("Patient/")
             if user.role == "admin":
                 claims[CLAIM_ADMIN] = True
         else:
@@ -168,5 +175,6 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         practitioner=claims.get("fhirUser") if user else None,
         role=claims.get(CLAIM_ROLE),
         is_admin=claims.get(CLAIM_ADMIN) is True,
+        patient=f"Patient/{claims['patient']}" if isinstance(claims.get("patient"), str) else None,
         name=claims.get("preferred_username") or str(claims["client_id"]),
     )

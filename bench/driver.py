@@ -52,7 +52,7 @@ def available_driver(preferred: str = "auto") -> str:
 
 
 def run_workload(driver: str, base_url: str, requests: Sequence[Request], load: Load,
-                 server: ProcessTree | None) -> dict[str, Any]:
+                 server: ProcessTree | None, database: ProcessTree | None = None) -> dict[str, Any]:
     """Drive `base_url` with `requests` (cycled) for `load.seconds`; return the measured result."""
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, encoding="utf-8") as f:
         f.writelines(r.line() for r in requests)
@@ -65,6 +65,7 @@ def run_workload(driver: str, base_url: str, requests: Sequence[Request], load: 
             cmd = [sys.executable, "-m", "bench.pyload", "--url", base_url, "--requests", path,
                    "--connections", str(load.connections), "--duration", str(load.seconds)]
         before = server.cpu_seconds() if server else None
+        db_before = database.cpu_seconds() if database else None
         _child_cpu_delta()  # forget anything reaped earlier: the next delta is this generator's
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=Path(__file__).resolve().parents[1])
@@ -85,6 +86,10 @@ def run_workload(driver: str, base_url: str, requests: Sequence[Request], load: 
         "generator": {"tool": driver, "cpu_s": round(cpu, 2),
                       "cpu_pct_of_one_core": round(100 * cpu / seconds, 1) if seconds else 0.0},
     }
+    if database and db_before is not None:
+        used = database.cpu_seconds() - db_before
+        result["database"] = {"cpu_s": round(used, 2),
+                              "cpu_pct_of_one_core": round(100 * used / seconds, 1) if seconds else 0.0}
     if server and before is not None:
         used = server.cpu_seconds() - before
         result["server"] = {"cpu_s": round(used, 2),

@@ -23,7 +23,7 @@ def sqlalchemy_url(dsn: str) -> str:
 async def _reachable(admin_dsn: str) -> str | None:
     try:
         conn = await asyncpg.connect(admin_dsn, timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         return f"{type(exc).__name__}: {exc}"
     try:
         return None if await conn.fetchval("SELECT 1") == 1 else "SELECT 1 failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -58,6 +59,24 @@ class ProcessTree:
             if stat:
                 total += int(stat[21]) * _PAGE
         return total
+
+
+def postmaster() -> ProcessTree | None:
+    """The local PostgreSQL server's process tree (postmaster and backends), if we can see it."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _comm(int(entry)) == "postgres":
+            stat = _stat(int(entry))
+            if stat and _comm(int(stat[1])) != "postgres":
+                return ProcessTree(int(entry))
+    return None
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -118,10 +137,8 @@ class Server:
         self._log.close()
 
     def _signal(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> Server:
         return self

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
 def encode_requests(lines: list[str], host: str) -> list[bytes]:
     out = []
     for line in lines:
-        method, path, body = (line.rstrip("\n").split("\t", 2) + ["", ""])[:3]
+        method, path, body = [*line.rstrip("\n").split("\t", 2), "", ""][:3]
         data = body.encode()
         head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/fhir+json\r\n"
         if data or method in ("POST", "PUT"):

@@ -28,7 +28,7 @@ import httpx
 
 from bench import floors, loaders, pg
 from bench.driver import Load, Request, available_driver, run_workload
-from bench.procs import Server, free_port
+from bench.procs import ProcessTree, Server, free_port, postmaster
 from bench.workloads import (
     Dataset,
     Sampler,
@@ -178,15 +178,15 @@ def _run_floors(args: argparse.Namespace, ds: Dataset, floor_dsn: str | None, dr
             if name != "constant" and floor_dsn is None:
                 results[name] = {"skipped": "PostgreSQL not reachable"}
                 continue
-            results[name] = _measure(driver, server, name, reqs, load, scale)
+            results[name] = _measure(driver, server, name, reqs, load, scale, postmaster() if floor_dsn else None)
     return results
 
 
-def _measure(driver: str, server: Server, name: str, reqs: list[Request], load: Load,
-             scale: Scale) -> dict[str, Any]:
+def _measure(driver: str, server: Server, name: str, reqs: list[Request], load: Load, scale: Scale,
+             database: ProcessTree | None) -> dict[str, Any]:
     if scale.warmup:
         run_workload(driver, server.base_url, reqs, replace(load, seconds=scale.warmup), None)
-    result = run_workload(driver, server.base_url, reqs, load, server.tree)
+    result = run_workload(driver, server.base_url, reqs, load, server.tree, database)
     result["valid"] = not result["errors"] and result["requests"] > 0
     _log(f"  {server.name}:{name}: {result['rps']}/s p50={result['latency_ms']['p50']}ms "
          f"p99={result['latency_ms']['p99']}ms errors={result['errors'] or 0}")
@@ -245,13 +245,14 @@ def _run_puente(args: argparse.Namespace, ds: Dataset, driver: str, load: Load, 
         return {"skipped": str(exc)}
     with server:
         results["load"] = _load(args, server, db_url, scale, ds)
+        database = postmaster() if args.db == "postgres" else None
         workloads = {**puente_workloads(ds), **write_workloads(ds)}
         for name, reqs in workloads.items():
-            results[name] = _measure(driver, server, name, reqs, load, scale)
+            results[name] = _measure(driver, server, name, reqs, load, scale, database)
         results[f"transaction_{scale.big_tx_entries}"] = _big_transactions(server, ds, scale)
         everything = everything_workload(ds)
         status = _probe(server, everything[0])
-        results["everything"] = (_measure(driver, server, "everything", everything, load, scale)
+        results["everything"] = (_measure(driver, server, "everything", everything, load, scale, database)
                                  if status == 200 else {"skipped": f"probe returned {status}"})
         results["export"] = _export(server)
         if args.soak:

@@ -134,7 +134,7 @@ def visit_entries(ds: Dataset, rng: random.Random) -> list[dict[str, Any]]:
     child, chw = f"Patient/{rng.choice(ds.children)}", rng.choice(ds.chws)
     facility = f"Organization/{rng.choice(ds.facilities)}"
     urns = [f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}" for _ in range(8)]
-    enc, weight, length, hb, med, imm, sr, task = urns
+    enc, _weight, _length, hb, _med, _imm, sr, _task = urns
     resources = [
         {"resourceType": "Encounter", "status": "finished",
          "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},

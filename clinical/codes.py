@@ -58,3 +58,23 @@ LOINC_ESTIMATED_DELIVERY_DATE = "11778-8"
 LOINC_GESTATIONAL_AGE_WEEKS = "49051-6"
 SNOMED_ANAEMIA = "271737000"
 SNOMED_PREGNANT = "77386006"
+
+# --- used by the API integration (api/clinical) -------------------------------------------------
+PUENTE_FHIR_BASE = "https://puente.example.org/fhir"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
+# Core R4 extension on Flag: the records that support it.
+FLAG_DETAIL_EXTENSION = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+IMMUNIZATION_EVALUATION_DOSE_STATUS = "http://terminology.hl7.org/CodeSystem/immunization-evaluation-dose-status"
+# Same system the demo seed uses for its "synthetic" tag; "derived" marks what the rules wrote.
+DATA_ORIGIN_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/data-origin"
+CLINICAL_FLAG_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/clinical-flag"
+RULESET_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/ruleset"
+# Patient extension (valueReference to a Location) naming where the patient lives; its altitude
+# drives the hemoglobin adjustment.
+RESIDENCE_LOCATION_EXTENSION = f"{PUENTE_FHIR_BASE}/StructureDefinition/residence-location"
+OPERATION_DEFINITION_BASE = f"{PUENTE_FHIR_BASE}/OperationDefinition"
+IMMDS_FORECAST_OPERATION = "http://hl7.org/fhir/us/immds/OperationDefinition/immds-forecast"
+
+SNOMED_PATIENT_REFERRAL = "3457005"
+LOINC_PREGNANT_ANSWER = "LA15173-0"

@@ -194,8 +194,10 @@ class HouseholdBuilder:
 
     def _medication(self, subject: str, atc: tuple[str, str], text: str, start: int, days: int,
                     dosage: str, reason_obs: str | None = None, reason_text: str | None = None) -> None:
-        end = start + days
         as_of = self.s.as_of
+        if start > as_of:
+            return  # not started yet (e.g. iron from week 14 for a woman registered at week 10)
+        end = start + days
         roll = self.rng.random()
         if roll < 0.08:
             status = "not-taken"

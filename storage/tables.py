@@ -97,6 +97,8 @@ search_token = _index_table(
     Column("system", String(512), nullable=True),
     Column("code", String(512), nullable=True),
     Column("text", String(512), nullable=True),
+    Column("type_system", String(512), nullable=True),  # Identifier.type, for :of-type
+    Column("type_code", String(128), nullable=True),
     value_indexes=[("code", "system")],
 )
 
@@ -120,31 +122,48 @@ search_reference = _index_table(
     Column("target_id", String(64), nullable=True),
     Column("target_version", String(64), nullable=True),
     Column("url", String(1024), nullable=True),
+    Column("identifier_system", String(512), nullable=True),  # Reference.identifier, for :identifier
+    Column("identifier_value", String(512), nullable=True),
     value_indexes=[("target_id", "target_type")],
 )
 # _revinclude and reverse chains go from the target to the referrers.
 Index("ix_search_reference_target", search_reference.c.target_type, search_reference.c.target_id)
 
+# A Quantity is a point (low == high); a Range of quantities has two ends, either of which may be open.
 search_quantity = _index_table(
     "search_quantity",
-    Column("value", Numeric(), nullable=True),
+    Column("low", Numeric(), nullable=True),
+    Column("high", Numeric(), nullable=True),
     Column("system", String(512), nullable=True),
     Column("code", String(128), nullable=True),
-    Column("canonical_value", Numeric(), nullable=True),
+    Column("unit", String(128), nullable=True),
     Column("canonical_code", String(128), nullable=True),
-    value_indexes=[("code", "value"), ("canonical_code", "canonical_value")],
+    Column("canonical_low", Numeric(), nullable=True),
+    Column("canonical_high", Numeric(), nullable=True),
+    value_indexes=[("code", "low"), ("canonical_code", "canonical_low")],
 )
 
 search_number = _index_table(
     "search_number",
-    Column("value", Numeric(), nullable=True),
-    value_indexes=[("value",)],
+    Column("low", Numeric(), nullable=True),
+    Column("high", Numeric(), nullable=True),
+    value_indexes=[("low",)],
 )
 
 search_uri = _index_table(
     "search_uri",
     Column("value", String(1024), nullable=False),
     value_indexes=[("value",)],
+)
+
+# A composite parameter's combinations (e.g. Observation code-value-quantity taken from one
+# component): `component` is the JSON of the combination's component values, `key` the first
+# component's code (the selective part) to find candidates by index.
+search_composite = _index_table(
+    "search_composite",
+    Column("key", String(512), nullable=True),
+    Column("component", Text, nullable=False),
+    value_indexes=[("key",)],
 )
 
 SEARCH_TABLES: dict[str, Table] = {
@@ -155,4 +174,5 @@ SEARCH_TABLES: dict[str, Table] = {
     "quantity": search_quantity,
     "number": search_number,
     "uri": search_uri,
+    "composite": search_composite,
 }

@@ -101,9 +101,7 @@ class StructureModel:
         for t in el["type"]:
             code = _type_code(t, el["path"])
             key = name + code[0].upper() + code[1:] if choice else name
-            if code in ("BackboneElement", "Element") and any(
-                p.startswith(el["path"] + ".") for p in elements
-            ):
+            if code in ("BackboneElement", "Element") and any(p.startswith(el["path"] + ".") for p in elements):
                 out.append((key, Context(ctx.sd, el["path"], code), el))
             else:
                 out.append((key, Context(code, code, code), el))
@@ -247,9 +245,7 @@ def type_description(description: str, type_name: str) -> str:
 
 class Generator:
     def __init__(self, source: Path) -> None:
-        self.model = StructureModel(
-            [_load(source / "profiles-resources.json"), _load(source / "profiles-types.json")]
-        )
+        self.model = StructureModel([_load(source / "profiles-resources.json"), _load(source / "profiles-types.json")])
         self.params: list[dict[str, Any]] = [e["resource"] for e in _load(source / "search-parameters.json")["entry"]]
         self.by_url = {p["url"]: p for p in self.params}
         self.code_systems = _value_set_systems(_load(source / "valuesets.json"))
@@ -442,7 +438,7 @@ def dump(registry: dict[str, Any]) -> str:
     for key in ("source", "fhir_version", "not_indexed"):
         out.append(f" {one(key)}:{one(registry[key])},")
     out.append(f' "common":{block(registry["common"], " ")},')
-    types = [f'  {one(t)}:{block(params, "  ")}' for t, params in registry["resources"].items()]
+    types = [f"  {one(t)}:{block(params, '  ')}" for t, params in registry["resources"].items()]
     out.append(' "resources":{\n' + ",\n".join(types) + "\n }")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -1,8 +1,8 @@
 """Pure FHIR search: the parameter registry, index extraction and the query parser.
 
-    registry()                  the R4 search parameters (committed data, loaded once)
-    extract_index_values(res)   index rows of one resource (rows.py)
-    parse_query(type, pairs)    typed query (query_ast.py), SearchError for malformed values
+registry()                  the R4 search parameters (committed data, loaded once)
+extract_index_values(res)   index rows of one resource (rows.py)
+parse_query(type, pairs)    typed query (query_ast.py), SearchError for malformed values
 """
 
 from fhir_mappings.search.dates import DATE_MAX, DATE_MIN, DateRange, InvalidDate, parse_date_range

@@ -29,9 +29,7 @@ from fhir_mappings.search.registry import (
     Step,
     compile_fhirpath,
 )
-from fhir_mappings.search.registry import (
-    registry as default_registry,
-)
+from fhir_mappings.search.registry import registry as default_registry
 from fhir_mappings.search.rows import (
     CompositeRow,
     DateRow,
@@ -51,8 +49,19 @@ Engine = Literal["fast", "fhirpath"]
 ISO_4217 = "urn:iso:std:iso:4217"
 
 # The string parts of HumanName and Address (and CodeableConcept.text) a string search looks at.
-STRING_PARTS = ("text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode",
-                "country")
+STRING_PARTS = (
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
 
 
 class _Target(Protocol):
@@ -100,7 +109,7 @@ def extract_index_values(
     """
     reg = registry or default_registry()
     resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str):
+    if not isinstance(resource_type, str) or resource_type not in reg.resource_types:
         return []
     options = _Options(base_url, tz, reg.resource_types)
     out: list[IndexValue] = []
@@ -203,25 +212,35 @@ def _composite_spec(param: SearchParam) -> _CompositeSpec:
     )
 
 
-def _composite(param: SearchParam, spec: _CompositeSpec, resource: dict[str, Any], options: _Options,
-               engine: Engine, out: list[IndexValue]) -> None:
+def _composite(
+    param: SearchParam,
+    spec: _CompositeSpec,
+    resource: dict[str, Any],
+    options: _Options,
+    engine: Engine,
+    out: list[IndexValue],
+) -> None:
     if param.paths is not None and engine == "fast":
         for ctx in param.paths:
             for node in _walk(resource, ctx.steps) if ctx.steps else (resource,):
-                rows = _components(node, spec, options, engine, ctx.components, None)
+                rows = _components(node, spec, options, ctx.components, None)
                 if rows:
                     out.extend(CompositeRow(param.code, combo) for combo in itertools.product(*rows))
     else:
         for context in param.contexts:
             for node in _fhirpath_values(compile_fhirpath(context.expression), resource):
-                rows = _components(node, spec, options, engine, (), (param, context.base))
+                rows = _components(node, spec, options, (), (param, context.base))
                 if rows:
                     out.extend(CompositeRow(param.code, combo) for combo in itertools.product(*rows))
 
 
-def _components(node: Any, spec: _CompositeSpec, options: _Options, engine: Engine,
-                paths: tuple[tuple[FastPath, ...] | None, ...], fhirpath: tuple[SearchParam, str] | None,
-                ) -> list[list[IndexValue]]:
+def _components(
+    node: Any,
+    spec: _CompositeSpec,
+    options: _Options,
+    paths: tuple[tuple[FastPath, ...] | None, ...],
+    fhirpath: tuple[SearchParam, str] | None,
+) -> list[list[IndexValue]]:
     """Rows per component of one context node; [] as soon as one component has none.
 
     Components are read last first: the value component is the one most often absent (an Observation
@@ -250,6 +269,7 @@ def _components(node: Any, spec: _CompositeSpec, options: _Options, engine: Engi
 
 # --- converters: one FHIR value -> rows -------------------------------------------------------------
 
+
 def _token(target: _Target, value: Any, options: _Options, out: list[IndexValue]) -> None:
     code = target.code
     if isinstance(value, bool):
@@ -265,22 +285,22 @@ def _token(target: _Target, value: Any, options: _Options, out: list[IndexValue]
         elif "value" in value:
             _identifier(code, value, out)
         else:
-            _coding(code, value, None, out)
+            _coding(code, value, out)
 
 
-def _coding(param: str, coding: Any, text: str | None, out: list[IndexValue]) -> None:
+def _coding(param: str, coding: Any, out: list[IndexValue]) -> None:
     if not isinstance(coding, dict):
         return
     system, code, display = _str(coding.get("system")), _str(coding.get("code")), _str(coding.get("display"))
     if system or code or display:
-        out.append(TokenRow(param, system, code, normalise(display) if display else text))
+        out.append(TokenRow(param, system, code, normalise(display) if display else None))
 
 
 def _codeable_concept(param: str, concept: dict[str, Any], out: list[IndexValue]) -> None:
     codings = concept.get("coding")
     if isinstance(codings, list):
         for coding in codings:
-            _coding(param, coding, None, out)
+            _coding(param, coding, out)
     text = _str(concept.get("text"))
     if text:
         out.append(TokenRow(param, None, None, normalise(text)))
@@ -298,7 +318,7 @@ def _identifier(param: str, ident: dict[str, Any], out: list[IndexValue]) -> Non
     if isinstance(id_type, dict):
         type_text = _str(id_type.get("text"))
         text = normalise(type_text) if type_text else None
-        for coding in id_type.get("coding") or ():
+        for coding in _list(id_type.get("coding")):
             if isinstance(coding, dict) and (coding.get("system") or coding.get("code")):
                 type_codings.append((_str(coding.get("system")), _str(coding.get("code"))))
     if not type_codings:
@@ -327,8 +347,9 @@ def _date(target: _Target, value: Any, options: _Options, out: list[IndexValue])
             out.append(DateRow(target.code, parse_date_range(value, options.tz)))
         elif isinstance(value, dict):
             if "start" in value or "end" in value:
-                out.append(DateRow(target.code, period_range(_str(value.get("start")), _str(value.get("end")),
-                                                             options.tz)))
+                start, end = _str(value.get("start")), _str(value.get("end"))
+                if start or end:
+                    out.append(DateRow(target.code, period_range(start, end, options.tz)))
             elif "event" in value or "repeat" in value:
                 span = _timing_range(value, options.tz)
                 if span is not None:
@@ -339,7 +360,7 @@ def _date(target: _Target, value: Any, options: _Options, out: list[IndexValue])
 
 def _timing_range(timing: dict[str, Any], tz: tzinfo) -> DateRange | None:
     """Only the outer limits of a Timing count: its events and its repeat.boundsPeriod."""
-    ranges = [parse_date_range(e, tz) for e in timing.get("event") or () if isinstance(e, str)]
+    ranges = [parse_date_range(e, tz) for e in _list(timing.get("event")) if isinstance(e, str)]
     repeat = timing.get("repeat")
     if isinstance(repeat, dict) and isinstance(repeat.get("boundsPeriod"), dict):
         bounds = repeat["boundsPeriod"]
@@ -382,8 +403,9 @@ def _reference_element(param: str, ref: dict[str, Any], options: _Options) -> Re
         return None
     if parsed is None:
         return ReferenceRow(param, declared_type, None, None, None, id_system, id_value)
-    return ReferenceRow(param, parsed.target_type or declared_type, parsed.target_id, parsed.version, parsed.url,
-                        id_system, id_value)
+    return ReferenceRow(
+        param, parsed.target_type or declared_type, parsed.target_id, parsed.version, parsed.url, id_system, id_value
+    )
 
 
 def _quantity(target: _Target, value: Any, options: _Options, out: list[IndexValue]) -> None:
@@ -407,16 +429,27 @@ def _quantity(target: _Target, value: Any, options: _Options, out: list[IndexVal
     _quantity_row(target.code, low, high, value, out)
 
 
-def _quantity_row(param: str, low: Decimal | None, high: Decimal | None, unit_from: dict[str, Any],
-                  out: list[IndexValue]) -> None:
+def _quantity_row(
+    param: str, low: Decimal | None, high: Decimal | None, unit_from: dict[str, Any], out: list[IndexValue]
+) -> None:
     system, code, unit = _str(unit_from.get("system")), _str(unit_from.get("code")), _str(unit_from.get("unit"))
     currency = _str(unit_from.get("currency"))
     if currency and not code:  # Money
         system, code = ISO_4217, currency
     if system == UCUM_SYSTEM and code:
-        out.append(QuantityRow(param, low, high, system, code, unit, canonical_unit(code),
-                               None if low is None else canonicalise(low, code),
-                               None if high is None else canonicalise(high, code)))
+        out.append(
+            QuantityRow(
+                param,
+                low,
+                high,
+                system,
+                code,
+                unit,
+                canonical_unit(code),
+                None if low is None else canonicalise(low, code),
+                None if high is None else canonicalise(high, code),
+            )
+        )
     else:
         out.append(QuantityRow(param, low, high, system, code, unit))
 
@@ -455,6 +488,10 @@ def _number(value: Any) -> Decimal | None:
             return None
         return result if result.is_finite() else None
     return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str | None:

@@ -54,8 +54,21 @@ from fhir_mappings.search.ucum import UCUM_SYSTEM, UNITS, canonical_unit, canoni
 
 # Parameters the spec defines that Puente does not implement: reported, never silently dropped.
 UNSUPPORTED = frozenset(
-    {"_text", "_content", "_query", "_list", "_filter", "_type", "_contained", "_containedType", "_score",
-     "_since", "_at", "_graph", "near"}
+    {
+        "_text",
+        "_content",
+        "_query",
+        "_list",
+        "_filter",
+        "_type",
+        "_contained",
+        "_containedType",
+        "_score",
+        "_since",
+        "_at",
+        "_graph",
+        "near",
+    }
 )
 SINGLE_RESULT_PARAMS = ("_count", "_total", "_summary", "_format", "_pretty", "_sort")
 # Modifiers the spec defines that Puente does not implement (told apart from typos only in messages).
@@ -153,6 +166,7 @@ def parse_query(
 
 # --- search parameters ----------------------------------------------------------------------------
 
+
 def _clause(state: _State, name: str, value: str) -> Clause:
     reg = state.registry
     chain: list[ChainLink | ReverseChain] = []
@@ -165,11 +179,13 @@ def _clause(state: _State, name: str, value: str) -> Clause:
         _, source_type, ref_code, rest = parts
         ref = reg.get(source_type, ref_code)
         if ref is None or ref.type != "reference":
-            raise state.problem(name, value, "unknown-parameter",
-                                f"{source_type!r} has no reference parameter {ref_code!r}")
+            raise state.problem(
+                name, value, "unknown-parameter", f"{source_type!r} has no reference parameter {ref_code!r}"
+            )
         if not set(current) & set(ref.targets):
-            raise state.problem(name, value, "unknown-parameter",
-                                f"{source_type}.{ref_code} cannot refer to {'/'.join(current)}")
+            raise state.problem(
+                name, value, "unknown-parameter", f"{source_type}.{ref_code} cannot refer to {'/'.join(current)}"
+            )
         chain.append(ReverseChain(source_type, ref_code))
         current = (source_type,)
     segments = rest.split(".")
@@ -182,8 +198,9 @@ def _clause(state: _State, name: str, value: str) -> Clause:
         if not found:
             if code in UNSUPPORTED:
                 raise state.problem(name, value, "unsupported-parameter", f"{code} is not supported")
-            raise state.problem(name, value, "unknown-parameter",
-                                f"unknown search parameter {code!r} for {'/'.join(current)}")
+            raise state.problem(
+                name, value, "unknown-parameter", f"unknown search parameter {code!r} for {'/'.join(current)}"
+            )
         types = {p.type for p in found.values()}
         if len(types) > 1:
             raise SearchError(f"{code!r} has different types on {', '.join(found)}: name the type", param=name)
@@ -197,16 +214,22 @@ def _clause(state: _State, name: str, value: str) -> Clause:
         targets = sorted({t for p in found.values() for t in p.targets})
         if modifier:
             if modifier not in targets:
-                raise state.problem(name, value, "unsupported-modifier",
-                                    f"{code!r} cannot refer to {modifier!r}")
+                raise state.problem(name, value, "unsupported-modifier", f"{code!r} cannot refer to {modifier!r}")
             targets = [modifier]
         chain.append(ChainLink(code, tuple(targets)))
         current = tuple(targets)
     raise AssertionError("unreachable")
 
 
-def _final_clause(state: _State, name: str, value: str, chain: tuple[ChainLink | ReverseChain, ...],
-                  resource_types: tuple[str, ...], param: SearchParam, modifier_text: str) -> Clause:
+def _final_clause(
+    state: _State,
+    name: str,
+    value: str,
+    chain: tuple[ChainLink | ReverseChain, ...],
+    resource_types: tuple[str, ...],
+    param: SearchParam,
+    modifier_text: str,
+) -> Clause:
     type_modifier: str | None = None
     modifier: Modifier | None = None
     if modifier_text:
@@ -214,21 +237,27 @@ def _final_clause(state: _State, name: str, value: str, chain: tuple[ChainLink |
             modifier = cast(Modifier, modifier_text)
         elif param.type == "reference" and _TYPE_NAME.match(modifier_text):
             if modifier_text not in param.targets:
-                raise state.problem(name, value, "unsupported-modifier",
-                                    f"{param.code!r} cannot refer to {modifier_text!r}")
+                raise state.problem(
+                    name, value, "unsupported-modifier", f"{param.code!r} cannot refer to {modifier_text!r}"
+                )
             type_modifier = modifier_text
         else:
             known = "not supported" if modifier_text in SPEC_MODIFIERS else "unknown"
-            raise state.problem(name, value, "unsupported-modifier",
-                                f"modifier :{modifier_text} is {known} on {param.type} parameter {param.code!r}")
+            raise state.problem(
+                name,
+                value,
+                "unsupported-modifier",
+                f"modifier :{modifier_text} is {known} on {param.type} parameter {param.code!r}",
+            )
     values = tuple(_values(state, param, modifier, type_modifier, value, name))
     if not values:
         raise _Skip()  # only empty items ("a=,"): ignored like an empty value
     return Clause(name, value, chain, resource_types, param.code, param.type, modifier, values, param)
 
 
-def _values(state: _State, param: SearchParam, modifier: Modifier | None, type_modifier: str | None,
-            value: str, name: str) -> Iterable[Value]:
+def _values(
+    state: _State, param: SearchParam, modifier: Modifier | None, type_modifier: str | None, value: str, name: str
+) -> Iterable[Value]:
     for item in split_escaped(value, ","):
         if item == "":
             continue
@@ -240,8 +269,15 @@ def _values(state: _State, param: SearchParam, modifier: Modifier | None, type_m
         yield _value(state, param.type, param, modifier, type_modifier, item, name)
 
 
-def _value(state: _State, ptype: ParamType, param: SearchParam | None, modifier: Modifier | None,
-           type_modifier: str | None, item: str, name: str) -> Value:
+def _value(
+    state: _State,
+    ptype: ParamType,
+    param: SearchParam | None,
+    modifier: Modifier | None,
+    type_modifier: str | None,
+    item: str,
+    name: str,
+) -> Value:
     if ptype == "string":
         text = unescape(item)
         return StringValue(normalise(text), text)
@@ -277,10 +313,12 @@ def _value(state: _State, ptype: ParamType, param: SearchParam | None, modifier:
         parts = split_escaped(item, "$")
         if len(parts) != len(param.components):
             raise SearchError(f"{param.code!r} takes {len(param.components)} values separated by '$'", param=name)
-        return CompositeValue(tuple(
-            _value(state, comp.type, None, None, None, part, name)
-            for comp, part in zip(param.components, parts, strict=True)
-        ))
+        return CompositeValue(
+            tuple(
+                _value(state, comp.type, None, None, None, part, name)
+                for comp, part in zip(param.components, parts, strict=True)
+            )
+        )
     raise SearchError(f"cannot search on a {ptype} parameter", param=name)
 
 
@@ -323,8 +361,18 @@ def _quantity(item: str, name: str) -> QuantityValue:
     low, high = _range(prefix, number, name)
     if code and (system == UCUM_SYSTEM or (system is None and code in UNITS)):
         try:
-            return QuantityValue(prefix, number, low, high, system, code, canonical_unit(code),
-                                 canonicalise(number, code), canonicalise(low, code), canonicalise(high, code))
+            return QuantityValue(
+                prefix,
+                number,
+                low,
+                high,
+                system,
+                code,
+                canonical_unit(code),
+                canonicalise(number, code),
+                canonicalise(low, code),
+                canonicalise(high, code),
+            )
         except ArithmeticError as exc:
             raise SearchError(f"{item!r} is out of range", param=name) from exc
     return QuantityValue(prefix, number, low, high, system, code)
@@ -362,6 +410,7 @@ def _range(prefix: Prefix, number: Decimal, name: str) -> tuple[Decimal, Decimal
 
 
 # --- result parameters ----------------------------------------------------------------------------
+
 
 def _single(state: _State, name: str) -> None:
     base = name.split(":", 1)[0]
@@ -477,6 +526,7 @@ _RESULT_PARAMS: dict[str, Callable[[_State, str, str], None]] = {
 
 
 # --- escaping -------------------------------------------------------------------------------------
+
 
 def split_escaped(text: str, separator: str) -> list[str]:
     """Split on `separator` where it is not escaped with a backslash; escapes are kept for `unescape`."""

@@ -62,6 +62,9 @@ class StringValue:
 
 @dataclass(frozen=True, slots=True)
 class DateValue:
+    """The range the value's precision covers (as DateRow). `ap` is left to the matcher: the spec
+    suggests widening by 10% of the distance from now, which a pure parser cannot know."""
+
     prefix: Prefix
     range: DateRange
 

@@ -39,8 +39,9 @@ def parse_reference(
     if canonical:
         url, _, version = text.partition("|")
         tail = _TAIL.search(url)
-        return ParsedReference(tail["type"] if tail and tail["type"] in resource_types else None, None,
-                               version or None, url)
+        return ParsedReference(
+            tail["type"] if tail and tail["type"] in resource_types else None, None, version or None, url
+        )
     local = text
     if base_url:
         base = base_url.rstrip("/") + "/"

@@ -89,9 +89,7 @@ def compile_fhirpath(expression: str, base: str | None = None) -> CompiledPath:
         fn = compile(expression, model)
         return lambda node: cast(list[Any], fn(node, {}))
     parsed = parse(expression)
-    return lambda node: cast(
-        list[Any], apply_parsed_path(ResourceNode.create_node(node, base), parsed, {}, model)
-    )
+    return lambda node: cast(list[Any], apply_parsed_path(ResourceNode.create_node(node, base), parsed, {}, model))
 
 
 @dataclass(eq=False)  # hashed by identity: per-registry caches key on it

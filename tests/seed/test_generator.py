@@ -101,6 +101,10 @@ def test_dates_never_pass_as_of_except_planned_visits() -> None:
         when = r.get("effectiveDateTime") or r.get("occurrenceDateTime") or r.get("authoredOn")
         if r["resourceType"] == "Encounter" and r["status"] != "planned":
             when = r["period"]["start"]
+        elif r["resourceType"] == "MedicationStatement":
+            when = r["effectivePeriod"]["start"]
+        elif r["resourceType"] == "Patient":
+            when = r["birthDate"]
         if when:
             assert date.fromisoformat(when[:10]) <= as_of, r
 

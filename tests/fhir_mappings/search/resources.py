@@ -19,7 +19,8 @@ PATIENT = """{
     {"system": "https://puente.example.org/id/chw-app", "value": "a-19"}
   ],
   "active": true,
-  "name": [{"use": "official", "family": "Nuñez Quispe", "given": ["María", "José"], "text": "María José Nuñez Quispe"}],
+  "name": [{"use": "official", "family": "Nuñez Quispe", "given": ["María", "José"],
+            "text": "María José Nuñez Quispe"}],
   "telecom": [{"system": "phone", "value": "+51 944 123 456", "use": "mobile"},
               {"system": "email", "value": "Maria@Example.pe"}],
   "gender": "female",
@@ -152,5 +153,18 @@ DOCUMENT = """{
             {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Patient", "id": "p1"}}]
 }"""
 
-ALL = [PATIENT, HEMOGLOBIN, BLOOD_PRESSURE, PREGNANCY_STATUS, REFERRAL, TASK, MEDICATION_REQUEST, CARE_PLAN, CONDITION, RISK,
-       INVOICE, QUESTIONNAIRE_RESPONSE, DOCUMENT]
+ALL = [
+    PATIENT,
+    HEMOGLOBIN,
+    BLOOD_PRESSURE,
+    PREGNANCY_STATUS,
+    REFERRAL,
+    TASK,
+    MEDICATION_REQUEST,
+    CARE_PLAN,
+    CONDITION,
+    RISK,
+    INVOICE,
+    QUESTIONNAIRE_RESPONSE,
+    DOCUMENT,
+]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from fhir_mappings.search.dates import DATE_MAX, DATE_MIN, DateRange, InvalidDate, parse_date_range, period_range
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from .helpers import utc
 
 
 @pytest.mark.parametrize(
@@ -51,8 +49,21 @@ def test_named_zone_follows_daylight_saving() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "24", "2024-13", "2024-02-30", "2024-01-01T25:00:00Z", "2024-01-01Z", "2024-01-01T10:00:00+15:00",
-             "2024/01/01", "2024-01-01 10:00", "0000", "2024-1-1", "10:00:00"]
+    "text",
+    [
+        "",
+        "24",
+        "2024-13",
+        "2024-02-30",
+        "2024-01-01T25:00:00Z",
+        "2024-01-01Z",
+        "2024-01-01T10:00:00+15:00",
+        "2024/01/01",
+        "2024-01-01 10:00",
+        "0000",
+        "2024-1-1",
+        "10:00:00",
+    ],
 )
 def test_invalid(text: str) -> None:
     with pytest.raises(InvalidDate):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from fhir_mappings.search.rows import (
 )
 
 from . import resources as r
-from .helpers import resource
+from .helpers import resource, utc
 
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
@@ -36,20 +36,29 @@ def of(all_rows: Iterable[IndexValue], param: str) -> list[IndexValue]:
     return [row for row in all_rows if row.param == param]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
 # --- token -----------------------------------------------------------------------------------------
+
 
 def test_identifier_rows_carry_type_codings_for_of_type() -> None:
     ids = of(rows(r.PATIENT), "identifier")
     text = "documento nacional de identidad"
     assert ids == [
-        TokenRow("identifier", "https://puente.example.org/id/dni", "71234567", text,
-                 "http://terminology.hl7.org/CodeSystem/v2-0203", "NI"),
-        TokenRow("identifier", "https://puente.example.org/id/dni", "71234567", text,
-                 "https://puente.example.org/id-type", "DNI"),
+        TokenRow(
+            "identifier",
+            "https://puente.example.org/id/dni",
+            "71234567",
+            text,
+            "http://terminology.hl7.org/CodeSystem/v2-0203",
+            "NI",
+        ),
+        TokenRow(
+            "identifier",
+            "https://puente.example.org/id/dni",
+            "71234567",
+            text,
+            "https://puente.example.org/id-type",
+            "DNI",
+        ),
         TokenRow("identifier", "https://puente.example.org/id/chw-app", "a-19"),  # the duplicate is merged
     ]
 
@@ -95,19 +104,25 @@ def test_meta_parameters() -> None:
 
 # --- string ----------------------------------------------------------------------------------------
 
+
 def test_strings_are_normalised_and_kept_as_written() -> None:
     patient = rows(r.PATIENT)
     assert of(patient, "family") == [StringRow("family", "nunez quispe", "Nuñez Quispe")]
     assert of(patient, "given") == [StringRow("given", "maria", "María"), StringRow("given", "jose", "José")]
     name = {(row.value, row.exact) for row in of(patient, "name") if isinstance(row, StringRow)}
-    assert name == {("maria jose nunez quispe", "María José Nuñez Quispe"), ("nunez quispe", "Nuñez Quispe"),
-                    ("maria", "María"), ("jose", "José")}
+    assert name == {
+        ("maria jose nunez quispe", "María José Nuñez Quispe"),
+        ("nunez quispe", "Nuñez Quispe"),
+        ("maria", "María"),
+        ("jose", "José"),
+    }
     address = {row.value for row in of(patient, "address") if isinstance(row, StringRow)}
     assert address == {"mz. b lt. 12", "aa.hh. santa rosa", "la esperanza", "la libertad", "pe"}
     assert of(patient, "address-city") == [StringRow("address-city", "la esperanza", "La Esperanza")]
 
 
 # --- date ------------------------------------------------------------------------------------------
+
 
 def test_dates_at_their_precision() -> None:
     assert of(rows(r.PATIENT), "birthdate") == [
@@ -145,6 +160,7 @@ def test_periods_timings_and_unreadable_values() -> None:
 
 # --- reference -------------------------------------------------------------------------------------
 
+
 def test_reference_forms() -> None:
     referral = rows(r.REFERRAL)
     assert of(referral, "performer") == [
@@ -176,7 +192,9 @@ def test_contained_canonical_and_bundle_references() -> None:
     assert of(rows(r.MEDICATION_REQUEST), "medication") == []  # "#med1": contained, not searchable
     assert of(rows(r.QUESTIONNAIRE_RESPONSE), "questionnaire") == [
         # a canonical is an identity, not a location: kept as url (and version) even on our base
-        ReferenceRow("questionnaire", "Questionnaire", None, "2.1", "https://puente.example.org/fhir/Questionnaire/visit")
+        ReferenceRow(
+            "questionnaire", "Questionnaire", None, "2.1", "https://puente.example.org/fhir/Questionnaire/visit"
+        )
     ]
     assert of(rows(r.DOCUMENT), "composition") == [ReferenceRow("composition", "Composition", "comp1")]
     assert of(rows(r.DOCUMENT), "identifier") == [
@@ -186,14 +204,37 @@ def test_contained_canonical_and_bundle_references() -> None:
 
 # --- quantity and number ---------------------------------------------------------------------------
 
+
 def test_quantities_with_ucum_canonical_values() -> None:
     hb = of(rows(r.HEMOGLOBIN), "value-quantity")
-    assert hb == [QuantityRow("value-quantity", Decimal("10.50"), Decimal("10.50"), UCUM, "g/dL", "g/dL", "g/L",
-                              Decimal("105.00"), Decimal("105.00"))]
+    assert hb == [
+        QuantityRow(
+            "value-quantity",
+            Decimal("10.50"),
+            Decimal("10.50"),
+            UCUM,
+            "g/dL",
+            "g/dL",
+            "g/L",
+            Decimal("105.00"),
+            Decimal("105.00"),
+        )
+    ]
     condition = rows(r.CONDITION)
     onset = of(condition, "onset-age")
-    assert onset == [QuantityRow("onset-age", Decimal(22), Decimal(22), UCUM, "mo", "months", "s",
-                                 Decimal(22 * 2629800), Decimal(22 * 2629800))]
+    assert onset == [
+        QuantityRow(
+            "onset-age",
+            Decimal(22),
+            Decimal(22),
+            UCUM,
+            "mo",
+            "months",
+            "s",
+            Decimal(22 * 2629800),
+            Decimal(22 * 2629800),
+        )
+    ]
     assert of(condition, "abatement-age") == [
         QuantityRow("abatement-age", Decimal(2), None, UCUM, "a", None, "s", Decimal(2 * 31557600), None)
     ]
@@ -218,6 +259,7 @@ def test_money_and_numbers() -> None:
 
 # --- composite -------------------------------------------------------------------------------------
 
+
 def test_composite_values_stay_within_their_component() -> None:
     bp = rows(r.BLOOD_PRESSURE)
     pairs = {
@@ -227,23 +269,47 @@ def test_composite_values_stay_within_their_component() -> None:
     }
     assert pairs == {("8480-6", Decimal(118)), ("8462-4", Decimal(76))}  # never 8480-6 with 76
     assert of(bp, "code-value-quantity") == []  # the panel itself has no value
-    combo = {(row.components[0].code, row.components[1].low)  # type: ignore[union-attr]
-             for row in of(bp, "combo-code-value-quantity") if isinstance(row, CompositeRow)}
+    combo = {
+        (row.components[0].code, row.components[1].low)  # type: ignore[union-attr]
+        for row in of(bp, "combo-code-value-quantity")
+        if isinstance(row, CompositeRow)
+    }
     assert combo == pairs
     hb = of(rows(r.HEMOGLOBIN), "code-value-quantity")
     # the CodeableConcept.text row takes no part in a composite: only codes do
-    assert hb == [CompositeRow("code-value-quantity", (
-        TokenRow("code", LOINC, "30352-9", "hemoglobin [mass/volume] in capillary blood"),
-        QuantityRow("value-quantity", Decimal("10.50"), Decimal("10.50"), UCUM, "g/dL", "g/dL", "g/L",
-                    Decimal("105.00"), Decimal("105.00")),
-    ))]
+    assert hb == [
+        CompositeRow(
+            "code-value-quantity",
+            (
+                TokenRow("code", LOINC, "30352-9", "hemoglobin [mass/volume] in capillary blood"),
+                QuantityRow(
+                    "value-quantity",
+                    Decimal("10.50"),
+                    Decimal("10.50"),
+                    UCUM,
+                    "g/dL",
+                    "g/dL",
+                    "g/L",
+                    Decimal("105.00"),
+                    Decimal("105.00"),
+                ),
+            ),
+        )
+    ]
     concept = of(rows(r.PREGNANCY_STATUS), "code-value-concept")
-    assert concept == [CompositeRow("code-value-concept", (
-        TokenRow("code", LOINC, "82810-3"), TokenRow("value-concept", LOINC, "LA15173-0", "pregnant"),
-    ))]
+    assert concept == [
+        CompositeRow(
+            "code-value-concept",
+            (
+                TokenRow("code", LOINC, "82810-3"),
+                TokenRow("value-concept", LOINC, "LA15173-0", "pregnant"),
+            ),
+        )
+    ]
 
 
 # --- engines, robustness ---------------------------------------------------------------------------
+
 
 def test_fast_paths_and_fhirpathpy_give_the_same_rows() -> None:
     for text in r.ALL:
@@ -260,11 +326,17 @@ def test_rows_are_distinct() -> None:
 
 
 def test_odd_content_gives_no_row_and_no_error() -> None:
-    odd = {
-        "resourceType": "Observation", "id": "x",
-        "code": "not-a-concept", "subject": {"display": "only a display"}, "effectiveDateTime": "yesterday",
-        "valueQuantity": {"value": "12", "code": "g"}, "component": [None, 3, {"code": []}],
-        "performer": ["Patient/1"], "category": [{"coding": "x"}], "identifier": [{"value": 12}],
+    odd: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": "x",
+        "code": "not-a-concept",
+        "subject": {"display": "only a display"},
+        "effectiveDateTime": "yesterday",
+        "valueQuantity": {"value": "12", "code": "g"},
+        "component": [None, 3, {"code": []}],
+        "performer": ["Patient/1"],
+        "category": [{"coding": "x"}],
+        "identifier": [{"value": 12}],
         "meta": {"lastUpdated": 5, "tag": [{}]},
     }
     found = extract_index_values(odd)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -29,13 +29,11 @@ from fhir_mappings.search.query_ast import (
     UriValue,
 )
 
+from .helpers import utc
+
 BASE = "http://example.org/fhir"
 UCUM = "http://unitsofmeasure.org"
 D = Decimal
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 def query(resource_type: str, *pairs: tuple[str, str], **kwargs: object) -> SearchQuery:
@@ -51,32 +49,62 @@ def one(resource_type: str, name: str, value: str) -> Clause:
 
 # --- values per parameter type (spec 3.1.1.4 onward) ----------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("resource_type", "name", "value", "modifier", "expected"),
     [
         # number (3.1.1.4.1): the precision of the value is its implied range
         ("RiskAssessment", "probability", "100", None, NumberValue("eq", D("100"), D("99.5"), D("100.5"))),
-        ("RiskAssessment", "probability", "100.00", None,
-         NumberValue("eq", D("100.00"), D("99.995"), D("100.005"))),
+        ("RiskAssessment", "probability", "100.00", None, NumberValue("eq", D("100.00"), D("99.995"), D("100.005"))),
         # the spec's table says [95, 105) for 1e2; half a unit of the last digit gives [50, 150]
         ("RiskAssessment", "probability", "1e2", None, NumberValue("eq", D("1e2"), D("50"), D("150"))),
         ("RiskAssessment", "probability", "lt100", None, NumberValue("lt", D("100"), D("99.5"), D("100.5"))),
         ("RiskAssessment", "probability", "ge0.8", None, NumberValue("ge", D("0.8"), D("0.75"), D("0.85"))),
         ("RiskAssessment", "probability", "ap100", None, NumberValue("ap", D("100"), D("90.0"), D("110.0"))),
         # date (3.1.1.4.2)
-        ("Patient", "birthdate", "eq2013-01-14", None,
-         DateValue("eq", DateRange(utc(2013, 1, 14), utc(2013, 1, 14, 23, 59, 59, 999999)))),
-        ("Observation", "date", "ge2013-03-14", None,
-         DateValue("ge", DateRange(utc(2013, 3, 14), utc(2013, 3, 14, 23, 59, 59, 999999)))),
-        ("Observation", "date", "le2010-03", None,
-         DateValue("le", DateRange(utc(2010, 3, 1), utc(2010, 3, 31, 23, 59, 59, 999999)))),
-        ("Observation", "date", "sa2013", None,
-         DateValue("sa", DateRange(utc(2013, 1, 1), utc(2013, 12, 31, 23, 59, 59, 999999)))),
-        ("Observation", "date", "gt2013-01-14T10:00:00Z", None,
-         DateValue("gt", DateRange(utc(2013, 1, 14, 10), utc(2013, 1, 14, 10, 0, 0, 999999)))),
+        (
+            "Patient",
+            "birthdate",
+            "eq2013-01-14",
+            None,
+            DateValue("eq", DateRange(utc(2013, 1, 14), utc(2013, 1, 14, 23, 59, 59, 999999))),
+        ),
+        (
+            "Observation",
+            "date",
+            "ge2013-03-14",
+            None,
+            DateValue("ge", DateRange(utc(2013, 3, 14), utc(2013, 3, 14, 23, 59, 59, 999999))),
+        ),
+        (
+            "Observation",
+            "date",
+            "le2010-03",
+            None,
+            DateValue("le", DateRange(utc(2010, 3, 1), utc(2010, 3, 31, 23, 59, 59, 999999))),
+        ),
+        (
+            "Observation",
+            "date",
+            "sa2013",
+            None,
+            DateValue("sa", DateRange(utc(2013, 1, 1), utc(2013, 12, 31, 23, 59, 59, 999999))),
+        ),
+        (
+            "Observation",
+            "date",
+            "gt2013-01-14T10:00:00Z",
+            None,
+            DateValue("gt", DateRange(utc(2013, 1, 14, 10), utc(2013, 1, 14, 10, 0, 0, 999999))),
+        ),
         # '+' of a zone arrives as a space when the client did not percent-encode it
-        ("Observation", "_lastUpdated", "gt2024-01-01T10:00:00 05:00", None,
-         DateValue("gt", DateRange(utc(2024, 1, 1, 5), utc(2024, 1, 1, 5, 0, 0, 999999)))),
+        (
+            "Observation",
+            "_lastUpdated",
+            "gt2024-01-01T10:00:00 05:00",
+            None,
+            DateValue("gt", DateRange(utc(2024, 1, 1, 5), utc(2024, 1, 1, 5, 0, 0, 999999))),
+        ),
         # string (3.1.1.4.3)
         ("Patient", "given", "eve", None, StringValue("eve", "eve")),
         ("Patient", "given", "Nuñez", "exact", StringValue("nunez", "Nuñez")),
@@ -88,38 +116,95 @@ def one(resource_type: str, name: str, value: str) -> Clause:
         ("Patient", "identifier", "http://acme.org/patient|2345", None, TokenValue("http://acme.org/patient", "2345")),
         ("Patient", "gender", "male", None, TokenValue(None, "male")),
         ("Patient", "gender", "male", "not", TokenValue(None, "male")),
-        ("Condition", "code", "http://acme.org/conditions/codes|ha125", None,
-         TokenValue("http://acme.org/conditions/codes", "ha125")),
+        (
+            "Condition",
+            "code",
+            "http://acme.org/conditions/codes|ha125",
+            None,
+            TokenValue("http://acme.org/conditions/codes", "ha125"),
+        ),
         ("Condition", "code", "|ha125", None, TokenValue("", "ha125")),
         ("Condition", "code", "http://snomed.info/sct|", None, TokenValue("http://snomed.info/sct", None)),
         ("Condition", "code", "headache", "text", TextValue("headache")),
-        ("Patient", "identifier", "http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", "of-type",
-         OfTypeValue("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "446053")),
+        (
+            "Patient",
+            "identifier",
+            "http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053",
+            "of-type",
+            OfTypeValue("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "446053"),
+        ),
         ("Patient", "active", "true", None, TokenValue(None, "true")),
         # quantity (3.1.1.4.6)
-        ("Observation", "value-quantity", "5.4|http://unitsofmeasure.org|mg", None,
-         QuantityValue("eq", D("5.4"), D("5.35"), D("5.45"), UCUM, "mg", "g", D("0.0054"), D("0.00535"),
-                       D("0.00545"))),
-        ("Observation", "value-quantity", "5.40e-3|http://unitsofmeasure.org|g", None,
-         QuantityValue("eq", D("5.40e-3"), D("0.005395"), D("0.005405"), UCUM, "g", "g", D("0.00540"),
-                       D("0.005395"), D("0.005405"))),
-        ("Observation", "value-quantity", "5.4||mg", None,
-         QuantityValue("eq", D("5.4"), D("5.35"), D("5.45"), None, "mg", "g", D("0.0054"), D("0.00535"),
-                       D("0.00545"))),
-        ("Observation", "value-quantity", "le5.4|http://acme.org/units|mgx", None,
-         QuantityValue("le", D("5.4"), D("5.35"), D("5.45"), "http://acme.org/units", "mgx")),
+        (
+            "Observation",
+            "value-quantity",
+            "5.4|http://unitsofmeasure.org|mg",
+            None,
+            QuantityValue(
+                "eq", D("5.4"), D("5.35"), D("5.45"), UCUM, "mg", "g", D("0.0054"), D("0.00535"), D("0.00545")
+            ),
+        ),
+        (
+            "Observation",
+            "value-quantity",
+            "5.40e-3|http://unitsofmeasure.org|g",
+            None,
+            QuantityValue(
+                "eq",
+                D("5.40e-3"),
+                D("0.005395"),
+                D("0.005405"),
+                UCUM,
+                "g",
+                "g",
+                D("0.00540"),
+                D("0.005395"),
+                D("0.005405"),
+            ),
+        ),
+        (
+            "Observation",
+            "value-quantity",
+            "5.4||mg",
+            None,
+            QuantityValue(
+                "eq", D("5.4"), D("5.35"), D("5.45"), None, "mg", "g", D("0.0054"), D("0.00535"), D("0.00545")
+            ),
+        ),
+        (
+            "Observation",
+            "value-quantity",
+            "le5.4|http://acme.org/units|mgx",
+            None,
+            QuantityValue("le", D("5.4"), D("5.35"), D("5.45"), "http://acme.org/units", "mgx"),
+        ),
         ("Observation", "value-quantity", "5.4", None, QuantityValue("eq", D("5.4"), D("5.35"), D("5.45"), None, None)),
         # reference (3.1.1.4.7)
         ("Observation", "subject", "Patient/23", None, ReferenceValue("Patient", "23")),
         ("Observation", "subject", "23", None, ReferenceValue(None, "23")),
         ("Observation", "subject", f"{BASE}/Patient/23", None, ReferenceValue("Patient", "23")),
         ("Observation", "subject", f"{BASE}/Patient/23/_history/2", None, ReferenceValue("Patient", "23", "2")),
-        ("Observation", "subject", "http://other.org/fhir/Patient/23", None,
-         ReferenceValue("Patient", None, None, "http://other.org/fhir/Patient/23")),
-        ("Observation", "subject", "http://acme.org/fhir/identifier/mrn|123456", "identifier",
-         TokenValue("http://acme.org/fhir/identifier/mrn", "123456")),
-        ("QuestionnaireResponse", "questionnaire", "http://acme.org/Questionnaire/q1|2.0", None,
-         ReferenceValue("Questionnaire", None, "2.0", "http://acme.org/Questionnaire/q1")),
+        (
+            "Observation",
+            "subject",
+            "http://other.org/fhir/Patient/23",
+            None,
+            ReferenceValue("Patient", None, None, "http://other.org/fhir/Patient/23"),
+        ),
+        (
+            "Observation",
+            "subject",
+            "http://acme.org/fhir/identifier/mrn|123456",
+            "identifier",
+            TokenValue("http://acme.org/fhir/identifier/mrn", "123456"),
+        ),
+        (
+            "QuestionnaireResponse",
+            "questionnaire",
+            "http://acme.org/Questionnaire/q1|2.0",
+            None,
+            ReferenceValue("Questionnaire", None, "2.0", "http://acme.org/Questionnaire/q1"),
+        ),
         # missing (3.1.1.5.1)
         ("Patient", "gender", "true", "missing", MissingValue(True)),
         ("Patient", "birthdate", "false", "missing", MissingValue(False)),
@@ -160,9 +245,14 @@ def test_ucum_canonical_values_make_g_dl_match_g_l() -> None:
 
 # --- OR, AND, escaping (3.1.1.3, 3.1.1.4.10) -------------------------------------------------------
 
+
 def test_comma_is_or_and_repetition_is_and() -> None:
-    q = query("Observation", ("code", "http://loinc.org|718-7,http://loinc.org|30352-9"), ("date", "ge2024-01-01"),
-              ("date", "lt2024-07-01"))
+    q = query(
+        "Observation",
+        ("code", "http://loinc.org|718-7,http://loinc.org|30352-9"),
+        ("date", "ge2024-01-01"),
+        ("date", "lt2024-07-01"),
+    )
     code, after, before = q.clauses
     assert code.values == (TokenValue("http://loinc.org", "718-7"), TokenValue("http://loinc.org", "30352-9"))
     assert [v.prefix for v in after.values + before.values] == ["ge", "lt"]  # type: ignore[union-attr]
@@ -197,11 +287,17 @@ def test_empty_values_are_ignored() -> None:
 
 # --- composite (3.1.1.4.8) -------------------------------------------------------------------------
 
+
 def test_composite_values() -> None:
     clause = one("Observation", "component-code-value-quantity", "http://loinc.org|8480-6$lt60")
-    assert clause.values == (CompositeValue((
-        TokenValue("http://loinc.org", "8480-6"), QuantityValue("lt", D("60"), D("59.5"), D("60.5"), None, None),
-    )),)
+    assert clause.values == (
+        CompositeValue(
+            (
+                TokenValue("http://loinc.org", "8480-6"),
+                QuantityValue("lt", D("60"), D("59.5"), D("60.5"), None, None),
+            )
+        ),
+    )
     clause = one("Group", "characteristic-value", "gender$mixed")
     assert clause.values == (CompositeValue((TokenValue(None, "gender"), TokenValue(None, "mixed"))),)
     with pytest.raises(SearchError):
@@ -210,10 +306,15 @@ def test_composite_values() -> None:
 
 # --- chains and reverse chains (3.1.1.4.11, 3.1.1.4.12) --------------------------------------------
 
+
 def test_chains() -> None:
     clause = one("DiagnosticReport", "subject:Patient.name", "peter")
     assert clause.chain == (ChainLink("subject", ("Patient",)),)
-    assert (clause.resource_types, clause.code, clause.values) == (("Patient",), "name", (StringValue("peter", "peter"),))
+    assert (clause.resource_types, clause.code, clause.values) == (
+        ("Patient",),
+        "name",
+        (StringValue("peter", "peter"),),
+    )
     # untyped: the targets that have the parameter
     clause = one("DiagnosticReport", "subject.name", "peter")
     assert clause.chain == (ChainLink("subject", ("Location", "Patient")),)
@@ -246,9 +347,19 @@ def test_reverse_chains() -> None:
 
 # --- problems for the caller's lenient/strict choice, errors for malformed values ------------------
 
+
 def test_unknown_and_unsupported_are_problems() -> None:
-    q = query("Observation", ("foo", "bar"), ("code:in", "http://x/vs"), ("code:below", "x"), ("_text", "x"),
-              ("subject:Medication", "1"), ("subject.nothing", "1"), ("near", "1"), ("code", "ok"))
+    q = query(
+        "Observation",
+        ("foo", "bar"),
+        ("code:in", "http://x/vs"),
+        ("code:below", "x"),
+        ("_text", "x"),
+        ("subject:Medication", "1"),
+        ("subject.nothing", "1"),
+        ("near", "1"),
+        ("code", "ok"),
+    )
     assert [(p.name, p.kind) for p in q.problems] == [
         ("foo", "unknown-parameter"),
         ("code:in", "unsupported-modifier"),
@@ -265,11 +376,26 @@ def test_unknown_and_unsupported_are_problems() -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("date", "2024-13-01"), ("date", "xx2024"), ("date", "ge"), ("date", "2024-01-01T10:00:00+25:00"),
-        ("value-quantity", "abc"), ("value-quantity", "5|mg"), ("value-quantity", "5|a|b|c"),
-        ("value-quantity", "1e99999"), ("code", "a|b|c"), ("code", "|"), ("subject", "not a reference"),
-        ("subject", "Patient/"), ("code:missing", "yes"), ("_count", "-1"), ("_count", "ten"), ("_total", "all"),
-        ("_summary", "yes"), ("_pretty", "1"), ("_elements", "a b"), ("_include", "Observation"),
+        ("date", "2024-13-01"),
+        ("date", "xx2024"),
+        ("date", "ge"),
+        ("date", "2024-01-01T10:00:00+25:00"),
+        ("value-quantity", "abc"),
+        ("value-quantity", "5|mg"),
+        ("value-quantity", "5|a|b|c"),
+        ("value-quantity", "1e99999"),
+        ("code", "a|b|c"),
+        ("code", "|"),
+        ("subject", "not a reference"),
+        ("subject", "Patient/"),
+        ("code:missing", "yes"),
+        ("_count", "-1"),
+        ("_count", "ten"),
+        ("_total", "all"),
+        ("_summary", "yes"),
+        ("_pretty", "1"),
+        ("_elements", "a b"),
+        ("_include", "Observation"),
         ("code-value-quantity", "a$b$c"),
     ],
 )
@@ -286,11 +412,17 @@ def test_unknown_resource_type() -> None:
 
 # --- result parameters (3.1.1.5.x) ------------------------------------------------------------------
 
+
 def test_result_parameters() -> None:
     q = query(
         "Observation",
-        ("_sort", "status,-date,category"), ("_count", "500"), ("_total", "accurate"), ("_summary", "count"),
-        ("_elements", "identifier,status,subject"), ("_format", "application/fhir+json"), ("_pretty", "true"),
+        ("_sort", "status,-date,category"),
+        ("_count", "500"),
+        ("_total", "accurate"),
+        ("_summary", "count"),
+        ("_elements", "identifier,status,subject"),
+        ("_format", "application/fhir+json"),
+        ("_pretty", "true"),
         max_count=100,
     )
     assert [(k.code, k.descending) for k in q.sort] == [("status", False), ("date", True), ("category", False)]
@@ -307,9 +439,13 @@ def test_result_parameters() -> None:
 def test_includes() -> None:
     q = query(
         "MedicationRequest",
-        ("_include", "MedicationRequest:patient"), ("_include", "MedicationRequest:requester:Practitioner"),
-        ("_include:iterate", "Patient:general-practitioner"), ("_include", "*"), ("_include", "MedicationRequest:*"),
-        ("_revinclude", "Provenance:target"), ("_revinclude:iterate", "Task:focus"),
+        ("_include", "MedicationRequest:patient"),
+        ("_include", "MedicationRequest:requester:Practitioner"),
+        ("_include:iterate", "Patient:general-practitioner"),
+        ("_include", "*"),
+        ("_include", "MedicationRequest:*"),
+        ("_revinclude", "Provenance:target"),
+        ("_revinclude:iterate", "Task:focus"),
     )
     assert q.includes == (
         Include("MedicationRequest", "patient", None, False),
@@ -319,10 +455,19 @@ def test_includes() -> None:
         Include("MedicationRequest", None, None, False),
     )
     assert q.revincludes == (Include("Provenance", "target", None, False), Include("Task", "focus", None, True))
-    q = query("MedicationRequest", ("_include", "MedicationRequest:status"), ("_include", "Nope:x"),
-              ("_include:deep", "MedicationRequest:patient"), ("_include", "MedicationRequest:patient:Device"))
-    assert [p.kind for p in q.problems] == ["unknown-parameter", "unknown-parameter", "unsupported-modifier",
-                                            "unknown-parameter"]
+    q = query(
+        "MedicationRequest",
+        ("_include", "MedicationRequest:status"),
+        ("_include", "Nope:x"),
+        ("_include:deep", "MedicationRequest:patient"),
+        ("_include", "MedicationRequest:patient:Device"),
+    )
+    assert [p.kind for p in q.problems] == [
+        "unknown-parameter",
+        "unknown-parameter",
+        "unsupported-modifier",
+        "unknown-parameter",
+    ]
 
 
 def test_reserved_parameters_pass_through() -> None:

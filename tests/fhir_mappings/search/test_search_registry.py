@@ -51,9 +51,16 @@ def test_choice_types_and_as_become_typed_fast_paths() -> None:
     date = reg.get("Observation", "date")
     assert value_quantity is not None and date is not None
     assert value_quantity.expression == "Observation.value.ofType(Quantity) | Observation.value.ofType(SampledData)"
-    assert value_quantity.paths == (FastPath(("valueQuantity",), "Quantity"), FastPath(("valueSampledData",), "SampledData"))
-    assert {p.steps[0] for p in date.paths or ()} == {"effectiveDateTime", "effectivePeriod", "effectiveTiming",
-                                                      "effectiveInstant"}
+    assert value_quantity.paths == (
+        FastPath(("valueQuantity",), "Quantity"),
+        FastPath(("valueSampledData",), "SampledData"),
+    )
+    assert {p.steps[0] for p in date.paths or ()} == {
+        "effectiveDateTime",
+        "effectivePeriod",
+        "effectiveTiming",
+        "effectiveInstant",
+    }
     phone = reg.get("Patient", "phone")
     assert phone is not None and phone.paths == (FastPath(("telecom", ("system", "phone")), "ContactPoint"),)
     composition = reg.get("Bundle", "composition")
@@ -72,20 +79,29 @@ def test_errata_are_repaired() -> None:
 def test_composites_have_resolved_components() -> None:
     param = registry().get("Observation", "combo-code-value-quantity")
     assert param is not None
-    assert [(c.code, c.type) for c in param.components] == [("combo-code", "token"),
-                                                            ("combo-value-quantity", "quantity")]
+    assert [(c.code, c.type) for c in param.components] == [
+        ("combo-code", "token"),
+        ("combo-value-quantity", "quantity"),
+    ]
     assert [c.base for c in param.contexts] == ["Observation", "Observation.component"]
     assert param.paths is not None
     assert [p.steps for p in param.paths] == [(), ("component",)]
     for path in param.paths:
-        assert path.components == ((FastPath(("code",), "CodeableConcept"),), (FastPath(("valueQuantity",), "Quantity"),))
+        assert path.components == (
+            (FastPath(("code",), "CodeableConcept"),),
+            (FastPath(("valueQuantity",), "Quantity"),),
+        )
 
 
 def test_modifiers_comparators_targets_and_bound_code_systems() -> None:
     reg = registry()
     identifier, gender, name, subject, url, birthdate = (
-        reg.get("Patient", "identifier"), reg.get("Patient", "gender"), reg.get("Patient", "name"),
-        reg.get("Observation", "subject"), reg.get("ValueSet", "url"), reg.get("Patient", "birthdate"),
+        reg.get("Patient", "identifier"),
+        reg.get("Patient", "gender"),
+        reg.get("Patient", "name"),
+        reg.get("Observation", "subject"),
+        reg.get("ValueSet", "url"),
+        reg.get("Patient", "birthdate"),
     )
     assert identifier and gender and name and subject and url and birthdate
     assert identifier.modifiers == {"missing", "not", "text", "of-type"}
@@ -107,15 +123,24 @@ def test_source_is_noted_and_nothing_indexed_is_unsupported_type() -> None:
     data = json.loads(REGISTRY_FILE.read_text(encoding="utf-8"))
     assert "search-parameters.json" in data["source"] and "generate_search_registry.py" in data["source"]
     assert data["fhir_version"] == "4.0.1"
-    assert {p.type for p in registry()} == {"token", "string", "date", "reference", "quantity", "uri", "number",
-                                            "composite"}
+    assert {p.type for p in registry()} == {
+        "token",
+        "string",
+        "date",
+        "reference",
+        "quantity",
+        "uri",
+        "number",
+        "composite",
+    }
 
 
 def test_generator_reproduces_the_committed_file(monkeypatch: pytest.MonkeyPatch) -> None:
     if not FHIR_R4.is_dir():
         pytest.skip(f"reference data not found at {FHIR_R4}")
-    spec = importlib.util.spec_from_file_location("generate_search_registry", ROOT / "tools" /
-                                                  "generate_search_registry.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_search_registry", ROOT / "tools" / "generate_search_registry.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there

@@ -1,0 +1,60 @@
+"""A patient's stored resources, found by search (subject/patient reference and code).
+
+Everything the operations and the pregnancy/growth context need from other records goes through
+`patient_resources`, so it works as well as the repository's search does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from api.clinical.fhir_in import Measurement, Resource
+from clinical import codes
+from fhir_mappings import fhir_json
+from fhir_mappings.outcomes import FhirError, Gone, NotFound
+from storage.repository import FhirRepository
+
+
+async def patient_resources(
+    repository: FhirRepository,
+    resource_type: str,
+    patient_id: str,
+    *,
+    reference_param: str = "subject",
+    coded: Iterable[tuple[str, str]] = (),
+) -> list[Resource]:
+    """Current resources of `resource_type` about Patient/`patient_id`, optionally with one of the
+    (system, code) pairs in `coded`."""
+    query = [(reference_param, f"Patient/{patient_id}")]
+    tokens = ",".join(f"{system}|{code}" for system, code in coded)
+    if tokens:
+        query.append(("code", tokens))
+    found: list[Resource] = []
+    for _pk, resource_id in await repository.search_matches(resource_type, query):
+        try:
+            version = await repository.read(resource_type, resource_id)
+        except (NotFound, Gone):  # deleted since the match, or not visible to this caller
+            continue
+        if version.content is not None:
+            found.append(fhir_json.loads(version.content))
+    return found
+
+
+async def patient_measurements(
+    repository: FhirRepository, patient_id: str, loinc_codes: Iterable[str]
+) -> list[Measurement]:
+    observations = await patient_resources(
+        repository, "Observation", patient_id, coded=[(codes.LOINC, code) for code in loinc_codes]
+    )
+    measurements = (Measurement.from_observation(o) for o in observations)
+    # The subject check guards against a search that matched on another reference element.
+    return [m for m in measurements if m is not None and m.patient_id == patient_id]
+
+
+async def read_resource(repository: FhirRepository, resource_type: str, resource_id: str) -> Resource | None:
+    """The current resource, or None when it is missing, deleted or not visible."""
+    try:
+        version = await repository.read(resource_type, resource_id)
+    except FhirError:
+        return None
+    return None if version.content is None else fhir_json.loads(version.content)

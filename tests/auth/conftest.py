@@ -1,0 +1,148 @@
+"""An app with PUENTE_AUTH=on over the real SQLite / PostgreSQL databases, and real keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from joserfc.jwk import ECKey, RSAKey
+from sqlalchemy import delete, insert, select
+
+from api.app import create_app
+from auth.tables import metadata as auth_metadata
+from fhir_mappings.search.extract import extract_index_values
+from fhir_mappings.search.rows import ReferenceRow
+from storage.database import create_engine
+from storage.repository import FhirRepository, WriteEvent
+from storage.search_rows import index_rows
+from storage.tables import resources, search_reference
+from tests.auth import support
+from tests.conftest import make_settings
+from tests.fixtures.databases import empty_all_tables
+
+
+def reference_indexing_is_live() -> bool:
+    """Does the repository already write search_reference rows? (the extractor is being wired in)"""
+    rows = index_rows(1, "Task", {"resourceType": "Task", "owner": {"reference": "Organization/x"}})
+    return bool(rows.get("reference"))
+
+
+async def _index_references(repository: FhirRepository, event: WriteEvent) -> None:
+    """Stand-in until storage indexes references itself: the real extractor, the real table.
+
+    Access rules read search_reference; without rows no policy can be exercised. Removed by itself
+    as soon as `storage.search_rows.index_rows` produces reference rows.
+    """
+    if event.resource is None:
+        return
+    version = event.version
+    pk = (
+        await repository.connection.execute(
+            select(resources.c.pk).where(resources.c.resource_type == version.resource_type, resources.c.id == version.id)
+        )
+    ).scalar_one()
+    await repository.connection.execute(delete(search_reference).where(search_reference.c.resource_pk == pk))
+    rows = [
+        {
+            "resource_pk": pk,
+            "resource_type": version.resource_type,
+            "param": row.param,
+            "target_type": row.target_type,
+            "target_id": row.target_id,
+            "target_version": row.version,
+            "url": row.url,
+        }
+        for row in extract_index_values(event.resource, base_url=support.FHIR_BASE)
+        if isinstance(row, ReferenceRow)
+    ]
+    if rows:
+        await repository.connection.execute(insert(search_reference), rows)
+
+
+class JwksServer:
+    """Client JWKS URLs, answered by httpx.MockTransport: the network is faked at its edge."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+        self.fetches: list[str] = []
+
+    def publish(self, url: str, jwks: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self.documents[url] = (jwks, headers or {})
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        self.fetches.append(url)
+        if url not in self.documents:
+            return httpx.Response(404)
+        jwks, headers = self.documents[url]
+        return httpx.Response(200, json=jwks, headers=headers)
+
+
+@pytest.fixture(scope="session")
+def jwks_server() -> JwksServer:
+    return JwksServer()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def auth_app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, jwks_server: JwksServer
+) -> AsyncIterator[FastAPI]:
+    data_dir = Path(tmp_path_factory.mktemp("puente-data"))
+    settings = make_settings(database_url, auth="on", data_dir=data_dir, base_url=support.BASE)
+    application = create_app(settings)
+    if not reference_indexing_is_live():
+        application.state.write_hooks.append(_index_references)
+    async with application.router.lifespan_context(application):
+        application.state.auth.server.client_keys.http = httpx.Client(transport=httpx.MockTransport(jwks_server.handler))
+        yield application
+
+
+async def empty_auth_tables(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(auth_metadata.sorted_tables):
+                await connection.execute(delete(table))
+    finally:
+        await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def http(auth_app: FastAPI, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the auth-on app, over emptied databases (resources and auth records)."""
+    await auth_app.state.audit.flush()
+    await empty_all_tables(database_url)
+    await empty_auth_tables(database_url)
+    transport = httpx.ASGITransport(app=auth_app)
+    async with httpx.AsyncClient(transport=transport, base_url=support.BASE) as client:
+        yield client
+    await auth_app.state.audit.flush()
+
+
+@pytest.fixture(scope="session")
+def rsa() -> RSAKey:
+    return support.rsa_key("rsa-1")
+
+
+@pytest.fixture(scope="session")
+def rsa_other() -> RSAKey:
+    """Another key under the same kid: what a forger without the private key would have."""
+    return support.rsa_key("rsa-1")
+
+
+@pytest.fixture(scope="session")
+def ec() -> ECKey:
+    return support.ec_key("ec-1")
+
+
+@pytest.fixture
+def admin_token(auth_app: FastAPI) -> Callable[[], str]:
+    def make() -> str:
+        return support.sign_access_token(auth_app, support.token_claims())
+
+    return make
