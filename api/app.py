@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, auth_routes, clinical, errors, health
+from api import audit, auth_routes, clinical, errors, health, search_service
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_hooks = []  # after-write hooks, run in the request's transaction
     app.state.enrichers = []  # before-write hooks that add server-derived elements
     app.state.operations = []  # {"name", "definition", "type", "level"} for the CapabilityStatement
+    app.state.search_capabilities = search_service.search_capabilities  # searchParam lists, from the registry
     app.state.clinical = clinical.ClinicalConfig.from_env()  # PUENTE_CLINICAL_HOOKS, PUENTE_DEFAULT_ALTITUDE_M
     if app.state.clinical.hooks_enabled:
         enricher, write_hook = clinical.clinical_hooks(app.state.clinical, app.state.write_hooks, app.state.enrichers)

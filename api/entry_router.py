@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from api.preconditions import version_from_etag
 from fhir_mappings import fhir_json
-from fhir_mappings.dates import parse_instant_param
+from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.outcomes import Invalid, MethodNotAllowed, NotImplementedYet
 from fhir_mappings.validation import check_resource_type
 from storage.repository import FhirRepository, WriteResult
@@ -144,8 +144,8 @@ def _not_modified(version: StoredVersion, request: EntryRequest) -> bool:
             return version.last_updated.replace(microsecond=0) <= parsedate_to_datetime(request.if_modified_since)
         except (TypeError, ValueError):
             try:
-                return version.last_updated <= parse_instant_param(request.if_modified_since)
-            except ValueError as exc:
+                return version.last_updated <= parse_date_range(request.if_modified_since).low
+            except InvalidDate as exc:
                 raise Invalid(f"ifModifiedSince '{request.if_modified_since}' is not a date") from exc
     return False
 

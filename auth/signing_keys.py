@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey, import_key
 
 KEY_FILE_NAME = "signing-keys.json"
@@ -86,9 +87,7 @@ def _read(path: Path) -> SigningKeys:
         raise SigningKeyError(f"cannot read signing keys from {path}: {exc.strerror}") from None
     try:
         if text.lstrip().startswith("-----BEGIN"):
-            key = import_key(text.encode())
-            key.ensure_kid()
-            keys = [key]
+            keys = [_import_pem(text.encode())]
         else:
             keys = [import_key(k) for k in json.loads(text)["keys"]]
     except (ValueError, KeyError, TypeError) as exc:
@@ -99,6 +98,15 @@ def _read(path: Path) -> SigningKeys:
     for key in usable:
         key.ensure_kid()
     return SigningKeys(usable)
+
+
+def _import_pem(pem: bytes) -> RSAKey | ECKey:
+    for key_type in (RSAKey, ECKey):
+        try:
+            return key_type.import_key(pem)
+        except (JoseError, ValueError, TypeError):
+            continue
+    raise ValueError("an RSA or EC private key in PEM form was expected")
 
 
 def _algorithm(key: RSAKey | ECKey) -> str:

@@ -43,14 +43,18 @@ class ProcessTree:
             todo.extend(children.get(pid, []))
         return found
 
-    def cpu_seconds(self) -> float:
-        total = 0
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds per live process, including that of its already-reaped children."""
+        out: dict[int, float] = {}
         for pid in self.pids():
             stat = _stat(pid)
             if stat:
-                # utime, stime, and the CPU of already-reaped children (cutime, cstime)
-                total += int(stat[11]) + int(stat[12]) + int(stat[13]) + int(stat[14])
-        return total / _TICKS
+                # utime, stime, cutime, cstime
+                out[pid] = (int(stat[11]) + int(stat[12]) + int(stat[13]) + int(stat[14])) / _TICKS
+        return out
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_pid().values())
 
     def rss_bytes(self) -> int:
         total = 0

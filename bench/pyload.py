@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 try:  # uvloop ships with uvicorn[standard]; plain asyncio works too, just slower
     import uvloop
 except ImportError:  # pragma: no cover
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 
 def encode_requests(lines: list[str], host: str) -> list[bytes]:

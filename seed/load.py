@@ -49,8 +49,8 @@ async def load_units(units: Iterable[Unit], writer: Callable[[Unit], Awaitable[A
     done = len(first.resources)
     if progress:
         progress(done)
-    pending: set[asyncio.Task[Any]] = set()
-    sizes: dict[asyncio.Task[Any], int] = {}
+    pending: set[asyncio.Future[Any]] = set()
+    sizes: dict[asyncio.Future[Any], int] = {}
 
     async def drain(limit: int) -> None:
         nonlocal done
@@ -64,7 +64,7 @@ async def load_units(units: Iterable[Unit], writer: Callable[[Unit], Awaitable[A
                 progress(done)
 
     for unit in it:
-        task = asyncio.create_task(writer(unit))
+        task = asyncio.ensure_future(writer(unit))
         pending.add(task)
         sizes[task] = len(unit.resources)
         await drain(concurrency - 1)

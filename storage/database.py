@@ -23,7 +23,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs two round trips per request; a connection the server dropped is
+        # invalidated by SQLAlchemy on the first error and the pool replaces it.
+        pool_recycle=1800,
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
         connect_args={"server_settings": {"application_name": "puente"}} if "asyncpg" in url else {},
     )

@@ -29,20 +29,21 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+    """Migrate to `revision` (downwards when `downgrade`) over the async driver."""
     _ensure_sqlite_dir(url)
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade_on, url, revision)
+            await connection.run_sync(_migrate_on, url, revision, downgrade)
     finally:
         await engine.dispose()
 
 
-def _upgrade_on(connection: Connection, url: str, revision: str) -> None:
+def _migrate_on(connection: Connection, url: str, revision: str, downgrade: bool) -> None:
     config = alembic_config(url)
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    (command.downgrade if downgrade else command.upgrade)(config, revision)
 
 
 def head_revision() -> str | None:

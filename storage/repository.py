@@ -22,8 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auth.principal import Principal
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Conflict, Forbidden, Gone, Invalid, Issue, NotFound, PreconditionFailed
+from fhir_mappings.search import SearchQuery
 from fhir_mappings.validation import validate_resource
 from storage import access, indexing
+from storage import search as search_engine
+from storage.search import SearchPage
 from storage.tables import resource_history, resources
 from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
 
@@ -147,6 +150,10 @@ class FhirRepository:
     async def search_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
         """(pk, id) of the current resources matching a search query."""
         return await self._search(self.connection, self.principal, resource_type, query)
+
+    async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:
+        """One page of a type-level search (scope "s" required; only visible resources, includes too)."""
+        return await search_engine.search(self.connection, self.principal, query, count=count, cursor=cursor)
 
     async def conditional_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
         """Matches for a conditional write, holding the criteria's lock until the transaction ends."""

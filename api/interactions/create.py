@@ -10,7 +10,7 @@ from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
 from api.preconditions import criteria
 from api.rendering import write_response
-from fhir_mappings.validation import check_resource_type, validate_resource
+from fhir_mappings.validation import check_body_type, check_resource_type
 
 router = APIRouter(tags=["create"])
 
@@ -26,7 +26,7 @@ async def create(request: Request, resource_type: str, repository: RepositoryDep
     check_resource_type(resource_type)
     require_json_body(request)
     resource = await read_json(request)
-    validate_resource(resource, expected_type=resource_type)
+    check_body_type(resource, resource_type)  # the repository validates the rest
     if_none_exist = request.headers.get("if-none-exist")
     if if_none_exist:
         result = await repository.conditional_create(resource, criteria(if_none_exist))

@@ -10,7 +10,7 @@ from api.bundles import bundle, history_entry, page_url
 from api.dependencies import RepositoryDep, SettingsDep
 from api.openapi_docs import fhir_responses
 from api.rendering import json_response
-from fhir_mappings.dates import parse_instant_param
+from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.outcomes import Invalid
 from fhir_mappings.validation import check_resource_type
 from settings import Settings
@@ -89,6 +89,6 @@ def _instant(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_instant_param(value)
-    except ValueError as exc:
+        return parse_date_range(value.replace(" ", "+")).low
+    except InvalidDate as exc:
         raise Invalid(f"{name}={value} is not a valid FHIR instant or dateTime: {exc}") from exc

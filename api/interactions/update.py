@@ -11,7 +11,7 @@ from api.openapi_docs import fhir_body, fhir_responses
 from api.preconditions import criteria, version_from_etag
 from api.rendering import write_response
 from fhir_mappings.outcomes import Invalid
-from fhir_mappings.validation import check_resource_type, validate_resource
+from fhir_mappings.validation import check_resource_type
 
 router = APIRouter(tags=["update"])
 
@@ -29,7 +29,6 @@ async def update(
     check_resource_type(resource_type)
     require_json_body(request)
     resource = await read_json(request)
-    validate_resource(resource, expected_type=resource_type)
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.update(resource_type, resource_id, resource, if_match=if_match)
     return write_response(
@@ -52,7 +51,6 @@ async def conditional_update(
     if not request.url.query:
         raise Invalid("A conditional update needs search criteria in the URL (e.g. ?identifier=system|value)")
     resource = await read_json(request)
-    validate_resource(resource, expected_type=resource_type)
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.conditional_update(
         resource_type, criteria(request.url.query), resource, if_match=if_match

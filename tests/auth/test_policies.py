@@ -59,9 +59,12 @@ WORLD = [
 async def world(http, auth_app, rsa):
     admin_id, _ = await register(auth_app, scopes="system/*.cruds", keys=(rsa,), admin=True)
     token = await support.access_token(http, admin_id, rsa, "system/*.cruds")
-    for resource in WORLD:
-        r = await http.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=bearer(token))
-        assert r.status_code == 201, r.text
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": resource, "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
+        for resource in WORLD
+    ]}
+    r = await http.post("/fhir", json=bundle, headers=bearer(token))
+    assert r.status_code == 200, r.text
     return token
 
 

@@ -1,0 +1,155 @@
+"""A parsed search clause as a SQL condition on a `resources` row (alias), chains and `_has` included.
+
+Every parameter becomes a semi-join on the resource's pk against its index table, scoped by
+(resource_type, param) so PostgreSQL walks the (resource_type, param, value..., resource_pk) index:
+  plain        r.pk IN (SELECT resource_pk FROM search_x WHERE type, param, value OR value ...)
+  :not         NOT EXISTS (... same, correlated on r.pk)          (resources without a matching value)
+  :missing     NOT EXISTS / IN on (type, param) alone
+  `_id`, `_lastUpdated`  the resources table's own columns
+A forward chain (`subject:Patient.name=x`) joins search_reference to the target resources and
+recurses on them; a reverse chain (`_has:Observation:subject:code=x`) asks for a referrer that
+satisfies the rest. Resources reached through a chain must be visible to the caller too, so a
+search cannot reveal what the caller may not read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, and_, exists, false, or_, select, true
+
+from auth.principal import Principal
+from fhir_mappings.search.query_ast import ChainLink, Clause, MissingValue, ReverseChain, TokenValue
+from storage import access
+from storage.search import composite, date, number, quantity, reference, string, token, uri
+from storage.search.sql import any_of, one_or_many
+from storage.search_rows import clip, column_size
+from storage.tables import SEARCH_TABLES, resources, search_reference
+
+_ID = column_size("reference", "target_id")
+
+
+@dataclass(frozen=True)
+class Context:
+    principal: Principal
+    now: datetime
+
+
+def clause_condition(ctx: Context, clause: Clause, r: FromClause, resource_type: str) -> ColumnElement[bool]:
+    """The condition `clause` puts on `r`, a resources alias holding `resource_type` rows."""
+    return _along(ctx, clause, clause.chain, r, (resource_type,))
+
+
+def visible_among(principal: Principal, types: tuple[str, ...], table: FromClause) -> list[ColumnElement[bool]]:
+    """access.visible for a row that may be of any of `types`."""
+    per_type = {t: access.visible(principal, t, table) for t in types}  # type: ignore[arg-type]
+    if not any(per_type.values()):
+        return []
+    if len(types) == 1:
+        return per_type[types[0]]
+    return [or_(*(and_(table.c.resource_type == t, *conditions) for t, conditions in per_type.items()))]
+
+
+def _along(
+    ctx: Context, clause: Clause, chain: tuple[Any, ...], r: FromClause, types: tuple[str, ...]
+) -> ColumnElement[bool]:
+    if not chain:
+        return _final(ctx, clause, r, types)
+    link = chain[0]
+    if isinstance(link, ChainLink):
+        s, t = search_reference.alias(), resources.alias()
+        inner = _along(ctx, clause, chain[1:], t, link.target_types)
+        referrers = (
+            select(s.c.resource_pk)
+            .join(t, and_(t.c.resource_type == s.c.target_type, t.c.id == s.c.target_id))
+            .where(
+                one_or_many(s.c.resource_type, types),
+                s.c.param == link.code,
+                one_or_many(s.c.target_type, link.target_types),
+                t.c.deleted.is_(False),
+                inner,
+                *visible_among(ctx.principal, link.target_types, t),
+            )
+        )
+        return r.c.pk.in_(referrers)
+    assert isinstance(link, ReverseChain)
+    s, src = search_reference.alias(), resources.alias()
+    inner = _along(ctx, clause, chain[1:], src, (link.source_type,))
+    return exists().where(
+        s.c.target_type == r.c.resource_type,
+        s.c.target_id == r.c.id,
+        s.c.resource_type == link.source_type,
+        s.c.param == link.reference_code,
+        src.c.pk == s.c.resource_pk,
+        src.c.deleted.is_(False),
+        inner,
+        *visible_among(ctx.principal, (link.source_type,), src),
+    )
+
+
+def _final(ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...]) -> ColumnElement[bool]:
+    if clause.code == "_id":
+        return _on_id(clause, r)
+    if clause.code == "_lastUpdated":
+        if clause.modifier == "missing":
+            return _constant_missing(clause)
+        columns = {"low": r.c.last_updated, "high": r.c.last_updated}
+        return any_of([date.condition(columns, v, ctx.now, point=True) for v in clause.values])
+    table = SEARCH_TABLES[clause.type]
+
+    def scope(alias: FromClause) -> list[ColumnElement[bool]]:
+        return [one_or_many(alias.c.resource_type, types), alias.c.param == clause.code]
+
+    if clause.modifier == "missing":
+        found: list[ColumnElement[bool]] = []
+        for value in clause.values:
+            assert isinstance(value, MissingValue)
+            idx = table.alias()
+            if value.missing:
+                found.append(~exists().where(idx.c.resource_pk == r.c.pk, *scope(idx)))
+            else:
+                found.append(r.c.pk.in_(select(idx.c.resource_pk).where(*scope(idx))))
+        return any_of(found)
+    idx = table.alias()
+    matched = any_of([_value(ctx, clause, idx.c, v) for v in clause.values])
+    if clause.modifier == "not":
+        return ~exists().where(idx.c.resource_pk == r.c.pk, *scope(idx), matched)
+    return r.c.pk.in_(select(idx.c.resource_pk).where(*scope(idx), matched))
+
+
+def _value(ctx: Context, clause: Clause, c: Any, value: Any) -> ColumnElement[bool]:
+    match clause.type:
+        case "token":
+            return token.condition(c, value)
+        case "string":
+            return string.condition(c, value, clause.modifier)
+        case "date":
+            return date.condition(c, value, ctx.now)
+        case "number":
+            return number.condition(c, value)
+        case "quantity":
+            return quantity.condition(c, value)
+        case "reference":
+            return reference.condition(c, value, clause.modifier)
+        case "uri":
+            return uri.condition(c, value, clause.modifier)
+        case "composite":
+            return composite.condition(c, value, clause.param, ctx.now)
+    raise AssertionError(clause.type)
+
+
+def _on_id(clause: Clause, r: FromClause) -> ColumnElement[bool]:
+    if clause.modifier == "missing":
+        return _constant_missing(clause)
+    ids = [clip(v.code, _ID) for v in clause.values if isinstance(v, TokenValue) and v.code is not None]
+    if not ids:
+        return false() if clause.modifier != "not" else true()
+    condition = one_or_many(r.c.id, ids)  # type: ignore[arg-type]
+    return ~condition if clause.modifier == "not" else condition
+
+
+def _constant_missing(clause: Clause) -> ColumnElement[bool]:
+    """Every resource has an id and a lastUpdated: `:missing=true` matches none, `false` all."""
+    return any_of([false() if v.missing else true() for v in clause.values if isinstance(v, MissingValue)])

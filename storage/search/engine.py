@@ -1,0 +1,147 @@
+"""Run a parsed search: one keyset page of matches, their includes, the total, and the paging cursors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ClauseElement, ColumnElement, Executable, FromClause, func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+
+from auth.principal import Principal
+from fhir_mappings.search.query_ast import SearchQuery
+from storage import access
+from storage.search.clauses import Context, clause_condition
+from storage.search.found import Found
+from storage.search.includes import included
+from storage.search.sorting import beyond, decode_cursor, encode_cursor, order_by, sort_terms
+from storage.tables import resources
+
+MAX_INCLUDED = 5000  # per page: a runaway :iterate stops here
+
+
+@dataclass
+class SearchPage:
+    matches: list[Found]
+    included: list[Found] = field(default_factory=list)
+    total: int | None = None
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[ColumnElement[bool]]:
+    """What a current resource of the searched type must satisfy to match (access rules included)."""
+    resource_type = query.resource_type
+    return [
+        r.c.resource_type == resource_type,
+        r.c.deleted.is_(False),
+        *access.visible(ctx.principal, resource_type, r),  # type: ignore[arg-type]
+        *(clause_condition(ctx, clause, r, resource_type) for clause in query.clauses),
+    ]
+
+
+async def search(
+    connection: AsyncConnection,
+    principal: Principal,
+    query: SearchQuery,
+    *,
+    count: int,
+    cursor: str | None = None,
+    now: datetime | None = None,
+) -> SearchPage:
+    """A page of at most `count` matches after (or before) `cursor`. SearchError for a bad cursor."""
+    access.require(principal, query.resource_type, "s")
+    ctx = Context(principal, now or datetime.now(UTC))
+    r = resources.alias("r")
+    where = match_conditions(ctx, query, r)
+    if query.summary == "count" or count == 0:
+        if query.total == "none":
+            return SearchPage([])
+        return SearchPage([], total=await count_matches(connection, r, where, estimate=query.total == "estimate"))
+
+    terms = sort_terms(query, r)
+    position = decode_cursor(query, terms, cursor) if cursor else None
+    backwards = position is not None and position.backwards
+    m = (
+        select(
+            r.c.pk,
+            r.c.resource_type,
+            r.c.id,
+            r.c.version_id,
+            r.c.last_updated,
+            r.c.content,
+            *(t.expr.label(t.label) for t in terms),
+        )
+        .where(*where)
+        .subquery("m")
+    )
+    statement = select(m).order_by(*order_by(terms, m.c, m.c.pk, backwards=backwards)).limit(count + 1)
+    if position is not None:
+        statement = statement.where(beyond(terms, m.c, m.c.pk, position))
+    rows = list((await connection.execute(statement)).all())
+    more = len(rows) > count
+    rows = rows[:count]
+    if backwards:
+        rows.reverse()
+
+    def cursor_at(row: Any, back: bool) -> str:
+        values = tuple(row._mapping[t.label] for t in terms)
+        return encode_cursor(query, terms, values, row.pk, backwards=back)
+
+    page = SearchPage([Found.of(row) for row in rows])
+    if rows:
+        if backwards:
+            page.next_cursor = cursor_at(rows[-1], False)
+            page.previous_cursor = cursor_at(rows[0], True) if more else None
+        else:
+            page.next_cursor = cursor_at(rows[-1], False) if more else None
+            page.previous_cursor = cursor_at(rows[0], True) if position is not None else None
+    page.included = await included(connection, principal, query, page.matches, limit=MAX_INCLUDED)
+    if query.total in ("accurate", "estimate"):
+        page.total = await count_matches(connection, r, where, estimate=query.total == "estimate")
+    elif query.total is None and position is None and not more:
+        page.total = len(rows)  # the whole result is on this page: the total costs nothing
+    return page
+
+
+async def count_matches(
+    connection: AsyncConnection, r: FromClause, where: list[ColumnElement[bool]], *, estimate: bool
+) -> int:
+    if estimate and connection.dialect.name == "postgresql":
+        guess = await _planner_estimate(connection, select(r.c.pk).where(*where))
+        if guess is not None:
+            return guess
+    return int((await connection.execute(select(func.count()).select_from(r).where(*where))).scalar_one())
+
+
+class _Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a statement, with its bound values sent as parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+async def _planner_estimate(connection: AsyncConnection, statement: Any) -> int | None:
+    """PostgreSQL's row estimate for `statement` (no rows are read); None if it cannot be had."""
+    try:
+        async with connection.begin_nested():
+            plan = (await connection.execute(_Explain(statement))).scalar_one()
+    except DBAPIError:
+        return None
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    try:
+        return int(plan[0]["Plan"]["Plan Rows"])
+    except (LookupError, TypeError, ValueError):
+        return None

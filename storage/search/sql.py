@@ -1,0 +1,94 @@
+"""Small SQL building blocks shared by the parameter-type modules (both dialects)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Numeric, String, and_, false, literal_column, or_, true, type_coerce
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
+
+from storage.search_rows import iso
+
+Columns = Mapping[str, ColumnElement[Any]]
+"""The value columns a condition is written against: an index table's `.c`, or a composite's JSON fields."""
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def starts_with(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+    # The pattern is one bound value ending in '%', so PostgreSQL plans it as an index range.
+    return column.like(escape_like(text) + "%", escape="\\")
+
+
+def contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+    return column.like("%" + escape_like(text) + "%", escape="\\")
+
+
+def all_of(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    if not conditions:
+        return true()
+    return conditions[0] if len(conditions) == 1 else and_(*conditions)
+
+
+def any_of(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    if not conditions:
+        return false()
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def one_or_many(column: ColumnElement[Any], values: tuple[str, ...] | list[str]) -> ColumnElement[bool]:
+    return column == values[0] if len(values) == 1 else column.in_(list(values))
+
+
+class json_field(FunctionElement[str]):
+    """`component[index].key` of a JSON array of objects stored as text, as text (NULL when absent)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_field"
+
+    def __init__(self, column: ColumnElement[Any], index: int, key: str) -> None:
+        # index and key come from our code, never from a request: literal SQL is safe and keeps the cache key
+        super().__init__(column, literal_column(str(int(index))), literal_column(key))
+
+
+@compiles(json_field, "postgresql")
+def _json_field_pg(element: json_field, compiler: Any, **kw: Any) -> str:
+    column, index, key = list(element.clauses)
+    return f"(CAST({compiler.process(column, **kw)} AS JSONB) -> {index.text} ->> '{key.text}')"
+
+
+@compiles(json_field)
+def _json_field_default(element: json_field, compiler: Any, **kw: Any) -> str:
+    column, index, key = list(element.clauses)
+    return f"json_extract({compiler.process(column, **kw)}, '$[{index.text}].{key.text}')"
+
+
+class IsoInstant(TypeDecorator[datetime]):
+    """An instant kept as `storage.search_rows.iso` text (composite components): binds datetimes as that text."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return iso(value) if isinstance(value, datetime) else value
+
+
+def json_text(column: ColumnElement[Any], index: int, key: str) -> ColumnElement[Any]:
+    return json_field(column, index, key)
+
+
+def json_number(column: ColumnElement[Any], index: int, key: str) -> ColumnElement[Any]:
+    from sqlalchemy import cast
+
+    return cast(json_field(column, index, key), Numeric())
+
+
+def json_instant(column: ColumnElement[Any], index: int, key: str) -> ColumnElement[Any]:
+    return type_coerce(json_field(column, index, key), IsoInstant())
