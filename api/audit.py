@@ -1,9 +1,10 @@
 """Audit: one FHIR AuditEvent per interaction (who, which client, what, when, outcome, source IP).
 
 The request path only builds a small dict and puts it on a queue once the response has been sent;
-a background task drains the queue in batches, each batch stored as AuditEvent resources through the
-repository in one transaction. A failing database delays the batch (retried with backoff) rather than
-losing it; an event that cannot be stored at all is logged and dropped, never blocking the rest.
+a background task drains the queue in batches, each batch stored as AuditEvent resources (current
+version, history and search-index rows) in one transaction of multi-row inserts. A failing database
+delays the batch (retried with backoff) rather than losing it; an event that cannot be stored at all
+is logged and dropped, never blocking the rest.
 
 Records are kept when PUENTE_AUTH is on. With auth off (local exploration on loopback) there is no
 one to attribute an interaction to, and system history stays free of audit records.
@@ -16,20 +17,23 @@ import base64
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import FastAPI
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
 from auth.principal import Principal
+from fhir_mappings import fhir_json
 from settings import Settings
 from storage.database import transaction
-from storage.repository import FhirRepository
-from storage.search import find_matches
-from storage.versions import fhir_instant
+from storage.search_rows import index_rows
+from storage.tables import SEARCH_TABLES, resource_history, resources
+from storage.versions import fhir_instant, now_ms
 
 log = logging.getLogger("puente.audit")
 
@@ -37,9 +41,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
-# Stores AuditEvents; an administrator without scopes is an internal caller (see Principal.allows).
-AUDIT_WRITER = Principal(subject="puente-audit", is_admin=True, name="Puente audit writer")
-
+AUDIT_EVENT = "AuditEvent"
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -75,16 +77,19 @@ class AuditWriter:
         self,
         engine: Callable[[], Any],
         *,
-        batch_size: int = 200,
+        batch_size: int = 500,
+        linger_seconds: float = 0.5,
         max_queued: int = 50_000,
         max_retry_delay: float = 30.0,
     ) -> None:
         self._engine = engine
         self._batch_size = batch_size
+        self._linger = linger_seconds
         self._max_retry_delay = max_retry_delay
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_queued)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._flushing = 0  # someone waits for the queue to drain: no lingering
         self.written = 0
         self.dropped = 0
 
@@ -94,6 +99,7 @@ class AuditWriter:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Store what is queued (waiting at most `grace_seconds`), then end the writer."""
         self._stopping = True
+        self._flushing += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), grace_seconds)
         if self._task is not None:
@@ -109,13 +115,25 @@ class AuditWriter:
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is stored (tests, shutdown)."""
-        await self._queue.join()
+        self._flushing += 1
+        try:
+            await self._queue.join()
+        finally:
+            self._flushing -= 1
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            # Linger a moment so a busy server stores many events per transaction, not one each.
+            deadline = loop.time() + self._linger
+            while len(batch) < self._batch_size:
+                if not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                elif self._flushing or loop.time() >= deadline:
+                    break
+                else:
+                    await asyncio.sleep(0.02)
             try:
                 await self._write(batch)
             finally:
@@ -147,10 +165,40 @@ class AuditWriter:
                 return
 
     async def _insert(self, batch: list[dict[str, Any]]) -> None:
+        """Store a batch as new AuditEvent resources: a few multi-row INSERTs, not a few per event.
+
+        The events are built here (no client input to validate) and trigger no write hooks; each
+        gets its first version, a history row and its search-index rows, as a created resource would.
+        """
+        stamp = now_ms()
+        meta = {"versionId": "1", "lastUpdated": fhir_instant(stamp)}
+        stored = [
+            {"resourceType": AUDIT_EVENT, "id": str(uuid.uuid4()), "meta": meta,
+             **{k: v for k, v in e.items() if k not in ("resourceType", "id", "meta")}}
+            for e in batch
+        ]
+        contents = [fhir_json.dumps(resource).decode() for resource in stored]
+        current = [
+            {"resource_type": AUDIT_EVENT, "id": r["id"], "version_id": 1, "last_updated": stamp, "deleted": False,
+             "content": content}
+            for r, content in zip(stored, contents, strict=True)
+        ]
         async with transaction(self._engine(), write=True) as connection:
-            repository = FhirRepository(connection, AUDIT_WRITER, search=find_matches)
-            for event in batch:
-                await repository.create(dict(event))
+            inserted = await connection.execute(
+                insert(resources).returning(resources.c.pk, sort_by_parameter_order=True), current
+            )
+            pks = list(inserted.scalars())
+            await connection.execute(
+                insert(resource_history),
+                [{**row, "resource_pk": pk, "method": "POST"} for pk, row in zip(pks, current, strict=True)],
+            )
+            index: dict[str, list[dict[str, Any]]] = {}
+            for pk, resource in zip(pks, stored, strict=True):
+                for kind, rows in index_rows(pk, AUDIT_EVENT, resource).items():
+                    index.setdefault(kind, []).extend(rows)
+            for kind, rows in index.items():
+                if rows:
+                    await connection.execute(insert(SEARCH_TABLES[kind]), rows)
 
 
 class AuditMiddleware:
@@ -192,7 +240,7 @@ def audit_event(scope: Scope, status: int, location: str | None, started: float)
     principal: Principal | None = state.get("principal")
     client_addr = (scope.get("client") or ("unknown",))[0]
     event: dict[str, Any] = {
-        "resourceType": "AuditEvent",
+        "resourceType": AUDIT_EVENT,
         "recorded": fhir_instant(datetime.fromtimestamp(started, UTC)),
         "outcome": "0" if status < 400 else "4" if status < 500 else "8",
         "outcomeDesc": f"HTTP {status}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Invalid, Issue, TooLarge
@@ -17,11 +18,15 @@ async def read_body(request: Request) -> bytes:
         raise TooLarge(f"The body is {declared} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"The body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"The body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        # The client went away mid-upload (a phone lost signal): nothing was written, nobody to answer.
+        raise Invalid("The client disconnected before sending the whole body") from exc
     return b"".join(chunks)
 
 

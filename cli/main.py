@@ -58,7 +58,16 @@ def serve(
             raise typer.Exit(code=2)
         typer.echo("WARNING: PUENTE_AUTH=off: no authentication, for local exploration only", err=True)
     run_upgrade(settings.database_url)
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info", access_log=False)
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        # A worker compiles the R4 schema at start-up (seconds on a busy machine): do not take it for hung.
+        timeout_worker_healthcheck=60,
+    )
 
 
 def _register_subcommands() -> None:

@@ -63,7 +63,17 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
-    """One database transaction: committed when the block ends, rolled back on any exception."""
+    """One database transaction: committed when the block ends, rolled back on any exception.
+
+    A read on PostgreSQL runs in autocommit instead: under READ COMMITTED a read-only transaction
+    gives no stronger guarantee (each statement has its own snapshot either way), and BEGIN and
+    COMMIT would be two more round trips on the hottest path.
+    """
+    if not write and engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+        return
     bound = engine.execution_options(write=True) if write else engine
     async with bound.begin() as connection:
         yield connection

@@ -71,7 +71,11 @@ resource_history = Table(
 )
 
 
-def _index_table(name: str, *columns: Column, value_indexes: list[tuple[str, ...]]) -> Table:
+def _index_table(
+    name: str, *columns: Column, value_indexes: list[tuple[str, ...]], prefix_searched: tuple[str, ...] = ()
+) -> Table:
+    """`prefix_searched` columns are matched with LIKE 'abc%' too: on PostgreSQL their index uses
+    varchar_pattern_ops, which serves prefixes (and equality) whatever the database's collation."""
     table = Table(
         name,
         metadata,
@@ -82,12 +86,14 @@ def _index_table(name: str, *columns: Column, value_indexes: list[tuple[str, ...
         Index(f"ix_{name}_resource", "resource_pk"),
     )
     for i, cols in enumerate(value_indexes):
+        ops = {c: "varchar_pattern_ops" for c in cols if c in prefix_searched}
         Index(
             f"ix_{name}_value{i}",
             table.c.resource_type,
             table.c.param,
             *(table.c[c] for c in cols),
             table.c.resource_pk,
+            **({"postgresql_ops": ops} if ops else {}),
         )
     return table
 
@@ -107,6 +113,7 @@ search_string = _index_table(
     Column("value", String(512), nullable=False),
     Column("value_exact", String(512), nullable=False),
     value_indexes=[("value",)],
+    prefix_searched=("value",),  # the default string search is starts-with
 )
 
 search_date = _index_table(
@@ -128,6 +135,26 @@ search_reference = _index_table(
 )
 # _revinclude and reverse chains go from the target to the referrers.
 Index("ix_search_reference_target", search_reference.c.target_type, search_reference.c.target_id)
+# Canonical and external references (QuestionnaireResponse?questionnaire=http://...) and :identifier
+# searches; partial, so the many plain local references pay nothing for them.
+Index(
+    "ix_search_reference_url",
+    search_reference.c.resource_type,
+    search_reference.c.param,
+    search_reference.c.url,
+    search_reference.c.resource_pk,
+    postgresql_where=search_reference.c.url.is_not(None),
+    sqlite_where=search_reference.c.url.is_not(None),
+)
+Index(
+    "ix_search_reference_identifier",
+    search_reference.c.resource_type,
+    search_reference.c.param,
+    search_reference.c.identifier_value,
+    search_reference.c.resource_pk,
+    postgresql_where=search_reference.c.identifier_value.is_not(None),
+    sqlite_where=search_reference.c.identifier_value.is_not(None),
+)
 
 # A Quantity is a point (low == high); a Range of quantities has two ends, either of which may be open.
 search_quantity = _index_table(
@@ -154,6 +181,7 @@ search_uri = _index_table(
     "search_uri",
     Column("value", String(1024), nullable=False),
     value_indexes=[("value",)],
+    prefix_searched=("value",),  # :below
 )
 
 # A composite parameter's combinations (e.g. Observation code-value-quantity taken from one

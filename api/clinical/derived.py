@@ -86,7 +86,7 @@ def zscore_observation(
         },
         "derivedFrom": [_ref("Observation", m.id) for m in sources],
     }
-    interpretations = []
+    interpretations: list[Resource] = []
     if result.classification:
         classification = {"system": codes.GROWTH_CLASSIFICATION_SYSTEM, "code": result.classification}
         interpretations.append({"coding": [classification]})

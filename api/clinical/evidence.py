@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from api.clinical.derived import (
@@ -78,7 +78,9 @@ async def apply_finding(repository: FhirRepository, finding: Finding) -> None:
         await _retrying(_apply_referral, repository, finding)
 
 
-async def _retrying(step, repository: FhirRepository, finding: Finding) -> None:  # type: ignore[no-untyped-def]
+async def _retrying(
+    step: Callable[[FhirRepository, Finding], Awaitable[None]], repository: FhirRepository, finding: Finding
+) -> None:
     for attempt in range(ATTEMPTS):
         try:
             await step(repository, finding)
@@ -105,8 +107,8 @@ async def _apply_flag(repository: FhirRepository, finding: Finding) -> None:
     if now is None or not now.live:
         if finding.supporting:
             evidence, _ = _merge([], finding)
-            flag = flag_resource(flag_id, finding.kind, finding.patient_id, _first_date(finding, evidence), evidence)
-            await _put(repository, "Flag", flag_id, flag, now)
+            created = flag_resource(flag_id, finding.kind, finding.patient_id, _first_date(finding, evidence), evidence)
+            await _put(repository, "Flag", flag_id, created, now)
         return
     flag = now.resource
     assert flag is not None

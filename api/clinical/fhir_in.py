@@ -68,15 +68,19 @@ def parse_date(value: Any) -> dt.date | None:
 
 
 def reference_id(reference: Any, resource_type: str) -> str | None:
-    """The id in a literal reference to `resource_type` ("Patient/x", or an absolute URL ending so)."""
+    """The id in a relative literal reference to `resource_type` ("Patient/x", "Patient/x/_history/2").
+
+    Absolute URLs are not followed: one may name another server's Patient/x, and a wrong patient is
+    worse than none.
+    """
     if not isinstance(reference, dict):
         return None
     value = reference.get("reference")
     if not isinstance(value, str):
         return None
-    parts = value.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
-        return parts[-1]
+    parts = value.split("/_history/")[0].split("/")
+    if len(parts) == 2 and parts[0] == resource_type and parts[1]:
+        return parts[1]
     return None
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from api.clinical.derived import derived_id, is_derived, same_content, zscore_observation
 from api.clinical.evidence import Finding, apply_finding, current
-from api.clinical.fhir_in import GROWTH_LOINC, Kind, Measurement, birth_date, sex
+from api.clinical.fhir_in import GROWTH_LOINC, Kind, Measurement, Resource, birth_date, sex
 from api.clinical.growth_days import GrowthDay, anchored_indicators, growth_day
 from api.clinical.hemoglobin import own_anaemia_class
-from api.clinical.lookup import patient_measurements, read_resource
+from api.clinical.lookup import existing_ids, patient_measurements, read_resource
 from api.clinical.system import RulesRepositories, serialise_patient
 from clinical import AnaemiaClass, Indicator
 from fhir_mappings import fhir_json
@@ -74,9 +74,10 @@ class DerivedFacts:
     async def _growth(self, rules: FhirRepository, change: _Change) -> None:
         measured = [m for m in (change.before, change.after) if m is not None and m.kind is not Kind.HEMOGLOBIN]
         days = {(m.patient_id, m.date) for m in measured}
+        # What the written measurement may have had derived before (a new one has nothing yet).
         stale = {
             f"{change.source_id}:{indicator.value}": (change.source_id, indicator)
-            for m in (change.before, change.after) if m is not None
+            for m in (change.before, change.after) if m is not None and change.before is not None
             for indicator in anchored_indicators(m.kind)
         }
         produced: set[str] = set()
@@ -85,6 +86,8 @@ class DerivedFacts:
             growth = await self._score_day(rules, change, patient_id, day)
             considered = frozenset({f"Observation/{change.source_id}", *(m.reference for m in growth.considered)})
             for m in growth.considered:
+                if m.id == change.source_id and change.before is None:
+                    continue
                 for indicator in anchored_indicators(m.kind):
                     stale[f"{m.id}:{indicator.value}"] = (m.id, indicator)
             if growth.result is not None:
@@ -102,15 +105,16 @@ class DerivedFacts:
                     finding = Finding(finding.kind, patient_id, previous.considered | finding.considered,
                                       {**previous.supporting, **finding.supporting})
                 findings[key] = finding
-        for key, (source_id, indicator) in stale.items():
-            if key not in produced:
-                await _delete_derived(rules, derived_id(source_id, indicator.value))
+        candidates = [derived_id(source_id, indicator.value) for key, (source_id, indicator) in stale.items()
+                      if key not in produced]
+        for resource_id in sorted(await existing_ids(rules, "Observation", candidates)):
+            await _delete_derived(rules, resource_id)
         for finding in findings.values():
             await apply_finding(rules, finding)
 
     async def _score_day(self, rules: FhirRepository, change: _Change, patient_id: str, day: dt.date) -> GrowthDay:
-        found = await patient_measurements(rules, patient_id, GROWTH_LOINC)
-        same_day = [m for m in found if m.date == day and m.id != change.source_id]
+        # The written measurement is taken from the event, not from what search finds.
+        same_day = await patient_measurements(rules, patient_id, GROWTH_LOINC, on=day, skip_ids=[change.source_id])
         after = change.after
         if after is not None and after.kind is not Kind.HEMOGLOBIN and (after.patient_id, after.date) == (
                 patient_id, day):
@@ -135,7 +139,7 @@ def _growth_findings(patient_id: str, growth: GrowthDay, considered: frozenset[s
     return [Finding("sam", patient_id, considered, sam), Finding("severe-stunting", patient_id, considered, stunting)]
 
 
-async def _put_derived(repository: FhirRepository, resource: dict) -> None:  # type: ignore[type-arg]
+async def _put_derived(repository: FhirRepository, resource: Resource) -> None:
     now = await current(repository, resource["resourceType"], resource["id"])
     if now is not None and now.resource is not None:
         if not is_derived(now.resource) or same_content(now.resource, resource):

@@ -81,7 +81,7 @@ def parse_forecast_request(body: Any, today: dt.date) -> ForecastRequest:
 def _resource(parameter: Resource, resource_type: str) -> Resource:
     resource = parameter.get("resource")
     if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
-        name = parameter.get("name")
+        name = str(parameter.get("name"))
         raise Invalid(f"parameter `{name}` must carry a {resource_type} resource",
                       issues=[Issue(f"{name}: a {resource_type} resource is required", "invalid", expression=(name,))])
     return resource

@@ -6,6 +6,7 @@ Everything the operations and the pregnancy/growth context need from other recor
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from api.clinical.fhir_in import Measurement, Resource
@@ -22,6 +23,8 @@ async def patient_resources(
     *,
     reference_param: str = "subject",
     coded: Iterable[tuple[str, str]] = (),
+    extra: Iterable[tuple[str, str]] = (),
+    skip_ids: Iterable[str] = (),
 ) -> list[Resource]:
     """Current resources of `resource_type` about Patient/`patient_id`, optionally with one of the
     (system, code) pairs in `coded`."""
@@ -29,8 +32,12 @@ async def patient_resources(
     tokens = ",".join(f"{system}|{code}" for system, code in coded)
     if tokens:
         query.append(("code", tokens))
+    query.extend(extra)
     found: list[Resource] = []
+    skip = set(skip_ids)
     for _pk, resource_id in await repository.search_matches(resource_type, query):
+        if resource_id in skip:
+            continue
         try:
             version = await repository.read(resource_type, resource_id)
         except (NotFound, Gone):  # deleted since the match, or not visible to this caller
@@ -41,14 +48,30 @@ async def patient_resources(
 
 
 async def patient_measurements(
-    repository: FhirRepository, patient_id: str, loinc_codes: Iterable[str]
+    repository: FhirRepository, patient_id: str, loinc_codes: Iterable[str], *, on: dt.date | None = None,
+    skip_ids: Iterable[str] = (),
 ) -> list[Measurement]:
+    """The patient's usable measurements with those codes; `on`: only those taken that (local) day."""
+    window: list[tuple[str, str]] = []
+    if on is not None:
+        # A day either side: the local date of a timestamp can differ from its UTC date.
+        window = [("date", f"ge{on - dt.timedelta(days=1)}"), ("date", f"le{on + dt.timedelta(days=1)}")]
     observations = await patient_resources(
-        repository, "Observation", patient_id, coded=[(codes.LOINC, code) for code in loinc_codes]
+        repository, "Observation", patient_id, coded=[(codes.LOINC, code) for code in loinc_codes], extra=window,
+        skip_ids=skip_ids,
     )
     measurements = (Measurement.from_observation(o) for o in observations)
     # The subject check guards against a search that matched on another reference element.
-    return [m for m in measurements if m is not None and m.patient_id == patient_id]
+    return [m for m in measurements
+            if m is not None and m.patient_id == patient_id and (on is None or m.date == on)]
+
+
+async def existing_ids(repository: FhirRepository, resource_type: str, ids: Iterable[str]) -> set[str]:
+    """Which of these ids are current (not deleted) resources: one query, not one read each."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    return {rid for _pk, rid in await repository.search_matches(resource_type, [("_id", ",".join(wanted))])}
 
 
 async def read_resource(repository: FhirRepository, resource_type: str, resource_id: str) -> Resource | None:

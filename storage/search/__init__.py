@@ -18,7 +18,7 @@ from fhir_mappings.outcomes import Invalid, Issue
 from fhir_mappings.search import SearchError, parse_query
 from storage import search_rows
 from storage.search.clauses import Context
-from storage.search.engine import SearchPage, match_conditions, search
+from storage.search.engine import SearchPage, match_conditions, search, tune
 from storage.search.found import Found
 from storage.tables import resources
 
@@ -47,8 +47,9 @@ async def find_matches(
             "The search criteria use parameters this server cannot apply",
             issues=[Issue(f"{p.name}: {p.message}", "not-supported") for p in parsed.problems],
         )
+    await tune(connection)
     ctx = Context(principal, datetime.now(UTC))
-    r = resources.alias("r")
+    r = ctx.alias(resources)
     statement = select(r.c.pk, r.c.id).where(*match_conditions(ctx, parsed, r)).order_by(r.c.pk)
     if limit is not None:
         statement = statement.limit(limit)

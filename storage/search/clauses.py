@@ -14,7 +14,7 @@ search cannot reveal what the caller may not read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,17 +24,20 @@ from auth.principal import Principal
 from fhir_mappings.search.query_ast import ChainLink, Clause, MissingValue, ReverseChain, TokenValue
 from storage import access
 from storage.search import composite, date, number, quantity, reference, string, token, uri
-from storage.search.sql import any_of, one_or_many
+from storage.search.sql import Aliases, any_of, one_or_many
 from storage.search_rows import clip, column_size
 from storage.tables import SEARCH_TABLES, resources, search_reference
 
 _ID = column_size("reference", "target_id")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Context:
+    """What compiling one search needs besides the query: the caller, the time (for `ap`), table aliases."""
+
     principal: Principal
     now: datetime
+    alias: Aliases = field(default_factory=Aliases)
 
 
 def clause_condition(ctx: Context, clause: Clause, r: FromClause, resource_type: str) -> ColumnElement[bool]:
@@ -59,7 +62,7 @@ def _along(
         return _final(ctx, clause, r, types)
     link = chain[0]
     if isinstance(link, ChainLink):
-        s, t = search_reference.alias(), resources.alias()
+        s, t = ctx.alias(search_reference), ctx.alias(resources)
         inner = _along(ctx, clause, chain[1:], t, link.target_types)
         referrers = (
             select(s.c.resource_pk)
@@ -75,7 +78,7 @@ def _along(
         )
         return r.c.pk.in_(referrers)
     assert isinstance(link, ReverseChain)
-    s, src = search_reference.alias(), resources.alias()
+    s, src = ctx.alias(search_reference), ctx.alias(resources)
     inner = _along(ctx, clause, chain[1:], src, (link.source_type,))
     return exists().where(
         s.c.target_type == r.c.resource_type,
@@ -106,13 +109,13 @@ def _final(ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...]) 
         found: list[ColumnElement[bool]] = []
         for value in clause.values:
             assert isinstance(value, MissingValue)
-            idx = table.alias()
+            idx = ctx.alias(table)
             if value.missing:
                 found.append(~exists().where(idx.c.resource_pk == r.c.pk, *scope(idx)))
             else:
                 found.append(r.c.pk.in_(select(idx.c.resource_pk).where(*scope(idx))))
         return any_of(found)
-    idx = table.alias()
+    idx = ctx.alias(table)
     matched = any_of([_value(ctx, clause, idx.c, v) for v in clause.values])
     if clause.modifier == "not":
         return ~exists().where(idx.c.resource_pk == r.c.pk, *scope(idx), matched)

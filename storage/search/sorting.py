@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, false, func, literal, or
 
 from fhir_mappings.search.errors import SearchError
 from fhir_mappings.search.query_ast import SearchQuery, SortKey
+from storage.search.sql import Aliases
 from storage.tables import SEARCH_TABLES
 
 Kind = Literal["instant", "decimal", "text"]
@@ -49,10 +50,10 @@ class SortTerm:
     nullable: bool
 
 
-def sort_terms(query: SearchQuery, r: FromClause) -> list[SortTerm]:
+def sort_terms(query: SearchQuery, r: FromClause, alias: Aliases) -> list[SortTerm]:
     if not query.sort:
         return [SortTerm("k0", r.c.last_updated, False, "instant", False)]
-    return [_term(f"k{i}", key, query.resource_type, r) for i, key in enumerate(query.sort)]
+    return [_term(f"k{i}", key, query.resource_type, r, alias) for i, key in enumerate(query.sort)]
 
 
 def signature(query: SearchQuery) -> str:
@@ -60,13 +61,13 @@ def signature(query: SearchQuery) -> str:
     return ",".join(("-" if k.descending else "") + k.code for k in query.sort) or "_lastUpdated"
 
 
-def _term(label: str, key: SortKey, resource_type: str, r: FromClause) -> SortTerm:
+def _term(label: str, key: SortKey, resource_type: str, r: FromClause, alias: Aliases) -> SortTerm:
     if key.code == "_id":
         return SortTerm(label, r.c.id, key.descending, "text", False)
     if key.code == "_lastUpdated":
         return SortTerm(label, r.c.last_updated, key.descending, "instant", False)
     lowest, highest, kind = _SORT_COLUMNS[key.param.type]
-    idx = SEARCH_TABLES[key.param.type].alias()
+    idx = alias(SEARCH_TABLES[key.param.type])
     aggregate = func.max(idx.c[highest]) if key.descending else func.min(idx.c[lowest])
     expr = (
         select(aggregate)

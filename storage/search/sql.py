@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Numeric, String, and_, false, literal_column, or_, true, type_coerce
+from sqlalchemy import (
+    Alias,
+    ColumnElement,
+    Numeric,
+    String,
+    Table,
+    and_,
+    false,
+    literal_column,
+    or_,
+    true,
+    type_coerce,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
@@ -15,6 +29,28 @@ from storage.search_rows import iso
 
 Columns = Mapping[str, ColumnElement[Any]]
 """The value columns a condition is written against: an index table's `.c`, or a composite's JSON fields."""
+
+
+@functools.cache
+def _alias(table: Table, n: int) -> Alias:
+    return table.alias(f"{table.name.removeprefix('search_')}_{n}")
+
+
+class Aliases:
+    """Hands out a distinct alias of a table for each use within one statement.
+
+    Aliases are made once per (table, n) and reused by every statement: building their column
+    collections is the costliest part of composing a search, and equal SQL text lets SQLAlchemy's
+    compiled cache and asyncpg's prepared statements serve the next search of the same shape.
+    """
+
+    def __init__(self) -> None:
+        self._used: Counter[str] = Counter()
+
+    def __call__(self, table: Table) -> Alias:
+        n = self._used[table.name]
+        self._used[table.name] += 1
+        return _alias(table, n)
 
 
 def escape_like(text: str) -> str:
@@ -61,13 +97,13 @@ class json_field(FunctionElement[str]):
 @compiles(json_field, "postgresql")
 def _json_field_pg(element: json_field, compiler: Any, **kw: Any) -> str:
     column, index, key = list(element.clauses)
-    return f"(CAST({compiler.process(column, **kw)} AS JSONB) -> {index.text} ->> '{key.text}')"
+    return f"(CAST({compiler.process(column, **kw)} AS JSONB) -> {index.name} ->> '{key.name}')"
 
 
 @compiles(json_field)
 def _json_field_default(element: json_field, compiler: Any, **kw: Any) -> str:
     column, index, key = list(element.clauses)
-    return f"json_extract({compiler.process(column, **kw)}, '$[{index.text}].{key.text}')"
+    return f"json_extract({compiler.process(column, **kw)}, '$[{index.name}].{key.name}')"
 
 
 class IsoInstant(TypeDecorator[datetime]):

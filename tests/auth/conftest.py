@@ -43,7 +43,9 @@ async def _index_references(repository: FhirRepository, event: WriteEvent) -> No
     version = event.version
     pk = (
         await repository.connection.execute(
-            select(resources.c.pk).where(resources.c.resource_type == version.resource_type, resources.c.id == version.id)
+            select(resources.c.pk).where(
+                resources.c.resource_type == version.resource_type, resources.c.id == version.id
+            )
         )
     ).scalar_one()
     await repository.connection.execute(delete(search_reference).where(search_reference.c.resource_pk == pk))
@@ -98,7 +100,8 @@ async def auth_app(
     if not reference_indexing_is_live():
         application.state.write_hooks.append(_index_references)
     async with application.router.lifespan_context(application):
-        application.state.auth.server.client_keys.http = httpx.Client(transport=httpx.MockTransport(jwks_server.handler))
+        fake_network = httpx.MockTransport(jwks_server.handler)
+        application.state.auth.server.client_keys.http = httpx.Client(transport=fake_network)
         yield application
 
 

@@ -164,7 +164,9 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
-def authorize_params(client_id: str, challenge: str, scope: str = "user/*.cruds offline_access", **extra: str) -> dict[str, str]:
+def authorize_params(
+    client_id: str, challenge: str, scope: str = "user/*.cruds offline_access", **extra: str
+) -> dict[str, str]:
     return {
         "response_type": "code",
         "client_id": client_id,

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
+import time
 
-from api.audit import AuditWriter
+import pytest
+
+from api.audit import AuditWriter, audit_event
+from auth.principal import Principal
 from fhir_mappings import fhir_json
+from fhir_mappings.validation import validate_resource
 from tests.auth import support
 from tests.auth.support import REDIRECT, add_user, bearer, register, user_tokens
 
@@ -97,12 +103,42 @@ async def test_an_event_that_cannot_be_stored_does_not_hold_up_the_others(auth_a
     writer = AuditWriter(lambda: auth_app.state.engine)
     await writer.start()
     try:
-        await writer.record({"resourceType": "AuditEvent", "recorded": "not a date"})
-        await writer.record({
-            "resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00.000Z",
-            "agent": [{"requestor": True, "who": {"display": "x"}}], "source": {"observer": {"display": "test"}},
-        })
+        await writer.record({"resourceType": "AuditEvent", "recorded": object()})  # cannot even be serialised
+        await writer.record(audit_event(scope("GET", "/fhir/Patient/p1"), 200, None, time.time()))
         await writer.flush()
     finally:
         await writer.stop()
     assert (writer.written, writer.dropped) == (1, 1)
+
+
+def scope(method: str, path: str, query: bytes = b"") -> dict:
+    return {"type": "http", "method": method, "path": path, "query_string": query, "client": ("10.0.0.7", 5123),
+            "state": {"principal": Principal("u1", client_id="app", scopes=frozenset({"user/*.rs"}),
+                                             practitioner="Practitioner/chw-1", role="chw", name="rosa")}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/fhir/Patient/p1", 200, "read"),
+        ("GET", "/fhir/Patient/p1/_history/2", 200, "vread"),
+        ("GET", "/fhir/Patient/p1/_history", 200, "history-instance"),
+        ("GET", "/fhir/Patient/_history", 200, "history-type"),
+        ("GET", "/fhir/_history", 403, "history-system"),
+        ("GET", "/fhir/Observation", 200, "search-type"),
+        ("POST", "/fhir/Observation/_search", 200, "search-type"),
+        ("POST", "/fhir/Observation", 201, "create"),
+        ("PUT", "/fhir/Observation/o1", 200, "update"),
+        ("PATCH", "/fhir/Observation/o1", 200, "patch"),
+        ("DELETE", "/fhir/Observation/o1", 204, "delete"),
+        ("POST", "/fhir", 200, "batch"),
+        ("POST", "/fhir/Patient/p1/$everything", 500, "operation"),
+    ],
+)
+def test_audit_events_are_valid_r4(method, path, status, code):
+    event = audit_event(scope(method, path, b"_count=5"), status, "https://x/fhir/Observation/o9/_history/1",
+                        time.time())
+    validate_resource(json.loads(json.dumps(event)))
+    assert event["subtype"][0]["code"] == code
+    assert event["outcome"] == ("0" if status < 400 else "4" if status < 500 else "8")
+    assert event["agent"][0]["network"]["address"] == "10.0.0.7"

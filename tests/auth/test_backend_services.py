@@ -188,7 +188,8 @@ async def test_symmetric_algorithm_refused(http, auth_app, rsa):
     now = int(time.time())
     token = jwt.encode({"alg": "HS256", "kid": rsa.kid}, {"iss": client_id, "sub": client_id, "aud": support.TOKEN_URL,
                                                        "exp": now + 60, "jti": "hs-1"}, fake, algorithms=["HS256"])
-    r = await http.post("/auth/token", data={"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+    r = await http.post("/auth/token", data={"grant_type": "client_credentials",
+                                             "client_assertion_type": ASSERTION_TYPE,
                                              "client_assertion": token})
     assert_invalid_client(r, "RS384")
 
@@ -236,7 +237,8 @@ async def test_missing_jti(http, auth_app, rsa):
     now = int(time.time())
     token = jwt.encode({"alg": "RS384", "kid": rsa.kid}, {"iss": client_id, "sub": client_id, "aud": support.TOKEN_URL,
                                                         "exp": now + 60}, rsa, algorithms=["RS384"])
-    r = await http.post("/auth/token", data={"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+    r = await http.post("/auth/token", data={"grant_type": "client_credentials",
+                                             "client_assertion_type": ASSERTION_TYPE,
                                              "client_assertion": token})
     assert_invalid_client(r, "jti")
 

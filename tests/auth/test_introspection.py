@@ -7,6 +7,8 @@ import time
 from tests.auth import support
 from tests.auth.support import REDIRECT, add_user, register, sign_access_token, token_claims, user_tokens
 
+CLIENT_CREDENTIALS = {"grant_type": "client_credentials"}
+
 
 async def introspect(http, token: str, client_id: str, secret: str, hint: str | None = None) -> dict:
     data = {"token": token, **({"token_type_hint": hint} if hint else {})}
@@ -30,14 +32,14 @@ async def test_a_client_introspects_its_own_access_token(http, auth_app):
 async def test_another_client_learns_nothing(http, auth_app):
     owner, owner_secret = await register(auth_app, scopes="system/Patient.rs", secret=True)
     other, other_secret = await register(auth_app, scopes="system/Patient.rs", secret=True)
-    token = (await http.post("/auth/token", data={"grant_type": "client_credentials"}, auth=(owner, owner_secret))).json()
+    token = (await http.post("/auth/token", data=CLIENT_CREDENTIALS, auth=(owner, owner_secret))).json()
     assert await introspect(http, token["access_token"], other, other_secret) == {"active": False}
 
 
 async def test_an_admin_client_introspects_any_token(http, auth_app):
     owner, owner_secret = await register(auth_app, scopes="system/Patient.rs", secret=True)
     admin, admin_secret = await register(auth_app, scopes="system/*.rs", secret=True, admin=True)
-    token = (await http.post("/auth/token", data={"grant_type": "client_credentials"}, auth=(owner, owner_secret))).json()
+    token = (await http.post("/auth/token", data=CLIENT_CREDENTIALS, auth=(owner, owner_secret))).json()
     assert (await introspect(http, token["access_token"], admin, admin_secret))["active"] is True
 
 

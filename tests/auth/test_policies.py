@@ -22,6 +22,16 @@ def obs(oid: str, subject: str, performer: str, **extra) -> dict:
             "subject": ref(subject), "performer": [ref(performer)], **extra}
 
 
+def referral(sid: str, subject: str, **extra) -> dict:
+    return {"resourceType": "ServiceRequest", "id": sid, "status": "active", "intent": "order",
+            "subject": ref(subject), **extra}
+
+
+def task(tid: str, focus: str, patient: str, owner: str) -> dict:
+    return {"resourceType": "Task", "id": tid, "status": "requested", "intent": "order", "focus": ref(focus),
+            "for": ref(patient), "owner": ref(owner)}
+
+
 WORLD = [
     {"resourceType": "Organization", "id": "clinic-a", "name": "Centro de Salud A"},
     {"resourceType": "Organization", "id": "clinic-b", "name": "Centro de Salud B"},
@@ -42,15 +52,12 @@ WORLD = [
     obs("obs-b1", "Patient/pb1", "Practitioner/chw-3"),
     obs("obs-z", "Patient/pz", "Practitioner/chw-1"),  # chw-1 measured someone outside their catchment
     obs("obs-z2", "Patient/pz", "Practitioner/chw-2"),
-    {"resourceType": "ServiceRequest", "id": "sr-a", "status": "active", "intent": "order", "subject": ref("Patient/pa1"),
-     "performer": [ref("Organization/clinic-a")], "reasonReference": [ref("Observation/obs-a1")]},
-    {"resourceType": "ServiceRequest", "id": "sr-b", "status": "active", "intent": "order", "subject": ref("Patient/pb1"),
-     "performer": [ref("Organization/clinic-b")]},
-    {"resourceType": "ServiceRequest", "id": "sr-c", "status": "active", "intent": "plan", "subject": ref("Patient/pb1")},
-    {"resourceType": "Task", "id": "task-a", "status": "requested", "intent": "order", "focus": ref("ServiceRequest/sr-a"),
-     "for": ref("Patient/pa1"), "owner": ref("Organization/clinic-a")},
-    {"resourceType": "Task", "id": "task-c", "status": "requested", "intent": "order", "focus": ref("ServiceRequest/sr-c"),
-     "for": ref("Patient/pb1"), "owner": ref("Organization/clinic-a")},
+    referral("sr-a", "Patient/pa1", performer=[ref("Organization/clinic-a")],
+             reasonReference=[ref("Observation/obs-a1")]),
+    referral("sr-b", "Patient/pb1", performer=[ref("Organization/clinic-b")]),
+    referral("sr-c", "Patient/pb1"),  # no performer: addressed through its Task
+    task("task-a", "ServiceRequest/sr-a", "Patient/pa1", "Organization/clinic-a"),
+    task("task-c", "ServiceRequest/sr-c", "Patient/pb1", "Organization/clinic-a"),
     obs("obs-result", "Patient/pa1", "Practitioner/chw-2", basedOn=[ref("ServiceRequest/sr-a")]),
 ]
 
@@ -74,7 +81,9 @@ async def clinic_token(http, auth_app, rsa, clinic: str, scope: str = "system/*.
 
 
 async def user_token(http, auth_app, username: str, practitioner: str, role: str = "chw") -> dict:
-    client_id, _ = await register(auth_app, scopes="user/*.cruds offline_access", public=True, redirect_uris=(REDIRECT,))
+    client_id, _ = await register(
+        auth_app, scopes="user/*.cruds offline_access", public=True, redirect_uris=(REDIRECT,)
+    )
     await add_user(auth_app, username, practitioner, role)
     return bearer((await user_tokens(http, client_id, username))["access_token"])
 
@@ -192,3 +201,21 @@ async def test_audit_events_are_for_admins_only(http, auth_app, rsa, world):
 def _reason_reference_indexed() -> bool:
     sr = {"resourceType": "ServiceRequest", "reasonReference": [{"reference": "Observation/o"}]}
     return any(getattr(row, "param", None) == "reason-reference" for row in extract_index_values(sr))
+
+
+async def test_search_and_includes_only_return_what_the_caller_may_see(http, auth_app, rsa, world):
+    chw = await user_token(http, auth_app, "rosa", "Practitioner/chw-1")
+    patients = (await http.get("/fhir/Patient", headers=chw)).json()
+    assert {e["resource"]["id"] for e in patients["entry"]} == {"pa1", "pa2", "px"}
+    observations = (await http.get("/fhir/Observation?_include=Observation:subject", headers=chw)).json()
+    found = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in observations["entry"]}
+    # obs-z is theirs, but its patient pz is not in their catchment: the _include does not add it
+    assert found == {"Observation/obs-a1", "Observation/obs-z", "Observation/obs-result", "Patient/pa1"}
+    clinic = await clinic_token(http, auth_app, rsa, "clinic-b")
+    requests = (await http.get("/fhir/ServiceRequest?_revinclude=Task:focus&_include=ServiceRequest:subject",
+                               headers=clinic)).json()
+    found = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in requests["entry"]}
+    assert found == {"ServiceRequest/sr-b", "Patient/pb1"}
+    chained = (await http.get("/fhir/Observation?subject.general-practitioner=Practitioner/chw-3",
+                              headers=chw)).json()
+    assert chained.get("entry", []) == []  # obs-b1 exists, but not for this CHW

@@ -35,8 +35,9 @@ def test_scope_names_one_type_or_all():
     assert caller("system/*.rs").allows("Task", "s")
 
 
-@pytest.mark.parametrize("scope", ["user/Observation.dus", "user/Observation.rc", "user/Observation.", "user/Observation.x",
-                                   "users/Observation.r", "user/observation.r", "Observation.read", "user/*", ""])
+@pytest.mark.parametrize("scope", ["user/Observation.dus", "user/Observation.rc", "user/Observation.",
+                                   "user/Observation.x", "users/Observation.r", "user/observation.r",
+                                   "Observation.read", "user/*", ""])
 def test_undefined_or_out_of_order_scopes_grant_nothing(scope):
     assert parse_scope(scope) is None
     assert not any(caller(scope).allows("Observation", letter) for letter in "cruds")
@@ -64,7 +65,8 @@ def test_grant_keeps_what_is_registered_and_narrows_the_rest():
     registered = ["system/ServiceRequest.rs", "system/Task.rus", "system/Patient.r"]
     requested = ["system/ServiceRequest.read", "system/Task.cruds", "system/Observation.rs", "user/Task.rs",
                  "system/Patient.rs?name=x"]
-    assert grant_scopes(requested, registered, contexts=("system",)) == ["system/ServiceRequest.read", "system/Task.rus"]
+    granted = grant_scopes(requested, registered, contexts=("system",))
+    assert granted == ["system/ServiceRequest.read", "system/Task.rus"]
 
 
 def test_grant_understands_wildcards_and_v1_registrations():

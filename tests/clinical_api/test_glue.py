@@ -41,7 +41,8 @@ def test_measurement_reading():
     assert Measurement.from_observation({**base, "dataAbsentReason": {"text": "refused"}}) is None
     period = {k: v for k, v in base.items() if k != "effectiveDateTime"} | {"effectivePeriod": {"start": "2025-03-02"}}
     assert Measurement.from_observation(period).date == dt.date(2025, 3, 2)
-    assert reference_id({"reference": "https://x.org/fhir/Patient/p1/_history/2"}, "Patient") == "p1"
+    assert reference_id({"reference": "Patient/p1/_history/2"}, "Patient") == "p1"
+    assert reference_id({"reference": "https://x.org/fhir/Patient/p1"}, "Patient") is None
     assert reference_id({"reference": "Location/p1"}, "Patient") is None
     assert parse_date("2025-02-30") is None
 

@@ -60,3 +60,14 @@ async def found_ids(client: httpx.AsyncClient, url: str) -> set[str]:
 def ids(text: str) -> set[str]:
     """'a b c' -> {'a', 'b', 'c'}"""
     return set(text.split())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _our_base_url_is_local() -> object:
+    """References written as absolute URLs on our base index as local ones (the app configures this at start)."""
+    from storage import search_rows
+
+    previous = search_rows.base_url()
+    search_rows.configure(base_url=f"{BASE}/fhir")
+    yield
+    search_rows.configure(base_url=previous)

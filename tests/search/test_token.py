@@ -30,8 +30,11 @@ RESOURCES = [
         active=True,
         identifier=[
             {"system": ACME, "value": "2345"},
-            {"type": {"coding": [{"system": V2, "code": "MR"}], "text": "Medical record"}, "system": "urn:mrn",
-             "value": "446053"},
+            {
+                "type": {"coding": [{"system": V2, "code": "MR"}], "text": "Medical record"},
+                "system": "urn:mrn",
+                "value": "446053",
+            },
         ],
         telecom=[{"system": "phone", "value": "+51 999 111 222"}],
     ),

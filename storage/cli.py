@@ -1,0 +1,139 @@
+"""`puente reindex`: rebuild every search-index row from the stored resources, with a progress bar.
+
+Needed after the search definitions change (a new registry, a fixed extractor). Resources are
+reindexed in batches of `--batch-size`, each in its own transaction with the batch's rows locked, so
+the server can keep running: a write that lands meanwhile indexes itself, and is never overwritten
+with rows from an older version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fhir_mappings import fhir_json
+from storage import search_rows
+from storage.database import create_engine, transaction
+from storage.tables import SEARCH_TABLES, resources
+
+# The same defaults as settings.Settings (storage may not import settings): keep them in step.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./puente.db"
+
+
+def public_base_url(base_url: str | None) -> str:
+    """As Settings.public_base_url: PUENTE_BASE_URL (or http://PUENTE_HOST:PUENTE_PORT) ending in /fhir."""
+    root = base_url or f"http://{os.environ.get('PUENTE_HOST', '127.0.0.1')}:{os.environ.get('PUENTE_PORT', '8000')}"
+    root = root.rstrip("/")
+    return root if root.endswith("/fhir") else f"{root}/fhir"
+
+
+async def rebuild(
+    engine: AsyncEngine,
+    *,
+    base_url: str | None,
+    batch_size: int = 500,
+    resource_types: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Replace the index rows of every current resource (of `resource_types`, or all); returns how many.
+
+    `progress(done, total)` is called after each batch.
+    """
+    r = resources
+    chosen = [r.c.deleted.is_(False)]
+    if resource_types:
+        chosen.append(r.c.resource_type.in_(list(resource_types)))
+    async with transaction(engine, write=True) as connection:
+        total = int((await connection.execute(select(func.count()).select_from(r).where(*chosen))).scalar_one())
+        if not resource_types:  # rows left behind by deletions, if any
+            gone = select(r.c.pk).where(r.c.deleted.is_(True))
+            for table in SEARCH_TABLES.values():
+                await connection.execute(delete(table).where(table.c.resource_pk.in_(gone)))
+    done, last_pk = 0, 0
+    if progress:
+        progress(0, total)
+    while True:
+        async with transaction(engine, write=True) as connection:
+            statement = (
+                select(r.c.pk, r.c.resource_type, r.c.content)
+                .where(*chosen, r.c.pk > last_pk)
+                .order_by(r.c.pk)
+                .limit(batch_size)
+            )
+            if connection.dialect.name == "postgresql":
+                statement = statement.with_for_update()  # a concurrent update waits, then reindexes itself
+            batch = (await connection.execute(statement)).all()
+            if not batch:
+                break
+            pks = [row.pk for row in batch]
+            for table in SEARCH_TABLES.values():
+                await connection.execute(delete(table).where(table.c.resource_pk.in_(pks)))
+            rows: dict[str, list[dict[str, object]]] = {}
+            for row in batch:
+                if row.content is None:
+                    continue
+                resource = fhir_json.loads(row.content)
+                for kind, kind_rows in search_rows.index_rows(
+                    row.pk, row.resource_type, resource, base_url=base_url
+                ).items():
+                    rows.setdefault(kind, []).extend(kind_rows)
+            for kind, kind_rows in rows.items():
+                await connection.execute(insert(SEARCH_TABLES[kind]), kind_rows)
+        last_pk = pks[-1]
+        done += len(batch)
+        if progress:
+            progress(done, max(total, done))
+    return done
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def reindex(
+        database_url: Annotated[
+            str, typer.Option(envvar="PUENTE_DATABASE_URL", help="SQLAlchemy URL")
+        ] = DEFAULT_DATABASE_URL,
+        base_url: Annotated[
+            str | None,
+            typer.Option(envvar="PUENTE_BASE_URL", help="public URL: absolute references to it index as local"),
+        ] = None,
+        batch_size: Annotated[int, typer.Option(min=1, help="resources per transaction")] = 500,
+        resource_type: Annotated[
+            list[str] | None, typer.Option("--type", help="only this resource type (repeatable)")
+        ] = None,
+    ) -> None:
+        """Rebuild the search indexes of every stored resource (after the search definitions change)."""
+        columns = (
+            TextColumn("reindexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns) as bar:
+            task = bar.add_task("reindex", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            async def run() -> int:
+                engine = create_engine(database_url)
+                try:
+                    return await rebuild(
+                        engine,
+                        base_url=public_base_url(base_url),
+                        batch_size=batch_size,
+                        resource_types=resource_type or (),
+                        progress=advance,
+                    )
+                finally:
+                    await engine.dispose()
+
+            count = asyncio.run(run())
+        typer.echo(f"reindexed {count} resources")
