@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.enrichers = []  # before-write hooks that add server-derived elements
     app.state.operations = []  # {"name", "definition", "type", "level"} for the CapabilityStatement
     app.state.search_capabilities = search_service.search_capabilities  # searchParam lists, from the registry
-    app.state.clinical = clinical.ClinicalConfig.from_env()  # PUENTE_CLINICAL_HOOKS, PUENTE_DEFAULT_ALTITUDE_M
+    app.state.clinical = clinical.ClinicalConfig.from_settings(settings)
     if app.state.clinical.hooks_enabled:
         enricher, write_hook = clinical.clinical_hooks(app.state.clinical, app.state.write_hooks, app.state.enrichers)
         app.state.enrichers.append(enricher)

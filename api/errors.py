@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_mappings import fhir_json
@@ -40,8 +41,30 @@ def install(app: FastAPI) -> None:
             detail = "No such endpoint: FHIR resources live under /fhir"
         return outcome_response(exc.status_code, operation_outcome([Issue(detail, code)]), exc.headers)
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> Response:
+        # Two transactions that locked the same rows in opposite orders, or a busy SQLite file: the
+        # request was rolled back whole and can simply be sent again.
+        if _is_transient(exc):
+            log.warning("transient database conflict: %s", type(exc.orig).__name__)
+            issue = Issue("The database was busy with a conflicting change; nothing was written. Retry.", "transient")
+            return outcome_response(503, operation_outcome([issue]), {"Retry-After": "1"})
+        log.exception("database error", exc_info=exc)
+        issue = Issue("Internal server error; the request was rolled back", "exception", "fatal")
+        return outcome_response(500, operation_outcome([issue]))
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         issue = Issue("Internal server error; the request was rolled back", "exception", "fatal")
         return outcome_response(500, operation_outcome([issue]))
+
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)

@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from joserfc.errors import JoseError
@@ -208,6 +208,6 @@ def _read_jwks(path: Path) -> dict[str, Any]:
     return {"keys": keys}
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)

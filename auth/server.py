@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -143,6 +143,8 @@ class _OAuth2Request(OAuth2Request):
 
 
 class PuenteAuthorizationServer(AuthorizationServer):
+    """Authlib's AuthorizationServer with Puente's store, keys, grants and endpoints."""
+
     def __init__(
         self,
         store: AuthStore,
@@ -158,9 +160,9 @@ class PuenteAuthorizationServer(AuthorizationServer):
         self.config = config
         self.keys = keys
         self.client_keys = client_keys
-        self.issuer = AccessTokenIssuer(config.issuer, config.fhir_base_url, keys, config.lifetimes)
+        self.token_issuer = AccessTokenIssuer(config.issuer, config.fhir_base_url, keys, config.lifetimes)
         self.verifier = AccessTokenVerifier(config.issuer, config.fhir_base_url, keys, leeway=CLOCK_LEEWAY)
-        self.register_token_generator("default", self.issuer)
+        self.register_token_generator("default", self.token_issuer)
         self.register_client_auth_method(PRIVATE_KEY_JWT, ClientAssertion(self))
         self.register_grant(BackendServicesGrant)
         self.register_grant(SmartAuthorizationCodeGrant, [SmartPkce()])
@@ -170,7 +172,7 @@ class PuenteAuthorizationServer(AuthorizationServer):
 
     # ---- Authlib's hooks ---------------------------------------------------------------------
 
-    def wait(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def wait(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run a store coroutine on the event loop from Authlib's worker thread."""
         return anyio.from_thread.run(fn, *args)
 
@@ -438,7 +440,7 @@ class Introspection(IntrospectionEndpoint):
     def introspect_token(self, token: AccessToken | RefreshToken) -> dict[str, Any]:
         if isinstance(token, AccessToken):
             claims = token.claims
-            keep = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "fhirUser")
+            keep = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "fhirUser", "patient")
             payload = {k: claims[k] for k in keep if k in claims}
             payload["token_type"] = "Bearer"
             if "preferred_username" in claims:

@@ -85,6 +85,7 @@ def _read(path: Path) -> SigningKeys:
         text = path.read_text()
     except OSError as exc:
         raise SigningKeyError(f"cannot read signing keys from {path}: {exc.strerror}") from None
+    keys: list[Any]
     try:
         if text.lstrip().startswith("-----BEGIN"):
             keys = [_import_pem(text.encode())]

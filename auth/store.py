@@ -161,6 +161,9 @@ class AuthStore:
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
         async with self._begin(write=True) as c:
+            # Expired tokens of this user are of no use any more, not even for reuse detection.
+            expired = (refresh_tokens.c.user_id == token.user_id, refresh_tokens.c.expires_at < now())
+            await c.execute(delete(refresh_tokens).where(*expired))
             await c.execute(insert(refresh_tokens).values(**_token_values(token)))
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:

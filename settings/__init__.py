@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     db_pool_size: int = 10
+
+    # Clinical rules on write (interpretation, z-scores, flags, referral drafts) and the altitude
+    # used when a patient's residence Location has none (La Esperanza is below 500 m).
+    clinical_hooks: bool = True
+    default_altitude_m: Decimal = Decimal(0)
 
     @property
     def public_base_url(self) -> str:

@@ -31,7 +31,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, exists, false, literal, or_, select, true, union
+from sqlalchemy import CompoundSelect, FromClause, Select, Table, false, literal, select, union
 
 from auth.principal import Principal
 from fhir_mappings.outcomes import Forbidden
@@ -73,22 +73,41 @@ def _require_audit(principal: Principal, interaction: str) -> None:
         raise Forbidden("AuditEvents are for administrators")
 
 
-def visible(principal: Principal, resource_type: str, table: Table) -> list[Any]:
+def visible(principal: Principal, resource_type: str, table: Table | FromClause) -> list[Any]:
     """SQL conditions on `table` (resources or resource_history) limiting rows to what the caller may see."""
+    conditions: list[Any] = []
     if principal.is_admin:
-        conditions: list[Any] = []
+        pass
     elif principal.organization:
-        conditions = [_clinic(principal.organization, resource_type, table)]
+        conditions.append(_pk(table).in_(_clinic(_ref_id(principal.organization, "Organization"), resource_type)))
     elif principal.practitioner and principal.role in USER_ROLES:
-        conditions = [_user(principal.practitioner, principal.role == "supervisor", resource_type, table)]
+        allowed = _user(_ref_id(principal.practitioner, "Practitioner"), principal.role == "supervisor", resource_type)
+        if allowed is not None:
+            conditions.append(_pk(table).in_(allowed))
     else:
-        conditions = [false()]
+        conditions.append(false())
     if principal.patient:
-        conditions.append(_patient_compartment(principal.patient, resource_type, table))
+        allowed = _patient_compartment(_ref_id(principal.patient, "Patient"), resource_type)
+        if allowed is not None:
+            conditions.append(_pk(table).in_(allowed))
     return conditions
 
 
 # ---- building blocks ---------------------------------------------------------------------------
+# Each rule is a table-independent SELECT of the resource pks a caller may see, built once per
+# (caller, type) and cached: building these expressions costs more than running them.
+
+_CACHE_SIZE = 512  # entries of ~50 KB: a programme's CHWs x the types they sync
+PkSelect = Select[Any] | CompoundSelect
+
+
+def _own(statement: Select[Any]) -> Select[Any]:
+    """A subquery with its own FROM, never correlated to the statement it is put in.
+
+    The plain tables (no aliases: they cost memory and time) may also be in the enclosing query's
+    FROM; without this SQLAlchemy would correlate the subquery to them and change its meaning.
+    """
+    return statement.correlate(None)
 
 
 def _ref_id(reference: str, expected_type: str) -> str:
@@ -97,68 +116,89 @@ def _ref_id(reference: str, expected_type: str) -> str:
     return ref_id if kind == expected_type else ""
 
 
-def _pk(table: Table) -> Any:
+def _pk(table: Table | FromClause) -> Any:
     return table.c.resource_pk if "resource_pk" in table.c else table.c.pk
 
 
-def _referrers(resource_type: str, params: Iterable[str] | None, target_type: str, target_ids: Any) -> Select[Any]:
-    """pks of `resource_type` resources referencing `target_type` ids in `target_ids` (through `params`, or any)."""
-    r = search_reference.alias()
+def _referrers(resource_type: str, params: Iterable[str], target_type: str, target_ids: Any) -> Select[Any]:
+    """pks of `resource_type` resources whose `params` reference `target_type` ids in `target_ids`."""
+    r = search_reference
     ids = target_ids if isinstance(target_ids, Select | CompoundSelect) else list(target_ids)
-    conditions = [r.c.resource_type == resource_type, r.c.target_type == target_type, r.c.target_id.in_(ids)]
-    if params is not None:
-        conditions.append(r.c.param.in_(list(params)))
-    return select(r.c.resource_pk).where(*conditions)
+    return _own(
+        select(r.c.resource_pk).where(
+            r.c.resource_type == resource_type,
+            r.c.param.in_(list(params)),
+            r.c.target_type == target_type,
+            r.c.target_id.in_(ids),
+        )
+    )
 
 
 def _targets(resource_pks: Any, params: Iterable[str], target_type: str) -> Select[Any]:
     """ids of `target_type` resources referenced through `params` by the resources `resource_pks`."""
-    r = search_reference.alias()
-    return select(r.c.target_id).where(
-        r.c.resource_pk.in_(resource_pks), r.c.param.in_(list(params)), r.c.target_type == target_type
+    r = search_reference
+    return _own(
+        select(r.c.target_id).where(
+            r.c.resource_pk.in_(resource_pks), r.c.param.in_(list(params)), r.c.target_type == target_type
+        )
     )
 
 
 def _ids_of(resource_type: str, pks: Any) -> Select[Any]:
-    res = resources.alias()
-    return select(res.c.id).where(res.c.resource_type == resource_type, res.c.pk.in_(pks))
+    return _own(select(resources.c.id).where(resources.c.resource_type == resource_type, resources.c.pk.in_(pks)))
 
 
 def _pks_of(resource_type: str, ids: Any) -> Select[Any]:
-    res = resources.alias()
-    return select(res.c.pk).where(res.c.resource_type == resource_type, res.c.id.in_(ids))
+    ids = ids if isinstance(ids, Select | CompoundSelect) else list(ids)
+    return _own(select(resources.c.pk).where(resources.c.resource_type == resource_type, resources.c.id.in_(ids)))
+
+
+def _reference_params(resource_type: str, target: str, only: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The reference parameters of `resource_type` that may point at `target` (from the R4 registry)."""
+    params = registry().params_for(resource_type)
+    return tuple(
+        code for code, p in params.items()
+        if p.type == "reference" and (not p.targets or target in p.targets) and (only is None or code in only)
+    )
 
 
 @functools.cache
-def _patient_linked(resource_type: str) -> bool:
-    """Is this a type whose instances are about a Patient (it has a patient/subject/member reference)?"""
-    params = registry().params_for(resource_type)
-    links = [params[code] for code in PATIENT_LINKS if code in params]
-    return any(p.type == "reference" and (not p.targets or "Patient" in p.targets) for p in links)
+def _patient_links(resource_type: str) -> tuple[str, ...]:
+    """How a resource of this type names the Patient it is about (empty: it is not patient data)."""
+    return _reference_params(resource_type, "Patient", PATIENT_LINKS)
+
+
+@functools.cache
+def _practitioner_links(resource_type: str) -> tuple[str, ...]:
+    """Every way a resource of this type may name a practitioner (performer, recorder, author...)."""
+    return _reference_params(resource_type, "Practitioner")
+
+
+# The pks of nothing: what a caller sees of a type that is not theirs to see at all.
+_NOTHING: Select[Any] = select(resources.c.pk).where(false()).correlate(None)
 
 
 # ---- clinics -----------------------------------------------------------------------------------
 
 
-def _clinic(organization: str, resource_type: str, table: Table) -> ColumnElement[bool]:
-    org_id = _ref_id(organization, "Organization")
-    pk, rid = _pk(table), table.c.id
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _clinic(org_id: str, resource_type: str) -> PkSelect:
     tasks = _referrers("Task", ("owner", "requester"), "Organization", [org_id])
     direct_requests = _referrers("ServiceRequest", ("performer", "requester"), "Organization", [org_id])
     requests_of_tasks = _targets(tasks, ("focus", "based-on"), "ServiceRequest")
     if resource_type == "Task":
-        return pk.in_(tasks)
+        return tasks
     if resource_type == "ServiceRequest":
-        return or_(pk.in_(direct_requests), rid.in_(requests_of_tasks))
+        return union(direct_requests, _pks_of("ServiceRequest", requests_of_tasks))
     if resource_type == "Organization":
-        return rid == org_id
+        return _pks_of("Organization", [org_id])
     referrals = union(tasks, direct_requests, _pks_of("ServiceRequest", requests_of_tasks))
     if resource_type == "Patient":
-        return rid.in_(_targets(referrals, ("subject", "patient"), "Patient"))
+        return _pks_of("Patient", _targets(referrals, ("subject", "patient"), "Patient"))
     request_ids = union(_ids_of("ServiceRequest", direct_requests), requests_of_tasks)
-    return or_(
-        rid.in_(_targets(referrals, REFERRAL_NAMES, resource_type)),
-        pk.in_(_referrers(resource_type, ("based-on",), "ServiceRequest", request_ids)),
+    return union(
+        _pks_of(resource_type, _targets(referrals, REFERRAL_NAMES, resource_type)),
+        _referrers(resource_type, ("based-on",), "ServiceRequest", request_ids),
     )
 
 
@@ -178,45 +218,52 @@ def _team(practitioner_id: str) -> CompoundSelect:
     )
 
 
-def _catchment(practitioner_id: str) -> CompoundSelect:
+def _catchment_ids(practitioner_id: str) -> CompoundSelect:
     """ids of the Patients a CHW (or their supervisor) looks after."""
     followed = _referrers("Patient", ("general-practitioner",), "Practitioner", _team(practitioner_id))
     care_teams = _referrers("CareTeam", ("participant",), "Practitioner", [practitioner_id])
     return union(_ids_of("Patient", followed), _targets(care_teams, ("subject", "patient"), "Patient"))
 
 
-def _user(practitioner: str, supervisor: bool, resource_type: str, table: Table) -> ColumnElement[bool]:
-    practitioner_id = _ref_id(practitioner, "Practitioner")
-    pk, rid = _pk(table), table.c.id
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _user(practitioner_id: str, supervisor: bool, resource_type: str) -> PkSelect | None:
+    """pks of `resource_type` a CHW / supervisor may see; None when every one of them may be seen."""
     if resource_type == "Patient":
-        return rid.in_(_catchment(practitioner_id))
+        return _pks_of("Patient", _catchment_ids(practitioner_id))
     if resource_type in DIRECTORY:
-        return true()
-    if resource_type == AUDIT_EVENT or not _patient_linked(resource_type):
-        return false()
+        return None
+    links = _patient_links(resource_type)
+    if resource_type == AUDIT_EVENT or not links:
+        return _NOTHING
     authors = _team(practitioner_id) if supervisor else [practitioner_id]
-    rules = [
-        pk.in_(_referrers(resource_type, PATIENT_LINKS, "Patient", _catchment(practitioner_id))),
+    rules: list[Select[Any]] = [_referrers(resource_type, links, "Patient", _catchment_ids(practitioner_id))]
+    if by_practitioner := _practitioner_links(resource_type):
         # what references them: what they performed, recorded, requested, authored...
-        pk.in_(_referrers(resource_type, None, "Practitioner", authors)),
-    ]
+        rules.append(_referrers(resource_type, by_practitioner, "Practitioner", authors))
     if resource_type in SHARED_WITHOUT_PATIENT:
-        r = search_reference.alias()
-        rules.append(
-            ~exists().where(r.c.resource_pk == pk, r.c.param.in_(PATIENT_LINKS), r.c.target_type == "Patient")
+        r = search_reference
+        about_a_patient = _own(
+            select(r.c.resource_pk).where(
+                r.c.resource_type == resource_type, r.c.param.in_(list(links)), r.c.target_type == "Patient"
+            )
         )
-    return or_(*rules)
+        rules.append(
+            _own(select(resources.c.pk).where(resources.c.resource_type == resource_type,
+                                              resources.c.pk.not_in(about_a_patient)))
+        )
+    return union(*rules) if len(rules) > 1 else rules[0]
 
 
 # ---- SMART launch patient ----------------------------------------------------------------------
 
 
-def _patient_compartment(patient: str, resource_type: str, table: Table) -> ColumnElement[bool]:
-    patient_id = _ref_id(patient, "Patient")
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _patient_compartment(patient_id: str, resource_type: str) -> PkSelect | None:
     if resource_type == "Patient":
-        return table.c.id == patient_id
+        return _pks_of("Patient", [patient_id])
     if resource_type in DIRECTORY:
-        return true()
-    if not _patient_linked(resource_type):
-        return false()
-    return _pk(table).in_(_referrers(resource_type, PATIENT_LINKS, "Patient", [patient_id]))
+        return None
+    links = _patient_links(resource_type)
+    if not links:
+        return _NOTHING
+    return _referrers(resource_type, links, "Patient", [patient_id])

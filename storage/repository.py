@@ -433,16 +433,25 @@ class FhirRepository:
             )
         ).scalar_one()
 
-    async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:
-        """Conditional writes with the same criteria take turns, so parallel retries create one resource.
+    def with_principal(self, principal: Principal) -> FhirRepository:
+        """The same transaction, acting for someone else (e.g. the server's own rules)."""
+        return FhirRepository(
+            self.connection, principal, search=self._search, hooks=self._hooks, enrichers=self._enrichers
+        )
 
-        SQLite already runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL needs a lock on the criteria.
+    async def lock(self, key: str) -> None:
+        """Until this transaction ends, other transactions locking the same key wait.
+
+        SQLite already runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL takes an advisory lock.
         """
         if self._dialect != "postgresql":
             return
-        key = resource_type + "?" + "&".join(f"{k}={v}" for k, v in sorted(query))
         lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
         await self.connection.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
+    async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:
+        """Conditional writes with the same criteria take turns, so parallel retries create one resource."""
+        await self.lock(resource_type + "?" + "&".join(f"{k}={v}" for k, v in sorted(query)))
 
     async def _run_hooks(self, event: WriteEvent) -> None:
         for hook in self._hooks:

@@ -59,10 +59,17 @@ _SIZES = {kind: _sizes(kind) for kind in SEARCH_TABLES}
 
 
 def clip(text: str | None, size: int) -> str | None:
-    """`text` cut to `size` characters and `size` UTF-8 bytes (the same cut on the index and query sides)."""
-    if text is None or (len(text) <= size and text.isascii()):
-        return text
-    # "ignore" drops a character cut in half (and lone surrogates, which no database accepts)
+    """`text` cut to `size` characters and `size` UTF-8 bytes (the same cut on the index and query sides).
+
+    NUL characters and lone surrogates, which PostgreSQL refuses in text, are dropped.
+    """
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():
+        return text if len(text) <= size else text[:size]
+    # "ignore" drops a character cut in half, and lone surrogates
     return text[:size].encode("utf-8", "surrogatepass")[:size].decode("utf-8", "ignore")
 
 

@@ -1,7 +1,7 @@
 """FHIR <-> clinical rules: derived facts on write, and the clinical operations.
 
 Wiring (api/app.py):
-- `ClinicalConfig.from_env()`: PUENTE_CLINICAL_HOOKS (on|off), PUENTE_DEFAULT_ALTITUDE_M;
+- `ClinicalConfig.from_settings()`: PUENTE_CLINICAL_HOOKS (on|off), PUENTE_DEFAULT_ALTITUDE_M;
 - `clinical_hooks(config, write_hooks, enrichers)` -> (EnrichHook, WriteHook): the hemoglobin
   interpretation before a write, z-scores / Flags / draft referrals after it;
 - `router` (GET Patient/{id}/$nutrition-status, $growth, $immds-forecast; POST /$immds-forecast),

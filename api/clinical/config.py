@@ -1,7 +1,6 @@
-"""Switches of the clinical integration, read from the environment.
+"""Switches of the clinical integration: PUENTE_CLINICAL_HOOKS and PUENTE_DEFAULT_ALTITUDE_M.
 
-Temporary home: these belong in `settings.Settings` (PUENTE_CLINICAL_HOOKS, PUENTE_DEFAULT_ALTITUDE_M);
-until they move there, this is the one place that reads them.
+`from_settings` is what the app uses; `from_env` reads the same variables from a plain mapping.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from settings import Settings
+
 _ON = {"on", "true", "1", "yes"}
 _OFF = {"off", "false", "0", "no"}
 
@@ -19,6 +20,10 @@ _OFF = {"off", "false", "0", "no"}
 class ClinicalConfig:
     hooks_enabled: bool = True  # derive interpretation, z-scores, flags and referral drafts on write
     default_altitude_m: Decimal = Decimal(0)  # when the patient's Location has no altitude
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClinicalConfig:
+        return cls(hooks_enabled=settings.clinical_hooks, default_altitude_m=settings.default_altitude_m)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClinicalConfig:

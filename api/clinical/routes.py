@@ -33,7 +33,7 @@ OPERATIONS = [
 
 def _config(request: Request) -> ClinicalConfig:
     config = getattr(request.app.state, "clinical", None)
-    return config if isinstance(config, ClinicalConfig) else ClinicalConfig.from_env()
+    return config if isinstance(config, ClinicalConfig) else ClinicalConfig.from_settings(request.app.state.settings)
 
 
 def _context(request: Request, repository: FhirRepository) -> FhirRepository:

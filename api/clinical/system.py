@@ -8,25 +8,12 @@ scopes. Nothing read this way is returned to the caller except through the deriv
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
-from storage import search as storage_search
 from storage.repository import EnrichHook, FhirRepository, WriteHook
 
 CLINICAL_RULES = Principal(subject="puente-clinical-rules", is_admin=True, name="Puente clinical rules")
-
-
-async def _find_matches(
-    connection: AsyncConnection, principal: Principal, resource_type: str, query: Any
-) -> list[tuple[int, str]]:
-    # Looked up at call time, so the search that replaces the current one is picked up as is.
-    return await storage_search.find_matches(connection, principal, resource_type, list(query))
 
 
 class RulesRepositories:
@@ -39,9 +26,7 @@ class RulesRepositories:
     def __call__(self, repository: FhirRepository) -> FhirRepository:
         if repository.principal is CLINICAL_RULES:
             return repository
-        return FhirRepository(
-            repository.connection, CLINICAL_RULES, search=_find_matches, hooks=self._hooks, enrichers=self._enrichers
-        )
+        return repository.with_principal(CLINICAL_RULES)
 
 
 async def serialise_patient(repository: FhirRepository, patient_id: str) -> None:
@@ -49,7 +34,4 @@ async def serialise_patient(repository: FhirRepository, patient_id: str) -> None
 
     PostgreSQL only (a transaction-scoped advisory lock); SQLite already runs one writer at a time.
     """
-    if repository.connection.dialect.name != "postgresql":
-        return
-    key = hashlib.blake2b(f"clinical:Patient/{patient_id}".encode(), digest_size=8).digest()
-    await repository.connection.execute(select(func.pg_advisory_xact_lock(int.from_bytes(key, "big", signed=True))))
+    await repository.lock(f"clinical:Patient/{patient_id}")

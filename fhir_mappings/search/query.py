@@ -130,6 +130,7 @@ def parse_query(
         raise SearchError(f"unknown resource type {resource_type!r}")
     state = _State(resource_type, reg, base_url, tz)
     for name, value in params:
+        _check_text(name, value)
         if name in reserved:
             state.passthrough.append((name, value))
             continue
@@ -162,6 +163,18 @@ def parse_query(
         passthrough=tuple(state.passthrough),
         accepted=tuple(state.accepted),
     )
+
+
+def _check_text(name: str, value: str) -> None:
+    """NUL characters and lone surrogates fit no database column: malformed, not merely unknown."""
+    for text in (name, value):
+        if "\x00" in text:
+            raise SearchError("a NUL character is not allowed in a search", param=name.replace("\x00", ""))
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise SearchError("the search is not valid Unicode text") from exc
 
 
 # --- search parameters ----------------------------------------------------------------------------

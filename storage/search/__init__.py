@@ -47,7 +47,7 @@ async def find_matches(
             "The search criteria use parameters this server cannot apply",
             issues=[Issue(f"{p.name}: {p.message}", "not-supported") for p in parsed.problems],
         )
-    await tune(connection)
+    await tune(connection, in_transaction=False)
     ctx = Context(principal, datetime.now(UTC))
     r = ctx.alias(resources)
     statement = select(r.c.pk, r.c.id).where(*match_conditions(ctx, parsed, r)).order_by(r.c.pk)

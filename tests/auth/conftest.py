@@ -11,59 +11,14 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete
 
 from api.app import create_app
 from auth.tables import metadata as auth_metadata
-from fhir_mappings.search.extract import extract_index_values
-from fhir_mappings.search.rows import ReferenceRow
 from storage.database import create_engine
-from storage.repository import FhirRepository, WriteEvent
-from storage.search_rows import index_rows
-from storage.tables import resources, search_reference
 from tests.auth import support
 from tests.conftest import make_settings
 from tests.fixtures.databases import empty_all_tables
-
-
-def reference_indexing_is_live() -> bool:
-    """Does the repository already write search_reference rows? (the extractor is being wired in)"""
-    rows = index_rows(1, "Task", {"resourceType": "Task", "owner": {"reference": "Organization/x"}})
-    return bool(rows.get("reference"))
-
-
-async def _index_references(repository: FhirRepository, event: WriteEvent) -> None:
-    """Stand-in until storage indexes references itself: the real extractor, the real table.
-
-    Access rules read search_reference; without rows no policy can be exercised. Removed by itself
-    as soon as `storage.search_rows.index_rows` produces reference rows.
-    """
-    if event.resource is None:
-        return
-    version = event.version
-    pk = (
-        await repository.connection.execute(
-            select(resources.c.pk).where(
-                resources.c.resource_type == version.resource_type, resources.c.id == version.id
-            )
-        )
-    ).scalar_one()
-    await repository.connection.execute(delete(search_reference).where(search_reference.c.resource_pk == pk))
-    rows = [
-        {
-            "resource_pk": pk,
-            "resource_type": version.resource_type,
-            "param": row.param,
-            "target_type": row.target_type,
-            "target_id": row.target_id,
-            "target_version": row.version,
-            "url": row.url,
-        }
-        for row in extract_index_values(event.resource, base_url=support.FHIR_BASE)
-        if isinstance(row, ReferenceRow)
-    ]
-    if rows:
-        await repository.connection.execute(insert(search_reference), rows)
 
 
 class JwksServer:
@@ -97,8 +52,6 @@ async def auth_app(
     data_dir = Path(tmp_path_factory.mktemp("puente-data"))
     settings = make_settings(database_url, auth="on", data_dir=data_dir, base_url=support.BASE)
     application = create_app(settings)
-    if not reference_indexing_is_live():
-        application.state.write_hooks.append(_index_references)
     async with application.router.lifespan_context(application):
         fake_network = httpx.MockTransport(jwks_server.handler)
         application.state.auth.server.client_keys.http = httpx.Client(transport=fake_network)

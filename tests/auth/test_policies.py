@@ -1,7 +1,6 @@
 """Access policies, as the repository's query filters: clinics see their referrals, CHWs their catchment.
 
-These rules read the search_reference index. Until the repository writes those rows itself, the auth
-test app indexes references with the real extractor (see conftest.reference_indexing_is_live).
+These rules read the search_reference index that every write fills (storage.indexing).
 """
 
 from __future__ import annotations
