@@ -13,9 +13,22 @@ from api.interactions import batch, capabilities, create, delete, history, patch
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
 from storage.database import create_engine
+from storage.repository import EnrichHook, WriteHook
 
 log = logging.getLogger("puente")
 VERSION = "0.1.0"
+
+
+def write_hooks(settings: Settings) -> tuple[list[WriteHook], list[EnrichHook]]:
+    """What runs around every write, for HTTP requests and for `puente seed-demo` alike."""
+    hooks: list[WriteHook] = []
+    enrichers: list[EnrichHook] = []
+    config = clinical.ClinicalConfig.from_settings(settings)
+    if config.hooks_enabled:
+        enricher, write_hook = clinical.clinical_hooks(config, hooks, enrichers)
+        enrichers.append(enricher)
+        hooks.append(write_hook)
+    return hooks, enrichers
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,16 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.write_hooks = []  # after-write hooks, run in the request's transaction
-    app.state.enrichers = []  # before-write hooks that add server-derived elements
-    app.state.operations = []  # {"name", "definition", "type", "level"} for the CapabilityStatement
     app.state.search_capabilities = search_service.search_capabilities  # searchParam lists, from the registry
     app.state.clinical = clinical.ClinicalConfig.from_settings(settings)
-    if app.state.clinical.hooks_enabled:
-        enricher, write_hook = clinical.clinical_hooks(app.state.clinical, app.state.write_hooks, app.state.enrichers)
-        app.state.enrichers.append(enricher)
-        app.state.write_hooks.append(write_hook)
-    app.state.operations.extend(clinical.OPERATIONS)
+    # after-write hooks (run in the request's transaction) and before-write enrichers
+    app.state.write_hooks, app.state.enrichers = write_hooks(settings)
+    app.state.operations = [*clinical.OPERATIONS]  # {"name", "definition", "type", "level"}
     errors.install(app)
     app.include_router(health.router)
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type

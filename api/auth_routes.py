@@ -59,7 +59,7 @@ def start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     if not settings.auth_enabled:
         return
-    supplied = getattr(settings, "signing_keys_file", None)
+    supplied = settings.signing_keys_file
     app.state.auth = create_auth_service(
         lambda: app.state.engine,
         settings.public_base_url,
@@ -70,11 +70,10 @@ def start(app: FastAPI) -> None:
 
 
 def auth_config(settings: Settings) -> AuthConfig:
-    defaults = Lifetimes()
     lifetimes = Lifetimes(
-        backend_access=int(getattr(settings, "access_token_lifetime", defaults.backend_access)),
-        user_access=int(getattr(settings, "user_access_token_lifetime", defaults.user_access)),
-        refresh=int(getattr(settings, "refresh_token_lifetime", defaults.refresh)),
+        backend_access=settings.access_token_lifetime,
+        user_access=settings.user_access_token_lifetime,
+        refresh=settings.refresh_token_lifetime,
     )
     return AuthConfig(settings.public_base_url, lifetimes)
 

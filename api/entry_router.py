@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from api.preconditions import version_from_etag
 from fhir_mappings import fhir_json
-from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.outcomes import Invalid, MethodNotAllowed, NotImplementedYet
+from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.validation import check_resource_type
 from storage.repository import FhirRepository, WriteResult
 from storage.versions import StoredVersion, fhir_instant

@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from auth import cli as auth_cli
+from cli import seed_demo
 from settings import get_settings
+from storage import cli as storage_cli
 from storage.migrations import run_upgrade
 
 app = typer.Typer(
@@ -70,18 +73,7 @@ def serve(
     )
 
 
-def _register_subcommands() -> None:
-    """Subcommands that live with the package they serve (clients, users, seed-demo, ...)."""
-    from importlib import import_module
-
-    for module_name, attribute in (("auth.cli", "register"), ("seed.cli", "register"), ("storage.cli", "register")):
-        try:
-            module = import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        getattr(module, attribute)(app)
-
-
-_register_subcommands()
+# Subcommands live with the package they serve.
+auth_cli.register(app)
+storage_cli.register(app)
+seed_demo.register(app)

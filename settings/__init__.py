@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     max_page_size: int = 1000
     db_pool_size: int = 10
 
+    # OAuth: token lifetimes in seconds, and signing keys supplied as a file (JWK Set or PEM) instead
+    # of generated into data_dir on the first run.
+    access_token_lifetime: int = 300
+    user_access_token_lifetime: int = 300
+    refresh_token_lifetime: int = 30 * 24 * 3600
+    signing_keys_file: Path | None = None
+
     # Clinical rules on write (interpretation, z-scores, flags, referral drafts) and the altitude
     # used when a patient's residence Location has none (La Esperanza is below 500 m).
     clinical_hooks: bool = True

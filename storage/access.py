@@ -22,7 +22,8 @@ Who sees what (the search_reference index says who is linked to whom):
 - anyone else sees nothing.
 
 Visibility follows the current version's index rows: older versions of a resource are visible
-exactly when the resource is.
+exactly when the resource is. A deleted resource has no index rows, so for everyone but
+administrators it reads as not found (404 rather than 410) and its deletion is not in their history.
 """
 
 from __future__ import annotations

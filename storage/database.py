@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 
 def is_sqlite(url: str) -> bool:
@@ -32,12 +31,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
-    memory = make_url(url).database in (None, "", ":memory:")
     engine = create_async_engine(
         url,
         connect_args={"timeout": 30},
-        # One file, many short connections: pooling buys little and NullPool avoids stale handles.
-        **({} if memory else {"poolclass": NullPool}),
+        # Pooled: opening the file and setting the pragmas on every request costs more than the query.
+        pool_size=5,
+        max_overflow=10,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

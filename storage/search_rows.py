@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from sqlalchemy import String
 
 from fhir_mappings.search import (
     CompositeRow,
@@ -52,7 +53,7 @@ def base_url() -> str | None:
 
 
 def _sizes(kind: str) -> dict[str, int]:
-    return {c.name: c.type.length for c in SEARCH_TABLES[kind].columns if getattr(c.type, "length", None)}
+    return {c.name: c.type.length for c in SEARCH_TABLES[kind].columns if isinstance(c.type, String) and c.type.length}
 
 
 _SIZES = {kind: _sizes(kind) for kind in SEARCH_TABLES}

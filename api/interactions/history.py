@@ -10,8 +10,8 @@ from api.bundles import bundle, history_entry, page_url
 from api.dependencies import RepositoryDep, SettingsDep
 from api.openapi_docs import fhir_responses
 from api.rendering import json_response
-from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.outcomes import Invalid
+from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.validation import check_resource_type
 from settings import Settings
 from storage.repository import FhirRepository

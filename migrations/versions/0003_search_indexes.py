@@ -17,7 +17,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # (table, index, value column): LIKE 'abc%' needs varchar_pattern_ops under a non-C collation
-PATTERN_INDEXES = (("search_string", "ix_search_string_value0", "value"), ("search_uri", "ix_search_uri_value0", "value"))
+PATTERN_INDEXES = (
+    ("search_string", "ix_search_string_value0", "value"),
+    ("search_uri", "ix_search_uri_value0", "value"),
+)
 
 # The planner multiplies the selectivities of resource_type, param and code as if independent; they are
 # not (param 'status' only exists on some types, code '718-7' only under param 'code'), so without these

@@ -137,9 +137,9 @@ async def _load(
             .order_by(r.c.pk)
             .limit(limit - len(out))
         )
-        for row in await connection.execute(statement):
-            key = (row.resource_type, row.id)
+        for found in map(Found.of, await connection.execute(statement)):
+            key = (found.resource_type, found.id)
             if key not in seen:
                 seen.add(key)
-                out.append(Found.of(row))
+                out.append(found)
     return out

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Alias,
     ColumnElement,
+    FromClause,
     Numeric,
     String,
     Table,
@@ -32,7 +32,7 @@ Columns = Mapping[str, ColumnElement[Any]]
 
 
 @functools.cache
-def _alias(table: Table, n: int) -> Alias:
+def _alias(table: Table, n: int) -> FromClause:
     return table.alias(f"{table.name.removeprefix('search_')}_{n}")
 
 
@@ -47,7 +47,7 @@ class Aliases:
     def __init__(self) -> None:
         self._used: Counter[str] = Counter()
 
-    def __call__(self, table: Table) -> Alias:
+    def __call__(self, table: Table) -> FromClause:
         n = self._used[table.name]
         self._used[table.name] += 1
         return _alias(table, n)
