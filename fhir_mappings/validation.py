@@ -70,12 +70,12 @@ def check_resource_type(resource_type: str) -> None:
 
 def check_body_type(resource: Any, expected_type: str) -> None:
     """The cheap part of validation that needs the URL: is the body a resource of the URL's type?"""
-    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-        if resource["resourceType"] in R4_RESOURCE_TYPES and resource["resourceType"] != expected_type:
-            raise Invalid(
-                f"resourceType '{resource['resourceType']}' does not match the URL's type '{expected_type}'",
-                issues=[_issue(f"resourceType must be '{expected_type}'", "invalid", "resourceType")],
-            )
+    given = resource.get("resourceType") if isinstance(resource, dict) else None
+    if isinstance(given, str) and given in R4_RESOURCE_TYPES and given != expected_type:
+        raise Invalid(
+            f"resourceType '{given}' does not match the URL's type '{expected_type}'",
+            issues=[_issue(f"resourceType must be '{expected_type}'", "invalid", "resourceType")],
+        )
 
 
 def validate_resource(resource: Any, expected_type: str | None = None) -> str:
