@@ -12,6 +12,7 @@ from api import audit, auth_routes, clinical, errors, health, search_service
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
+from storage import search_rows
 from storage.database import create_engine
 from storage.repository import EnrichHook, WriteHook
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    search_rows.configure(base_url=settings.public_base_url)  # our own absolute URLs index as local references
     app.state.search_capabilities = search_service.search_capabilities  # searchParam lists, from the registry
     app.state.clinical = clinical.ClinicalConfig.from_settings(settings)
     # after-write hooks (run in the request's transaction) and before-write enrichers

@@ -42,8 +42,7 @@ from storage.tables import resources, search_reference
 AUDIT_EVENT = "AuditEvent"
 # Reference parameters that tie a resource to the Patient it is about.
 PATIENT_LINKS = ("patient", "subject", "member", "beneficiary")
-# What a referral names besides its patient. R4 has no reason-reference parameter on ServiceRequest or
-# Task: those rows appear once the search registry adds the (custom) parameter.
+# What a referral names besides its patient (`reason-reference` is Puente's own parameter: R4 has none).
 REFERRAL_NAMES = ("reason-reference", "supporting-info", "focus")
 # Patient-compartment types whose instances may concern nobody in particular (a sector's CareTeam, a
 # clinic's device): without a patient link they are shared like reference data.

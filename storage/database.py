@@ -26,7 +26,17 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # invalidated by SQLAlchemy on the first error and the pool replaces it.
         pool_recycle=1800,
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
-        connect_args={"server_settings": {"application_name": "puente"}} if "asyncpg" in url else {},
+        # Custom plans: asyncpg prepares every statement, and PostgreSQL's generic plans ignore the
+        # values that make a search selective; parallel workers cost more to start than they save here.
+        connect_args={
+            "server_settings": {
+                "application_name": "puente",
+                "plan_cache_mode": "force_custom_plan",
+                "max_parallel_workers_per_gather": "0",
+            }
+        }
+        if "asyncpg" in url
+        else {},
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import jsonpatch
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +24,7 @@ from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Conflict, Forbidden, Gone, Invalid, Issue, NotFound, PreconditionFailed
 from fhir_mappings.search import SearchQuery
 from fhir_mappings.validation import validate_resource
-from storage import access, indexing
+from storage import access, version_writes
 from storage import search as search_engine
 from storage.search import SearchPage
 from storage.tables import resource_history, resources
@@ -285,8 +285,7 @@ class FhirRepository:
             .where(resources.c.pk == pk)
             .values(version_id=version.version_id, last_updated=stamp, deleted=True, content=None)
         )
-        await self._insert_history(pk, version)
-        await indexing.remove(self.connection, pk)
+        await version_writes.store(self.connection, pk, version, None, fresh=False)
         await self._run_hooks(WriteEvent(version, None, current))
         return version
 
@@ -368,8 +367,7 @@ class FhirRepository:
         pk = (await self.connection.execute(statement)).scalar()
         if pk is None:
             return None
-        await self._insert_history(pk, version)
-        await indexing.replace(self.connection, pk, resource_type, resource, fresh=True)
+        await version_writes.store(self.connection, pk, version, resource, fresh=True)
         await self._run_hooks(WriteEvent(version, resource, None))
         return WriteResult(version, created=True)
 
@@ -395,24 +393,9 @@ class FhirRepository:
             .where(resources.c.pk == pk)
             .values(version_id=new_version, last_updated=stamp, deleted=False, content=content)
         )
-        await self._insert_history(pk, version)
-        await indexing.replace(self.connection, pk, current.resource_type, resource)
+        await version_writes.store(self.connection, pk, version, resource, fresh=False)
         await self._run_hooks(WriteEvent(version, resource, current))
         return WriteResult(version, created=current.deleted)
-
-    async def _insert_history(self, pk: int, version: StoredVersion) -> None:
-        await self.connection.execute(
-            insert(resource_history).values(
-                resource_pk=pk,
-                resource_type=version.resource_type,
-                id=version.id,
-                version_id=version.version_id,
-                last_updated=version.last_updated,
-                method=version.method,
-                deleted=version.deleted,
-                content=version.content,
-            )
-        )
 
     async def _current_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         statement = select(resources).where(

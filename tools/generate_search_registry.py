@@ -31,6 +31,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "fhir-r4"
 OUTPUT = ROOT / "fhir_mappings" / "data" / "search_parameters.json"
 
+# Search parameters R4 lacks that Puente's access rules need (a clinic sees the Observations a referral
+# gives as its reason). Written as SearchParameter resources, so they go through the same generator.
+PUENTE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "resourceType": "SearchParameter",
+        "id": "puente-reason-reference",
+        "url": "https://puente.example.org/fhir/SearchParameter/reason-reference",
+        "name": "reason-reference",
+        "status": "active",
+        "description": "The resources given as the reason for a referral (Puente extension of R4)",
+        "code": "reason-reference",
+        "base": ["ServiceRequest", "Task"],
+        "type": "reference",
+        "expression": "ServiceRequest.reasonReference | Task.reasonReference",
+        "target": ["Condition", "DiagnosticReport", "DocumentReference", "Observation"],
+    },
+]
+
 COMMON_CODES = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")
 SUPPORTED_TYPES = ("token", "string", "date", "reference", "quantity", "uri", "number", "composite")
 
@@ -247,6 +265,7 @@ class Generator:
     def __init__(self, source: Path) -> None:
         self.model = StructureModel([_load(source / "profiles-resources.json"), _load(source / "profiles-types.json")])
         self.params: list[dict[str, Any]] = [e["resource"] for e in _load(source / "search-parameters.json")["entry"]]
+        self.params.extend(PUENTE_PARAMETERS)
         self.by_url = {p["url"]: p for p in self.params}
         self.code_systems = _value_set_systems(_load(source / "valuesets.json"))
         self.skipped: list[str] = []

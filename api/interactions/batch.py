@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Request, Response
 
 from api.body import read_json
@@ -30,7 +32,7 @@ async def transaction(request: Request, repository: RepositoryDep, settings: Set
         bundle,
         base_url=settings.public_base_url,
         max_entries=settings.max_bundle_entries,
-        search=search_bundle,
+        search=functools.partial(search_bundle, settings=settings),
         minimal=prefers_minimal(request),
     )
     return json_response(request, response)

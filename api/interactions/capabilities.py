@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 
 from api.openapi_docs import fhir_responses
 from api.rendering import json_response
@@ -48,7 +47,13 @@ async def capabilities(request: Request) -> Response:
 def capability_statement(request: Request) -> dict[str, Any]:
     app = request.app
     settings = app.state.settings
-    implemented = {route.operation_id for route in app.routes if isinstance(route, APIRoute)}
+    # The OpenAPI document lists every route the app really serves, however routers are nested.
+    implemented = {
+        operation.get("operationId")
+        for path in app.openapi()["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict)
+    }
     interactions = [{"code": code} for op, code in TYPE_INTERACTIONS.items() if code and op in implemented]
     search_params = getattr(app.state, "search_capabilities", lambda _t: [])
     operations = getattr(app.state, "operations", [])

@@ -18,7 +18,7 @@ from fhir_mappings.outcomes import Invalid, Issue
 from fhir_mappings.search import SearchError, parse_query
 from storage import search_rows
 from storage.search.clauses import Context
-from storage.search.engine import SearchPage, match_conditions, search, tune
+from storage.search.engine import SearchPage, match_conditions, search
 from storage.search.found import Found
 from storage.tables import resources
 
@@ -47,7 +47,6 @@ async def find_matches(
             "The search criteria use parameters this server cannot apply",
             issues=[Issue(f"{p.name}: {p.message}", "not-supported") for p in parsed.problems],
         )
-    await tune(connection, in_transaction=False)
     ctx = Context(principal, datetime.now(UTC))
     r = ctx.alias(resources)
     statement = select(r.c.pk, r.c.id).where(*match_conditions(ctx, parsed, r)).order_by(r.c.pk)

@@ -55,7 +55,6 @@ async def search(
 ) -> SearchPage:
     """A page of at most `count` matches after (or before) `cursor`. SearchError for a bad cursor."""
     access.require(principal, query.resource_type, "s")
-    await tune(connection)
     ctx = Context(principal, now or datetime.now(UTC))
     r = ctx.alias(resources)
     where = match_conditions(ctx, query, r)
@@ -110,39 +109,6 @@ async def search(
     elif query.total is None and position is None and not more:
         page.total = len(rows)  # the whole result is on this page: the total costs nothing
     return page
-
-
-_TUNED = "puente.search_settings"
-
-
-async def tune(connection: AsyncConnection, *, in_transaction: bool = True) -> None:
-    """PostgreSQL settings that search plans depend on.
-
-    - plan_cache_mode: asyncpg prepares every statement, and after five runs PostgreSQL may switch to
-      a generic plan, blind to the values. Index rows are very skewed (status=active vs a patient's
-      id), so a generic plan can be 10x slower (measured: 30 ms -> 300 ms for a page of 100).
-      Planning each search anew costs about a millisecond.
-    - no parallel workers: starting them costs ~20 ms here, more than a keyset page takes.
-
-    On an autocommit connection (reads) they are set once for the connection's life; inside a
-    transaction, for that transaction only (a rollback would undo a session-wide setting).
-    Setting both in create_engine's server_settings would spare even the first round trip.
-    `in_transaction=False`: skip the per-transaction round trip (conditional matching inside writes,
-    whose criteria are selective equalities that generic plans serve well).
-    """
-    if connection.dialect.name != "postgresql" or connection.info.get(_TUNED):
-        return
-    durable = _autocommit(connection)
-    if not durable and not in_transaction:
-        return
-    await connection.execute(
-        select(
-            func.set_config("plan_cache_mode", "force_custom_plan", not durable),
-            func.set_config("max_parallel_workers_per_gather", "0", not durable),
-        )
-    )
-    if durable:
-        connection.info[_TUNED] = True
 
 
 def _autocommit(connection: AsyncConnection) -> bool:
