@@ -27,10 +27,9 @@ TYPE_INTERACTIONS = {
     "search": "search-type",
 }
 SYSTEM_INTERACTIONS = {
-    "transaction": "transaction",
-    "batch": "batch",
-    "history_system": "history-system",
-    "search_system": "search-system",
+    "transaction": ("transaction", "batch"),  # one route serves both Bundle types
+    "history_system": ("history-system",),
+    "search_system": ("search-system",),
 }
 
 
@@ -83,7 +82,9 @@ def capability_statement(request: Request) -> dict[str, Any]:
     rest: dict[str, Any] = {
         "mode": "server",
         "resource": resources,
-        "interaction": [{"code": code} for op, code in SYSTEM_INTERACTIONS.items() if op in implemented],
+        "interaction": [
+            {"code": code} for op, codes in SYSTEM_INTERACTIONS.items() if op in implemented for code in codes
+        ],
     }
     security = getattr(app.state, "security_capability", None)
     if security:
