@@ -171,27 +171,26 @@ async def jwks(request: Request) -> JSONResponse:
 
 @router.post("/auth/token", operation_id="auth_token", summary="OAuth 2.0 token endpoint (RFC 6749, SMART)")
 async def token(request: Request) -> Response:
-    service: AuthService = request.app.state.auth
-    form = await _form_request(request, "token")
-    request.state.audit_client = _claimed_client(form)
-    answer = await anyio.to_thread.run_sync(service.server.token, form)
-    return _oauth_response(*answer)
+    return await _oauth_endpoint(request, "token")
 
 
 @router.post("/auth/introspect", operation_id="auth_introspect", summary="Token introspection (RFC 7662)")
 async def introspect(request: Request) -> Response:
-    service: AuthService = request.app.state.auth
-    form = await _form_request(request, "introspect")
-    request.state.audit_client = _claimed_client(form)
-    return _oauth_response(*await anyio.to_thread.run_sync(service.server.introspect, form))
+    return await _oauth_endpoint(request, "introspect")
 
 
 @router.post("/auth/revoke", operation_id="auth_revoke", summary="Token revocation (RFC 7009)")
 async def revoke(request: Request) -> Response:
+    return await _oauth_endpoint(request, "revoke")
+
+
+async def _oauth_endpoint(request: Request, endpoint: str) -> Response:
+    """token / introspect / revoke: Authlib's synchronous endpoint, run off the event loop."""
     service: AuthService = request.app.state.auth
-    form = await _form_request(request, "revoke")
+    form = await _form_request(request, endpoint)
     request.state.audit_client = _claimed_client(form)
-    return _oauth_response(*await anyio.to_thread.run_sync(service.server.revoke, form))
+    handle = getattr(service.server, endpoint)
+    return _oauth_response(*await anyio.to_thread.run_sync(handle, form))
 
 
 @router.get("/auth/authorize", operation_id="auth_authorize", summary="Authorization endpoint: the login page")
