@@ -12,7 +12,6 @@ COPY auth ./auth
 COPY storage ./storage
 COPY fhir_mappings ./fhir_mappings
 COPY clinical ./clinical
-COPY exchange ./exchange
 COPY cli ./cli
 COPY settings ./settings
 COPY seed ./seed
