@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from api.bundles import raw
 from api.entry_router import EntryRequest, EntryResult, dispatch, split_url
+from api.preconditions import criteria
 from fhir_mappings.outcomes import FhirError, Invalid, Issue, PreconditionFailed, TooLarge
 from fhir_mappings.validation import validate_resource
 from storage.repository import FhirRepository
@@ -158,8 +159,7 @@ async def _assign_ids(repository: FhirRepository, entries: list[_Entry]) -> dict
             if request.method == "POST" and isinstance(request.resource, dict):
                 resource_type = segments[0]
                 if request.if_none_exist:
-                    criteria = parse_qsl(request.if_none_exist.split("?", 1)[-1], keep_blank_values=True)
-                    matches = await repository.conditional_matches(resource_type, criteria)
+                    matches = await repository.conditional_matches(resource_type, criteria(request.if_none_exist))
                     if len(matches) > 1:
                         raise PreconditionFailed(f"ifNoneExist matched {len(matches)} resources")
                     if matches:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from api.preconditions import version_from_etag
+from api.preconditions import criteria, unchanged_since, version_from_etag
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Invalid, MethodNotAllowed, NotImplementedYet
-from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.validation import check_resource_type
 from storage.repository import FhirRepository, WriteResult
 from storage.versions import StoredVersion, fhir_instant
@@ -82,7 +80,7 @@ async def dispatch(repository: FhirRepository, request: EntryRequest, search: An
             raise Invalid("A POST entry's url is the resource type")
         resource = _resource(request)
         if request.if_none_exist:
-            result = await repository.conditional_create(resource, _criteria(request.if_none_exist))
+            result = await repository.conditional_create(resource, criteria(request.if_none_exist))
         else:
             result = await repository.create(resource, resource_id=request.assigned_id)
         return _written(result)
@@ -136,18 +134,11 @@ async def _read(
 
 
 def _not_modified(version: StoredVersion, request: EntryRequest) -> bool:
-    if request.if_none_match is not None:
-        tag = _version_tag(request.if_none_match)
-        return tag == version.version_id
-    if request.if_modified_since:
-        try:
-            return version.last_updated.replace(microsecond=0) <= parsedate_to_datetime(request.if_modified_since)
-        except (TypeError, ValueError):
-            try:
-                return version.last_updated <= parse_date_range(request.if_modified_since).low
-            except InvalidDate as exc:
-                raise Invalid(f"ifModifiedSince '{request.if_modified_since}' is not a date") from exc
-    return False
+    version_from_etag(request.if_none_match, "ifNoneMatch")  # a malformed tag is a 400 inside a Bundle
+    try:
+        return unchanged_since(version, request.if_none_match, request.if_modified_since)
+    except ValueError as exc:
+        raise Invalid(f"ifModifiedSince '{request.if_modified_since}' is not a date") from exc
 
 
 def _written(result: WriteResult) -> EntryResult:
@@ -158,13 +149,6 @@ def _resource(request: EntryRequest) -> dict[str, Any]:
     if not isinstance(request.resource, dict):
         raise Invalid(f"{request.method} entry has no resource")
     return request.resource
-
-
-def _criteria(query: str) -> list[tuple[str, str]]:
-    pairs = parse_qsl(query.split("?", 1)[-1], keep_blank_values=True)
-    if not pairs:
-        raise Invalid("ifNoneExist has no criteria")
-    return pairs
 
 
 def _patch_document(resource: dict[str, Any] | None) -> Any:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 
 from fhir_mappings.outcomes import Invalid
+from fhir_mappings.search.dates import parse_date_range
 from storage.versions import StoredVersion
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
@@ -24,18 +25,30 @@ def version_from_etag(value: str | None, header: str = "If-Match") -> int | None
 
 
 def not_modified(request: Request, version: StoredVersion) -> bool:
-    if_none_match = request.headers.get("if-none-match")
+    """HTTP If-None-Match / If-Modified-Since; an unreadable date is ignored, as HTTP says."""
+    try:
+        return unchanged_since(version, request.headers.get("if-none-match"), request.headers.get("if-modified-since"))
+    except ValueError:
+        return False
+
+
+def unchanged_since(version: StoredVersion, if_none_match: str | None, if_modified_since: str | None) -> bool:
+    """Does the client already have `version`? (a request's headers, or a Bundle entry's fields)
+
+    `if_modified_since` is an HTTP date or a FHIR instant; ValueError when it is neither.
+    """
     if if_none_match is not None:
         tags = [t.strip() for t in if_none_match.split(",")]
-        return "*" in tags or any(_ETAG.match(t) and int(_ETAG.match(t).group(1)) == version.version_id for t in tags)  # type: ignore[union-attr]
-    since = request.headers.get("if-modified-since")
-    if since:
-        try:
-            moment = parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-        return version.last_updated.replace(microsecond=0) <= moment
-    return False
+        return "*" in tags or any(
+            (match := _ETAG.match(t)) is not None and int(match.group(1)) == version.version_id for t in tags
+        )
+    if not if_modified_since:
+        return False
+    try:
+        moment = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return version.last_updated <= parse_date_range(if_modified_since).low  # InvalidDate is a ValueError
+    return version.last_updated.replace(microsecond=0) <= moment
 
 
 def criteria(query: str) -> list[tuple[str, str]]:

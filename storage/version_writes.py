@@ -12,10 +12,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, Numeric, TextClause, insert, text
+from sqlalchemy import DateTime, Integer, Numeric, TextClause, delete, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import indexing
 from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, resource_history
 from storage.versions import StoredVersion
@@ -93,9 +92,10 @@ async def store(
         await connection.execute(_pg_statement(fresh), _pg_params(pk, version, resource))
         return
     await connection.execute(insert(resource_history).values(**_history_values(pk, version)))
-    if resource is None:
-        await indexing.remove(connection, pk)
-    else:
-        await indexing.replace(connection, pk, version.resource_type, resource, fresh=fresh)
-
-
+    if not fresh:
+        for table in SEARCH_TABLES.values():
+            await connection.execute(delete(table).where(table.c.resource_pk == pk))
+    if resource is not None:
+        for kind, rows in index_rows(pk, version.resource_type, resource).items():
+            if rows:
+                await connection.execute(insert(SEARCH_TABLES[kind]), rows)

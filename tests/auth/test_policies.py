@@ -1,6 +1,6 @@
 """Access policies, as the repository's query filters: clinics see their referrals, CHWs their catchment.
 
-These rules read the search_reference index that every write fills (storage.indexing).
+These rules read the search_reference index that every write fills (storage.version_writes).
 """
 
 from __future__ import annotations
