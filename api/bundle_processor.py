@@ -117,15 +117,48 @@ async def _transaction(repository: FhirRepository, entries: list[_Entry], search
         if entry.request.resource is not None:
             entry.request.resource = await _rewrite(repository, entry, entry.request.resource, mapping)
     results: dict[int, EntryResult] = {}
-    for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
+    # Hooks (derived clinical facts) judge the Bundle's writes together, once, before any read.
+    repository.defer_hooks()
+    ordered = sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index))
+    creates = [e for e in ordered if _plain_create(e)]
+    for entry in ordered:
+        if creates and _ORDER[entry.request.method] >= _ORDER["POST"]:
+            await _create_together(repository, creates, results)
+            creates = []
+        if entry.index in results:
+            continue
         if entry.preresolved is not None:
             results[entry.index] = entry.preresolved
             continue
+        if entry.request.method in ("GET", "HEAD"):
+            await repository.run_deferred_hooks()
         try:
             results[entry.index] = await dispatch(repository, entry.request, search)
         except FhirError as exc:
             raise _at_entry(exc, entry) from exc
+    await repository.run_deferred_hooks()
     return [results[e.index] for e in entries]
+
+
+async def _create_together(repository: FhirRepository, creates: list[_Entry], results: dict[int, EntryResult]) -> None:
+    """The POSTs in one go, right after the DELETEs (their place in the processing order)."""
+    written = await repository.create_many(
+        [(e.request.resource, e.request.assigned_id) for e in creates],  # type: ignore[misc]
+        validated=True,  # by _check_resources, which names the failing entry
+    )
+    results.update((e.index, EntryResult(201, version=w.version)) for e, w in zip(creates, written, strict=True))
+
+
+def _plain_create(entry: _Entry) -> bool:
+    """A POST whose id is decided and whose conditions are resolved: it can be written with the others."""
+    request = entry.request
+    return (
+        request.method == "POST"
+        and entry.preresolved is None
+        and request.assigned_id is not None
+        and isinstance(request.resource, dict)
+        and not request.if_none_exist
+    )
 
 
 async def _batch(repository: FhirRepository, entries: list[_Entry], search: SearchFn | None) -> list[EntryResult]:

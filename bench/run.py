@@ -67,8 +67,12 @@ SCALES = {
 FLOOR_OF = {
     "create_observation": "insert", "household_visit": "insert", "read_by_id": "read",
     "patient_by_identifier": "read", "observation_search": "read", "referral_pull": "read",
-    "everything": "read",
+    "everything": "read", "include_page": "read",
 }
+
+# Searches whose answer time the targets bound: also measured with one connection per worker, so
+# the p95 is the time to answer, not the time queued behind 31 other clients on 2 cores.
+ANSWER_TIME = ("referral_pull", "patient_by_identifier", "observation_search", "include_page")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,6 +280,11 @@ def _run_puente(args: argparse.Namespace, ds: Dataset, driver: str, load: Load, 
         for name, reqs in workloads.items():
             results[name] = (_measure(driver, server, name, reqs, load, scale, database, args.workers)
                              if reqs else {"skipped": "the sample holds no data for it"})
+        unsaturated = replace(load, connections=args.workers, threads=1)
+        for name in ANSWER_TIME:
+            if workloads.get(name):
+                results[f"{name}@{args.workers}"] = _measure(driver, server, name, workloads[name], unsaturated,
+                                                             scale, database, args.workers)
         results[f"transaction_{scale.big_tx_entries}"] = _big_transactions(server, ds, scale)
         everything = everything_workload(ds)
         status = _probe(server, everything[0]) if everything else 0
@@ -400,6 +409,7 @@ def _targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets (meant for --scale 1m on PostgreSQL), measured against this run."""
     puente = report.get("puente", {})
     ratios = report.get("ratios", {})
+    workers = report.get("meta", {}).get("workers", 2)
 
     def valid(name: str) -> dict[str, Any]:
         result = puente.get(name, {})
@@ -414,8 +424,15 @@ def _targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         ("read_by_id >= 0.8 x read floor", ratios.get("read_by_id / read"), 0.8, ">="),
         ("household_visit (8 entries) >= 150/s", valid("household_visit").get("rps"), 150, ">="),
         ("1,000-entry transaction < 3 s", valid("transaction_1000").get("max_s"), 3, "<"),
-        ("referral_pull p95 <= 50 ms", lat("referral_pull", "p95"), 50, "<="),
-        ("patient_by_identifier p95 <= 50 ms", lat("patient_by_identifier", "p95"), 50, "<="),
+        ("referral_pull p95 <= 50 ms (1 connection per worker)", lat(f"referral_pull@{workers}", "p95"), 50, "<="),
+        ("patient_by_identifier p95 <= 50 ms (1 connection per worker)",
+         lat(f"patient_by_identifier@{workers}", "p95"), 50, "<="),
+        ("observation_search p95 <= 50 ms (1 connection per worker)",
+         lat(f"observation_search@{workers}", "p95"), 50, "<="),
+        ("include_page (100 + _include) p95 <= 150 ms (1 connection per worker)",
+         lat(f"include_page@{workers}", "p95"), 150, "<="),
+        ("referral_pull p95 <= 50 ms (all connections)", lat("referral_pull", "p95"), 50, "<="),
+        ("patient_by_identifier p95 <= 50 ms (all connections)", lat("patient_by_identifier", "p95"), 50, "<="),
     ]
     out = []
     for name, measured, target, op in rows:

@@ -203,6 +203,11 @@ def puente_workloads(ds: Dataset) -> dict[str, list[Request]]:
             Request("GET", f"{FHIR}/ServiceRequest?performer=Organization/{rng.choice(ds.facilities)}"
                            f"&status=active&_lastUpdated=gt{rng.choice(since)}")
             for _ in range(200)],
+        # A clinic's first page of referrals with their patients: 100 matches + up to 100 includes.
+        "include_page": [
+            Request("GET", f"{FHIR}/ServiceRequest?performer=Organization/{f}"
+                           "&_include=ServiceRequest:subject&_count=100")
+            for f in ds.facilities],
     }
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import write_hooks
 from auth.principal import Principal
 from seed.generator import Unit, generate_units
 from seed.load import load_units
-from settings import get_settings
+from settings import Settings, get_settings
 from storage.database import create_engine, transaction
 from storage.migrations import upgrade_async
 from storage.repository import FhirRepository
@@ -23,21 +26,63 @@ SEEDER = Principal(subject="puente-seed-demo", is_admin=True)
 RESOURCES_PER_CHILD = 32  # measured on the generator's default cohort; for the progress bar only
 
 
+UnitWriter = Callable[[Unit], Awaitable[None]]
+
+
+def unit_writer(engine: AsyncEngine, settings: Settings) -> UnitWriter:
+    """Writes one household (or the programme) per transaction, through the repository."""
+    hooks, enrichers = write_hooks(settings)
+
+    async def write_unit(unit: Unit) -> None:
+        async with transaction(engine, write=True) as connection:
+            repository = FhirRepository(connection, SEEDER, search=find_matches, hooks=hooks, enrichers=enrichers)
+            repository.defer_hooks()  # the rules judge the household once, with all of it stored
+            first = unit.resources[0]
+            if await repository.exists(first["resourceType"], first["id"]):
+                # ids are stable: a re-run updates instead of duplicating (units are written whole)
+                for resource in unit.resources:
+                    await repository.update(resource["resourceType"], resource["id"], resource)
+            else:
+                await repository.create_many([(resource, resource["id"]) for resource in unit.resources])
+            await repository.run_deferred_hooks()
+
+    return write_unit
+
+
+async def bench_loader(units: Iterable[Unit], database_url: str) -> None:
+    """`python -m bench.run --loader cli.seed_demo:bench_loader`: what seed-demo does, for the benchmark."""
+    settings = get_settings().model_copy(update={"database_url": database_url})
+    engine = create_engine(database_url, pool_size=4)
+    try:
+        started = time.perf_counter()
+
+        def report(done: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            sys.stderr.write(f"  loaded {done:,} resources ({rate:,.0f}/s)\n")
+
+        await load_units(units, unit_writer(engine, settings), concurrency=4, progress=_every(report, 50_000))
+    finally:
+        await engine.dispose()
+
+
+def _every(report: Callable[[int], None], step: int) -> Callable[[int], None]:
+    last = [0]
+
+    def maybe(done: int) -> None:
+        if done - last[0] >= step:
+            last[0] = done
+            report(done)
+
+    return maybe
+
+
 async def _seed(children: int, seed: int, derived: bool, concurrency: int) -> tuple[int, float]:
     settings = get_settings()
     if not derived:
         settings = settings.model_copy(update={"clinical_hooks": False})
     await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url, pool_size=concurrency)
-    hooks, enrichers = write_hooks(settings)
-
-    async def write_unit(unit: Unit) -> None:
-        # One household per transaction: ids are stable, so a re-run updates instead of duplicating.
-        async with transaction(engine, write=True) as connection:
-            repository = FhirRepository(connection, SEEDER, search=find_matches, hooks=hooks, enrichers=enrichers)
-            for resource in unit.resources:
-                await repository.update(resource["resourceType"], resource["id"], resource)
-
+    write_unit = unit_writer(engine, settings)
     started = time.perf_counter()
     columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:

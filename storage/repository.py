@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import jsonpatch
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,15 +50,23 @@ class WriteEvent:
 
 
 class WriteHook(Protocol):
-    """Runs after a write, in its transaction (e.g. to store derived facts)."""
+    """Runs after writes, in their transaction (e.g. to store derived facts).
 
-    async def __call__(self, repository: FhirRepository, event: WriteEvent) -> None: ...
+    Usually one event per call; when a transaction Bundle defers hooks, all of its writes arrive in
+    one call, so a hook can judge what belongs together (one child's weight and height) once.
+    """
+
+    async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None: ...
 
 
 class EnrichHook(Protocol):
     """Runs before a create/update is stamped and stored; may add server-derived elements to `resource`."""
 
     async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None: ...
+
+    def reads_context(self, resource: dict[str, Any]) -> bool:
+        """Whether enriching `resource` reads other stored records (which a batch must store first)."""
+        ...
 
 
 @dataclass
@@ -90,6 +98,7 @@ class FhirRepository:
         self._hooks = hooks
         self._enrichers = enrichers
         self._dialect = connection.dialect.name
+        self._deferred: list[WriteEvent] | None = None
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -113,6 +122,20 @@ class FhirRepository:
                 headers={"ETag": version.etag, "Last-Modified": version.last_modified_http},
             )
         return version
+
+    async def read_many(self, resource_type: str, resource_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """The current versions (deletions included) of those of `resource_ids` that exist and are visible."""
+        access.require(self.principal, resource_type, "r")
+        if not resource_ids:
+            return {}
+        rows = await self.connection.execute(
+            select(resources).where(
+                resources.c.resource_type == resource_type,
+                resources.c.id.in_(sorted(set(resource_ids))),
+                *access.visible(self.principal, resource_type, resources),
+            )
+        )
+        return {row.id: _version(row) for row in rows}
 
     async def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
         access.require(self.principal, resource_type, "r")
@@ -170,6 +193,52 @@ class FhirRepository:
         if inserted is None:  # only possible with a client-chosen id
             raise Conflict(f"{resource_type}/{new_id} already exists")
         return inserted
+
+    async def create_many(
+        self, items: Sequence[tuple[dict[str, Any], str]], *, validated: bool = False
+    ) -> list[WriteResult]:
+        """Create resources with the ids given (chosen by the server, e.g. for a Bundle's POST entries)
+        in as few statements as the database allows; Conflict if one of the ids is taken.
+
+        `validated`: the caller has already validated every resource (a Bundle does, to name the entry).
+        Resources whose enrichment reads other records (a hemoglobin reads its Patient) are stored
+        after the others, so they see the Patient created in the same Bundle.
+        """
+        for resource, _ in items:
+            resource_type = resource["resourceType"] if validated else validate_resource(resource)
+            access.require(self.principal, resource_type, "c")
+        later = [any(e.reads_context(resource) for e in self._enrichers) for resource, _ in items]
+        results: dict[int, WriteResult] = {}
+        for phase in (False, True):
+            chosen = [i for i, is_later in enumerate(later) if is_later is phase]
+            if chosen:
+                written = await self._create_together([items[i] for i in chosen])
+                results.update(zip(chosen, written, strict=True))
+        return [results[i] for i in range(len(items))]
+
+    async def _create_together(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]:
+        prepared = []
+        for resource, resource_id in items:
+            for enrich in self._enrichers:
+                await enrich(self, resource)
+            stamp = now_ms()
+            content = _stamp(resource, resource_id, 1, stamp)
+            resource_type = resource["resourceType"]
+            prepared.append(StoredVersion(resource_type, resource_id, 1, stamp, False, content, method="POST"))
+        pks = await self._insert_resources(prepared)
+        missing = [f"{v.resource_type}/{v.id}" for v in prepared if (v.resource_type, v.id) not in pks]
+        if missing:
+            raise Conflict(f"{', '.join(missing)} already exist(s)")
+        await version_writes.store_many(
+            self.connection,
+            [
+                version_writes.VersionWrite(pks[(v.resource_type, v.id)], v, resource, fresh=True)
+                for v, (resource, _) in zip(prepared, items, strict=True)
+            ],
+        )
+        for v, (resource, _) in zip(prepared, items, strict=True):
+            await self._run_hooks(WriteEvent(v, resource, None))
+        return [WriteResult(v, created=True) for v in prepared]
 
     async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
         resource_type = validate_resource(resource)
@@ -371,6 +440,28 @@ class FhirRepository:
         await self._run_hooks(WriteEvent(version, resource, None))
         return WriteResult(version, created=True)
 
+    async def _insert_resources(self, versions: Sequence[StoredVersion]) -> dict[tuple[str, str], int]:
+        """Insert new current rows, skipping ids already taken; (type, id) -> pk of those inserted."""
+        if self._dialect == "postgresql":
+            rows = await self.connection.execute(
+                _PG_INSERT_RESOURCES,
+                {
+                    "types": [v.resource_type for v in versions],
+                    "ids": [v.id for v in versions],
+                    "stamps": [v.last_updated for v in versions],
+                    "contents": [v.content for v in versions],
+                },
+            )
+            return {(row.resource_type, row.id): row.pk for row in rows}
+        inserted = {}
+        for v in versions:
+            values = {"resource_type": v.resource_type, "id": v.id, "version_id": v.version_id,
+                      "last_updated": v.last_updated, "deleted": False, "content": v.content}
+            pk = (await self.connection.execute(self._insert_ignoring_duplicates(values))).scalar()
+            if pk is not None:
+                inserted[(v.resource_type, v.id)] = pk
+        return inserted
+
     def _insert_ignoring_duplicates(self, values: dict[str, Any]) -> Any:
         dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         return (
@@ -436,9 +527,32 @@ class FhirRepository:
         """Conditional writes with the same criteria take turns, so parallel retries create one resource."""
         await self.lock(resource_type + "?" + "&".join(f"{k}={v}" for k, v in sorted(query)))
 
+    def defer_hooks(self) -> None:
+        """Collect write events instead of running the hooks, until `run_deferred_hooks`."""
+        if self._deferred is None:
+            self._deferred = []
+
+    async def run_deferred_hooks(self) -> None:
+        """Run the hooks once on everything collected since `defer_hooks` (still in the transaction)."""
+        events, self._deferred = self._deferred, None
+        if events:
+            for hook in self._hooks:
+                await hook(self, events)
+
     async def _run_hooks(self, event: WriteEvent) -> None:
+        if self._deferred is not None:
+            self._deferred.append(event)
+            return
         for hook in self._hooks:
-            await hook(self, event)
+            await hook(self, [event])
+
+
+_PG_INSERT_RESOURCES = text(
+    "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)"
+    " SELECT t, i, 1, s, false, c FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
+    " CAST(:stamps AS timestamptz[]), CAST(:contents AS text[])) AS u(t, i, s, c)"
+    " ON CONFLICT (resource_type, id) DO NOTHING RETURNING pk, resource_type, id"
+)
 
 
 def _check_if_match(current: StoredVersion, if_match: int | None) -> None:

@@ -13,6 +13,7 @@ everything derived from the old value goes. All of it happens in the write's tra
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.clinical.derived import derived_id, is_derived, same_content, zscore_observation
@@ -38,55 +39,78 @@ class DerivedFacts:
     def __init__(self, rules: RulesRepositories) -> None:
         self._rules = rules
 
-    async def __call__(self, repository: FhirRepository, event: WriteEvent) -> None:
-        if event.version.resource_type != "Observation":
+    async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
+        changes: dict[str, _Change] = {}
+        severe: dict[str, bool] = {}  # hemoglobin source id -> its own class is severe
+        for event in events:
+            if event.version.resource_type != "Observation":
+                continue
+            before = None
+            if event.previous is not None and event.previous.content is not None and not event.previous.deleted:
+                before = Measurement.from_observation(fhir_json.loads(event.previous.content))
+            after = Measurement.from_observation(event.resource)
+            if before is None and after is None:
+                continue
+            source_id = event.version.id
+            earlier = changes.get(source_id)  # written twice in one batch: first before, last after
+            changes[source_id] = _Change(source_id, earlier.before if earlier else before, after)
+            if after is not None and after.kind is Kind.HEMOGLOBIN and event.resource is not None:
+                severe[source_id] = own_anaemia_class(event.resource) == AnaemiaClass.SEVERE.value
+        if not changes:
             return
-        before = None
-        if event.previous is not None and event.previous.content is not None and not event.previous.deleted:
-            before = Measurement.from_observation(fhir_json.loads(event.previous.content))
-        after = Measurement.from_observation(event.resource)
-        if before is None and after is None:
-            return
-        change = _Change(event.version.id, before, after)
         rules = self._rules(repository)
-        for patient_id in sorted({m.patient_id for m in (before, after) if m is not None}):
+        patients = {m.patient_id for c in changes.values() for m in (c.before, c.after) if m is not None}
+        for patient_id in sorted(patients):
             # Two measurements of one child written at once must see each other (weight-for-length).
             await serialise_patient(rules, patient_id)
-        kinds = {m.kind for m in (before, after) if m is not None}
-        if Kind.HEMOGLOBIN in kinds:
-            await self._hemoglobin(rules, change, event)
-        if kinds - {Kind.HEMOGLOBIN}:
-            await self._growth(rules, change)
+        hemoglobin = [c for c in changes.values() if Kind.HEMOGLOBIN in _kinds(c)]
+        if hemoglobin:
+            await self._hemoglobin(rules, hemoglobin, severe)
+        growth = [c for c in changes.values() if _kinds(c) - {Kind.HEMOGLOBIN}]
+        if growth:
+            await self._growth(rules, growth)
 
-    async def _hemoglobin(self, rules: FhirRepository, change: _Change, event: WriteEvent) -> None:
-        reference = f"Observation/{change.source_id}"
+    async def _hemoglobin(self, rules: FhirRepository, changes: list[_Change], severe: dict[str, bool]) -> None:
+        considered: dict[str, set[str]] = {}
         supporting: dict[str, dict[str, dt.date]] = {}
-        after = change.after if change.after is not None and change.after.kind is Kind.HEMOGLOBIN else None
-        if after is not None and event.resource is not None:
-            severe = own_anaemia_class(event.resource) == AnaemiaClass.SEVERE.value
-            supporting[after.patient_id] = {reference: after.date} if severe else {}
-        for m in (change.before, change.after):
-            if m is not None:
-                supporting.setdefault(m.patient_id, {})
-        for patient_id, shown in supporting.items():
-            await apply_finding(rules, Finding("severe-anaemia", patient_id, frozenset({reference}), shown))
+        for change in changes:
+            reference = f"Observation/{change.source_id}"
+            for m in (change.before, change.after):
+                if m is not None:
+                    considered.setdefault(m.patient_id, set()).add(reference)
+                    supporting.setdefault(m.patient_id, {})
+            after = change.after
+            if after is not None and after.kind is Kind.HEMOGLOBIN and severe.get(change.source_id):
+                supporting[after.patient_id][reference] = after.date
+        for patient_id in sorted(considered):
+            finding = Finding("severe-anaemia", patient_id, frozenset(considered[patient_id]), supporting[patient_id])
+            await apply_finding(rules, finding)
 
-    async def _growth(self, rules: FhirRepository, change: _Change) -> None:
-        measured = [m for m in (change.before, change.after) if m is not None and m.kind is not Kind.HEMOGLOBIN]
-        days = {(m.patient_id, m.date) for m in measured}
-        # What the written measurement may have had derived before (a new one has nothing yet).
+    async def _growth(self, rules: FhirRepository, changes: list[_Change]) -> None:
+        """Score every (patient, day) the changed measurements belong or belonged to, once each."""
+        by_day: dict[tuple[str, dt.date], list[_Change]] = {}
+        for change in changes:
+            for m in (change.before, change.after):
+                if m is not None and m.kind is not Kind.HEMOGLOBIN:
+                    by_day.setdefault((m.patient_id, m.date), []).append(change)
+        new_ids = {c.source_id for c in changes if c.before is None}
+        # What the written measurements may have had derived before (a new one has nothing yet).
         stale = {
-            f"{change.source_id}:{indicator.value}": (change.source_id, indicator)
-            for m in (change.before, change.after) if m is not None and change.before is not None
+            f"{c.source_id}:{indicator.value}": (c.source_id, indicator)
+            for c in changes if c.before is not None
+            for m in (c.before, c.after) if m is not None
             for indicator in anchored_indicators(m.kind)
         }
         produced: set[str] = set()
+        derived: list[Resource] = []
         findings: dict[tuple[str, str], Finding] = {}
-        for patient_id, day in sorted(days):
-            growth = await self._score_day(rules, change, patient_id, day)
-            considered = frozenset({f"Observation/{change.source_id}", *(m.reference for m in growth.considered)})
+        for (patient_id, day), day_changes in sorted(by_day.items()):
+            growth = await self._score_day(rules, changes, patient_id, day)
+            considered = frozenset(
+                {*(f"Observation/{c.source_id}" for c in day_changes), *(m.reference for m in growth.considered)}
+            )
             for m in growth.considered:
-                if m.id == change.source_id and change.before is None:
+                if m.id in new_ids:
                     continue
                 for indicator in anchored_indicators(m.kind):
                     stale[f"{m.id}:{indicator.value}"] = (m.id, indicator)
@@ -95,16 +119,16 @@ class DerivedFacts:
                     sources = growth.sources(indicator)
                     if scored.zscore is None or not sources:
                         continue
-                    derived = zscore_observation(patient_id, growth, indicator, scored, growth.result.ruleset)
-                    await _put_derived(rules, derived)
+                    derived.append(zscore_observation(patient_id, growth, indicator, scored, growth.result.ruleset))
                     produced.add(f"{sources[0].id}:{indicator.value}")
             for finding in _growth_findings(patient_id, growth, considered):
                 key = (finding.kind, patient_id)
                 previous = findings.get(key)
-                if previous is not None:  # two days of one patient (the measurement changed date)
+                if previous is not None:  # two days of one patient (a measurement changed date)
                     finding = Finding(finding.kind, patient_id, previous.considered | finding.considered,
                                       {**previous.supporting, **finding.supporting})
                 findings[key] = finding
+        await _put_derived(rules, derived)
         candidates = [derived_id(source_id, indicator.value) for key, (source_id, indicator) in stale.items()
                       if key not in produced]
         for resource_id in sorted(await existing_ids(rules, "Observation", candidates)):
@@ -112,17 +136,25 @@ class DerivedFacts:
         for finding in findings.values():
             await apply_finding(rules, finding)
 
-    async def _score_day(self, rules: FhirRepository, change: _Change, patient_id: str, day: dt.date) -> GrowthDay:
-        # The written measurement is taken from the event, not from what search finds.
-        same_day = await patient_measurements(rules, patient_id, GROWTH_LOINC, on=day, skip_ids=[change.source_id])
-        after = change.after
-        if after is not None and after.kind is not Kind.HEMOGLOBIN and (after.patient_id, after.date) == (
-                patient_id, day):
-            same_day.append(after)
+    async def _score_day(
+        self, rules: FhirRepository, changes: list[_Change], patient_id: str, day: dt.date
+    ) -> GrowthDay:
+        # The written measurements are taken from the events, not from what search finds.
+        written = {c.source_id for c in changes}
+        same_day = await patient_measurements(rules, patient_id, GROWTH_LOINC, on=day, skip_ids=written)
+        same_day.extend(
+            c.after for c in changes
+            if c.after is not None and c.after.kind is not Kind.HEMOGLOBIN
+            and (c.after.patient_id, c.after.date) == (patient_id, day)
+        )
         patient = await read_resource(rules, "Patient", patient_id)
         if patient is None:
             return growth_day(day, same_day, birth_date=None, sex=None)
         return growth_day(day, same_day, birth_date=birth_date(patient), sex=sex(patient))
+
+
+def _kinds(change: _Change) -> set[Kind]:
+    return {m.kind for m in (change.before, change.after) if m is not None}
 
 
 def _growth_findings(patient_id: str, growth: GrowthDay, considered: frozenset[str]) -> list[Finding]:
@@ -139,14 +171,24 @@ def _growth_findings(patient_id: str, growth: GrowthDay, considered: frozenset[s
     return [Finding("sam", patient_id, considered, sam), Finding("severe-stunting", patient_id, considered, stunting)]
 
 
-async def _put_derived(repository: FhirRepository, resource: Resource) -> None:
-    now = await current(repository, resource["resourceType"], resource["id"])
-    if now is not None and now.resource is not None:
-        if not is_derived(now.resource) or same_content(now.resource, resource):
-            return  # someone else's resource under that id, or nothing new: leave it
-        await repository.update(resource["resourceType"], resource["id"], resource, if_match=now.version_id)
-        return
-    await repository.update(resource["resourceType"], resource["id"], resource)
+async def _put_derived(repository: FhirRepository, derived: list[Resource]) -> None:
+    """Store the z-score Observations: new ones together, changed ones as new versions."""
+    stored = await repository.read_many("Observation", [r["id"] for r in derived])
+    new = []
+    for resource in derived:
+        now = stored.get(resource["id"])
+        if now is None:
+            new.append((resource, resource["id"]))
+            continue
+        if now.deleted or now.content is None:  # derived once, since undone: derive it again
+            await repository.update("Observation", resource["id"], resource)
+            continue
+        existing = fhir_json.loads(now.content)
+        if not is_derived(existing) or same_content(existing, resource):
+            continue  # someone else's resource under that id, or nothing new: leave it
+        await repository.update("Observation", resource["id"], resource, if_match=now.version_id)
+    if new:
+        await repository.create_many(new)
 
 
 async def _delete_derived(repository: FhirRepository, resource_id: str) -> None:

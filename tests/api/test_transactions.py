@@ -181,3 +181,32 @@ async def test_conditional_reference(client):
     await client.post("/fhir/Patient", json=patient("70707070"))
     r = await client.post("/fhir", json=tx(post(obs)))
     assert r.status_code == 412
+
+
+async def test_deletes_run_before_the_creates_written_together(client):
+    """A conditional DELETE sees the database as it was, not the Bundle's new resources."""
+    old = (await client.post("/fhir/Patient", json=patient(DNI))).json()
+    delete = {"request": {"method": "DELETE", "url": f"Patient?identifier={DNI}"}}
+    r = await client.post("/fhir", json=tx(post(patient(DNI)), delete))
+    assert r.status_code == 200, r.text
+    assert [e["response"]["status"] for e in r.json()["entry"]] == ["201 Created", "204 No Content"]
+    assert (await client.get(f"/fhir/Patient/{old['id']}")).status_code == 410
+    found = (await client.get(f"/fhir/Patient?identifier={DNI}")).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [r.json()["entry"][0]["response"]["location"].split("/")[1]]
+
+
+async def test_many_creates_keep_request_order_and_their_own_versions(client):
+    entries = [post(patient(f"{10000000 + i}"), f"urn:uuid:00000000-0000-4000-8000-{i:012d}") for i in range(40)]
+    entries += [post({**weight("x"), "subject": {"reference": f"urn:uuid:00000000-0000-4000-8000-{i:012d}"}})
+                for i in range(40)]
+    r = await client.post("/fhir", json=tx(*entries))
+    assert r.status_code == 200, r.text
+    locations = [e["response"]["location"] for e in r.json()["entry"]]
+    assert [loc.split("/")[0] for loc in locations] == ["Patient"] * 40 + ["Observation"] * 40
+    assert all(loc.endswith("/_history/1") for loc in locations)
+    observation = r.json()["entry"][45]["resource"]
+    assert observation["subject"]["reference"] == locations[5].rsplit("/_history", 1)[0]
+    weights = (await client.get("/fhir/Observation?code=http://loinc.org|29463-7&_summary=count")).json()
+    assert weights["total"] == 40
+    found = (await client.get("/fhir/Patient?identifier=10000007")).json()
+    assert len(found["entry"]) == 1

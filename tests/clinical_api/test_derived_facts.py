@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 from clinical import growth_zscores
+from fhir_mappings import fhir_json
 from tests.clinical_api.resources import (
     FHIR_JSON,
     LENGTH,
@@ -230,3 +231,22 @@ async def test_nothing_is_derived_when_the_hooks_are_off(client_with_env):
     assert await get(client, "Flag/kid-severe-anaemia") is None
     assert await get(client, "Flag/kid-sam") is None
     assert await get(client, "Observation/m1-acfa") is None
+
+
+async def test_a_visit_bundle_scores_the_childs_day_once(client):
+    """Weight and length posted together: the rules judge the day with both, once (no second version)."""
+    await put(client, patient("kid"))
+    entries = [
+        {"resource": {k: v for k, v in observation(oid, "kid", code, value, unit).items() if k != "id"},
+         "request": {"method": "POST", "url": "Observation"}}
+        for oid, code, value, unit in (("w", WEIGHT, "7.0", "kg"), ("l", LENGTH, "65.0", "cm"))
+    ]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    r = await client.post("/fhir", content=fhir_json.dumps(bundle), headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    weight_id, length_id = (e["response"]["location"].split("/")[1] for e in r.json()["entry"])
+    wfl = await get(client, f"Observation/{weight_id}-wflh")
+    assert wfl is not None and wfl["meta"]["versionId"] == "1"
+    assert {d["reference"] for d in wfl["derivedFrom"]} == {f"Observation/{weight_id}", f"Observation/{length_id}"}
+    assert (await get(client, f"Observation/{length_id}-lhfa"))["meta"]["versionId"] == "1"
+    assert (await get(client, f"Observation/{weight_id}-wfa"))["meta"]["versionId"] == "1"
