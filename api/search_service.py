@@ -8,13 +8,14 @@ the parameters that were understood (lenient handling drops the rest from `self`
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from api.bundles import bundle, raw
 from fhir_mappings import fhir_json
-from fhir_mappings.outcomes import Invalid, Issue
+from fhir_mappings.outcomes import Invalid, Issue, operation_outcome
 from fhir_mappings.search import SearchError, SearchQuery, parse_query, registry
 from fhir_mappings.summary import apply_elements, apply_summary
 from settings import Settings, get_settings
@@ -68,6 +69,19 @@ async def search_bundle(
         links.append(("next", link(page.next_cursor)))
     entries = [_entry(found, "match", base, parsed) for found in page.matches]
     entries.extend(_entry(found, "include", base, None) for found in page.included)
+    warnings = [
+        Issue(f"{p.name}={p.value}: {p.message}; ignored (Prefer: handling=lenient)", "not-supported",
+              severity="warning")
+        for p in parsed.problems
+    ]
+    if page.includes_truncated:
+        warnings.append(Issue(
+            f"_include/_revinclude stopped at {len(page.included)} resources for this page; "
+            "ask for smaller pages (_count) to get them all", "incomplete", severity="warning"))
+    if warnings:
+        # FHIR search.html#errors: what the server did not do is said in an 'outcome' entry.
+        entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": operation_outcome(warnings),
+                        "search": {"mode": "outcome"}})
     return bundle("searchset", entries, links, page.total)
 
 

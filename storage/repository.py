@@ -424,16 +424,7 @@ class FhirRepository:
         stamp = now_ms()
         content = _stamp(resource, resource_id, 1, stamp)
         version = StoredVersion(resource_type, resource_id, 1, stamp, False, content, method=method)
-        values = {
-            "resource_type": resource_type,
-            "id": resource_id,
-            "version_id": 1,
-            "last_updated": stamp,
-            "deleted": False,
-            "content": content,
-        }
-        statement = self._insert_ignoring_duplicates(values)
-        pk = (await self.connection.execute(statement)).scalar()
+        pk = (await self._insert_resources([version])).get((resource_type, resource_id))
         if pk is None:
             return None
         await version_writes.store(self.connection, pk, version, resource, fresh=True)

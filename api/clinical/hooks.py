@@ -82,9 +82,11 @@ class DerivedFacts:
             after = change.after
             if after is not None and after.kind is Kind.HEMOGLOBIN and severe.get(change.source_id):
                 supporting[after.patient_id][reference] = after.date
+        new = _new_references(changes)
         for patient_id in sorted(considered):
             finding = Finding("severe-anaemia", patient_id, frozenset(considered[patient_id]), supporting[patient_id])
-            await apply_finding(rules, finding)
+            if _may_change_anything(finding, new):
+                await apply_finding(rules, finding)
 
     async def _growth(self, rules: FhirRepository, changes: list[_Change]) -> None:
         """Score every (patient, day) the changed measurements belong or belonged to, once each."""
@@ -133,8 +135,10 @@ class DerivedFacts:
                       if key not in produced]
         for resource_id in sorted(await existing_ids(rules, "Observation", candidates)):
             await _delete_derived(rules, resource_id)
+        new = _new_references(changes)
         for finding in findings.values():
-            await apply_finding(rules, finding)
+            if _may_change_anything(finding, new):
+                await apply_finding(rules, finding)
 
     async def _score_day(
         self, rules: FhirRepository, changes: list[_Change], patient_id: str, day: dt.date
@@ -151,6 +155,16 @@ class DerivedFacts:
         if patient is None:
             return growth_day(day, same_day, birth_date=None, sex=None)
         return growth_day(day, same_day, birth_date=birth_date(patient), sex=sex(patient))
+
+
+def _new_references(changes: list[_Change]) -> frozenset[str]:
+    return frozenset(f"Observation/{c.source_id}" for c in changes if c.before is None)
+
+
+def _may_change_anything(finding: Finding, new: frozenset[str]) -> bool:
+    """A finding shown by nothing, judging only measurements that did not exist before this write,
+    can neither add evidence nor remove any (no Flag or referral can cite them yet): skip its reads."""
+    return bool(finding.supporting) or not finding.considered <= new
 
 
 def _kinds(change: _Change) -> set[Kind]:

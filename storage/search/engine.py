@@ -31,6 +31,7 @@ class SearchPage:
     total: int | None = None
     next_cursor: str | None = None
     previous_cursor: str | None = None
+    includes_truncated: bool = False  # MAX_INCLUDED reached: some included resources are left out
 
 
 def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[ColumnElement[bool]]:
@@ -104,6 +105,7 @@ async def search(
             page.next_cursor = cursor_at(rows[-1], False) if more else None
             page.previous_cursor = cursor_at(rows[0], True) if position is not None else None
     page.included = await included(connection, principal, query, page.matches, limit=MAX_INCLUDED)
+    page.includes_truncated = len(page.included) >= MAX_INCLUDED
     if query.total in ("accurate", "estimate"):
         page.total = await count_matches(connection, r, where, estimate=query.total == "estimate")
     elif query.total is None and position is None and not more:

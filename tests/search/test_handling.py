@@ -15,13 +15,26 @@ RESOURCES = [
 STRICT = {"Prefer": "handling=strict"}
 
 
-async def test_lenient_ignores_what_it_cannot_apply(loaded):
+def _modes(body):
+    return [e["search"]["mode"] for e in body["entry"]]
+
+
+async def test_lenient_ignores_what_it_cannot_apply_and_says_so(loaded):
     body = await search(loaded, "Patient?gender=female&foo=bar&name:in=x&_text=rosa")
-    assert [e["resource"]["id"] for e in body["entry"]] == ["p1"]
+    assert [e["resource"]["id"] for e in body["entry"] if e["search"]["mode"] == "match"] == ["p1"]
     self_link = next(link["url"] for link in body["link"] if link["relation"] == "self")
     assert self_link.endswith("/fhir/Patient?gender=female")
+    assert _modes(body) == ["match", "outcome"]
+    outcome = body["entry"][-1]["resource"]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert {i["severity"] for i in outcome["issue"]} == {"warning"}
+    said = " ".join(i["diagnostics"] for i in outcome["issue"])
+    assert "foo=bar" in said and "name:in=x" in said and "_text=rosa" in said
+    assert body["entry"][-1]["fullUrl"].startswith("urn:uuid:")
     lenient = await loaded.get("/fhir/Patient?foo=bar", headers={"Prefer": "handling=lenient"})
-    assert lenient.status_code == 200 and len(lenient.json()["entry"]) == 2
+    assert lenient.status_code == 200 and _modes(lenient.json()) == ["match", "match", "outcome"]
+    clean = await search(loaded, "Patient?gender=female")
+    assert _modes(clean) == ["match"]  # nothing ignored, nothing to say
 
 
 @pytest.mark.parametrize("query", ["foo=bar", "name:in=x", "_text=rosa", "subject.name=x", "_sort=foo"])

@@ -112,3 +112,17 @@ async def test_includes_with_summary_and_paging(loaded):
     assert "_include=Observation:subject" in nxt
     counted = await search(loaded, "Observation?code=718-7&_include=Observation:subject&_summary=count")
     assert counted["total"] == 4 and not counted.get("entry")
+
+
+async def test_includes_cut_short_say_so_in_an_outcome_entry(loaded, monkeypatch):
+    import storage.search.engine as engine
+
+    monkeypatch.setattr(engine, "MAX_INCLUDED", 1)  # the real limit is 5,000 per page
+    body = await search(loaded, "Patient?_revinclude=Observation:subject")
+    modes = [e["search"]["mode"] for e in body["entry"]]
+    assert modes.count("include") == 1 and modes[-1] == "outcome"
+    outcome = body["entry"][-1]["resource"]
+    assert outcome["issue"][0]["severity"] == "warning" and outcome["issue"][0]["code"] == "incomplete"
+    monkeypatch.setattr(engine, "MAX_INCLUDED", 5000)
+    whole = await search(loaded, "Patient?_revinclude=Observation:subject")
+    assert "outcome" not in [e["search"]["mode"] for e in whole["entry"]]

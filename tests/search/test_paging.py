@@ -153,7 +153,9 @@ async def test_links_keep_only_what_was_understood(client):
     self_link = _link(body, "self")
     assert dict(parse_qsl(urlsplit(self_link).query)) == {"gender": "female", "_count": "2", "_sort": "family"}
     assert "foo" not in _link(body, "next")
-    assert all(e["fullUrl"] == f"{BASE}/fhir/Patient/{e['resource']['id']}" for e in body["entry"])
+    matches = [e for e in body["entry"] if e["search"]["mode"] == "match"]
+    assert all(e["fullUrl"] == f"{BASE}/fhir/Patient/{e['resource']['id']}" for e in matches)
+    assert [e["search"]["mode"] for e in body["entry"]] == ["match", "match", "outcome"]
 
 
 async def test_a_tampered_or_foreign_cursor_is_a_400(client):
