@@ -12,7 +12,7 @@ from api import audit, auth_routes, clinical, errors, health, search_service
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
-from storage import search_rows
+from storage import search_rows, statistics
 from storage.database import create_engine
 from storage.repository import EnrichHook, WriteHook
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        await statistics.warn_if_statistics_may_go_stale(app.state.engine)
         warm_up()
         auth_routes.start(app)  # signing keys: loaded, or generated on the first run
         await audit.start(app)

@@ -17,6 +17,7 @@ from auth.principal import Principal
 from seed.generator import Unit, generate_units
 from seed.load import load_units
 from settings import Settings, get_settings
+from storage import statistics
 from storage.database import create_engine, transaction
 from storage.migrations import upgrade_async
 from storage.repository import FhirRepository
@@ -65,6 +66,7 @@ async def bench_loader(units: Iterable[Unit], database_url: str) -> None:
             sys.stderr.write(f"  loaded {done:,} resources ({rate:,.0f}/s)\n")
 
         await load_units(units, unit_writer(engine, settings), concurrency=4, progress=_every(report, 50_000))
+        await statistics.refresh(engine)
     finally:
         await engine.dispose()
 
@@ -99,6 +101,7 @@ async def _seed(children: int, seed: int, derived: bool, concurrency: int) -> tu
                 progress=lambda n: progress.update(task, completed=n),
             )
             progress.update(task, total=total, completed=total)
+        await statistics.refresh(engine)  # a bulk load: the planner must see the new rows
     finally:
         await engine.dispose()
     return total, time.perf_counter() - started

@@ -22,8 +22,11 @@ Who sees what (the search_reference index says who is linked to whom):
 - anyone else sees nothing.
 
 Visibility follows the current version's index rows: older versions of a resource are visible
-exactly when the resource is. A deleted resource has no index rows, so for everyone but
-administrators it reads as not found (404 rather than 410) and its deletion is not in their history.
+exactly when the resource is. A deletion removes the index rows but keeps the references in
+`deleted_reference`; reads and history (`visible(..., deleted_too=True)`) let the LAST step of each
+rule use them, so whoever could see a resource sees that it was deleted (410, and the deletion in
+their history: CHW apps and clinics sync deletions). No rule ever grants through a deleted resource:
+a deleted referral no longer shows a clinic its patient. Searches never match deleted resources.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import CompoundSelect, FromClause, Select, Table, false, literal, select, union
+from sqlalchemy import CompoundSelect, FromClause, Select, Table, false, literal, or_, select, union
 
 from auth.principal import Principal
 from fhir_mappings.outcomes import Forbidden
 from fhir_mappings.search.registry import registry
-from storage.tables import resources, search_reference
+from storage.tables import deleted_reference, resources, search_reference
 
 AUDIT_EVENT = "AuditEvent"
 # Reference parameters that tie a resource to the Patient it is about.
@@ -73,23 +76,37 @@ def _require_audit(principal: Principal, interaction: str) -> None:
         raise Forbidden("AuditEvents are for administrators")
 
 
-def visible(principal: Principal, resource_type: str, table: Table | FromClause) -> list[Any]:
-    """SQL conditions on `table` (resources or resource_history) limiting rows to what the caller may see."""
+def visible(
+    principal: Principal, resource_type: str, table: Table | FromClause, *, deleted_too: bool = False
+) -> list[Any]:
+    """SQL conditions on `table` (resources or resource_history) limiting rows to what the caller may see.
+
+    `deleted_too`: also deleted resources the caller could see before the deletion (reads, history);
+    searches leave it off, as they never match deleted resources.
+    """
     conditions: list[Any] = []
+    pk = _pk(table)
+
+    def allow(rule: Any) -> None:  # rule(final) -> the pks, or None when every one may be seen
+        live = rule(search_reference)
+        if live is None:
+            return
+        conditions.append(or_(pk.in_(live), pk.in_(rule(deleted_reference))) if deleted_too else pk.in_(live))
+
     if principal.is_admin:
         pass
     elif principal.organization:
-        conditions.append(_pk(table).in_(_clinic(_ref_id(principal.organization, "Organization"), resource_type)))
+        org_id = _ref_id(principal.organization, "Organization")
+        allow(lambda final: _clinic(org_id, resource_type, final))
     elif principal.practitioner and principal.role in USER_ROLES:
-        allowed = _user(_ref_id(principal.practitioner, "Practitioner"), principal.role == "supervisor", resource_type)
-        if allowed is not None:
-            conditions.append(_pk(table).in_(allowed))
+        practitioner_id = _ref_id(principal.practitioner, "Practitioner")
+        supervisor = principal.role == "supervisor"
+        allow(lambda final: _user(practitioner_id, supervisor, resource_type, final))
     else:
         conditions.append(false())
     if principal.patient:
-        allowed = _patient_compartment(_ref_id(principal.patient, "Patient"), resource_type)
-        if allowed is not None:
-            conditions.append(_pk(table).in_(allowed))
+        patient_id = _ref_id(principal.patient, "Patient")
+        allow(lambda final: _patient_compartment(patient_id, resource_type, final))
     return conditions
 
 
@@ -120,9 +137,14 @@ def _pk(table: Table | FromClause) -> Any:
     return table.c.resource_pk if "resource_pk" in table.c else table.c.pk
 
 
-def _referrers(resource_type: str, params: Iterable[str], target_type: str, target_ids: Any) -> Select[Any]:
-    """pks of `resource_type` resources whose `params` reference `target_type` ids in `target_ids`."""
-    r = search_reference
+def _referrers(
+    resource_type: str, params: Iterable[str], target_type: str, target_ids: Any, final: Table = search_reference
+) -> Select[Any]:
+    """pks of `resource_type` resources whose `params` reference `target_type` ids in `target_ids`.
+
+    `final`: where the references are read; `deleted_reference` only for a rule's last step.
+    """
+    r = final
     ids = target_ids if isinstance(target_ids, Select | CompoundSelect) else list(target_ids)
     return _own(
         select(r.c.resource_pk).where(
@@ -182,14 +204,15 @@ _NOTHING: Select[Any] = select(resources.c.pk).where(false()).correlate(None)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _clinic(org_id: str, resource_type: str) -> PkSelect:
+def _clinic(org_id: str, resource_type: str, final: Table = search_reference) -> PkSelect:
     tasks = _referrers("Task", ("owner", "requester"), "Organization", [org_id])
     direct_requests = _referrers("ServiceRequest", ("performer", "requester"), "Organization", [org_id])
     requests_of_tasks = _targets(tasks, ("focus", "based-on"), "ServiceRequest")
     if resource_type == "Task":
-        return tasks
+        return _referrers("Task", ("owner", "requester"), "Organization", [org_id], final)
     if resource_type == "ServiceRequest":
-        return union(direct_requests, _pks_of("ServiceRequest", requests_of_tasks))
+        own = _referrers("ServiceRequest", ("performer", "requester"), "Organization", [org_id], final)
+        return union(own, _pks_of("ServiceRequest", requests_of_tasks))
     if resource_type == "Organization":
         return _pks_of("Organization", [org_id])
     referrals = union(tasks, direct_requests, _pks_of("ServiceRequest", requests_of_tasks))
@@ -198,7 +221,7 @@ def _clinic(org_id: str, resource_type: str) -> PkSelect:
     request_ids = union(_ids_of("ServiceRequest", direct_requests), requests_of_tasks)
     return union(
         _pks_of(resource_type, _targets(referrals, REFERRAL_NAMES, resource_type)),
-        _referrers(resource_type, ("based-on",), "ServiceRequest", request_ids),
+        _referrers(resource_type, ("based-on",), "ServiceRequest", request_ids, final),
     )
 
 
@@ -218,29 +241,31 @@ def _team(practitioner_id: str) -> CompoundSelect:
     )
 
 
-def _catchment_ids(practitioner_id: str) -> CompoundSelect:
-    """ids of the Patients a CHW (or their supervisor) looks after."""
-    followed = _referrers("Patient", ("general-practitioner",), "Practitioner", _team(practitioner_id))
+def _catchment_ids(practitioner_id: str, final: Table = search_reference) -> CompoundSelect:
+    """ids of the Patients a CHW (or their supervisor) looks after (`final`: see `_referrers`)."""
+    followed = _referrers("Patient", ("general-practitioner",), "Practitioner", _team(practitioner_id), final)
     care_teams = _referrers("CareTeam", ("participant",), "Practitioner", [practitioner_id])
     return union(_ids_of("Patient", followed), _targets(care_teams, ("subject", "patient"), "Patient"))
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _user(practitioner_id: str, supervisor: bool, resource_type: str) -> PkSelect | None:
+def _user(
+    practitioner_id: str, supervisor: bool, resource_type: str, final: Table = search_reference
+) -> PkSelect | None:
     """pks of `resource_type` a CHW / supervisor may see; None when every one of them may be seen."""
     if resource_type == "Patient":
-        return _pks_of("Patient", _catchment_ids(practitioner_id))
+        return _pks_of("Patient", _catchment_ids(practitioner_id, final))
     if resource_type in DIRECTORY:
         return None
     links = _patient_links(resource_type)
     if resource_type == AUDIT_EVENT or not links:
         return _NOTHING
     authors = _team(practitioner_id) if supervisor else [practitioner_id]
-    rules: list[Select[Any]] = [_referrers(resource_type, links, "Patient", _catchment_ids(practitioner_id))]
+    rules: list[Select[Any]] = [_referrers(resource_type, links, "Patient", _catchment_ids(practitioner_id), final)]
     if by_practitioner := _practitioner_links(resource_type):
         # what references them: what they performed, recorded, requested, authored...
-        rules.append(_referrers(resource_type, by_practitioner, "Practitioner", authors))
-    if resource_type in SHARED_WITHOUT_PATIENT:
+        rules.append(_referrers(resource_type, by_practitioner, "Practitioner", authors, final))
+    if resource_type in SHARED_WITHOUT_PATIENT and final is search_reference:
         r = search_reference
         about_a_patient = _own(
             select(r.c.resource_pk).where(
@@ -258,7 +283,7 @@ def _user(practitioner_id: str, supervisor: bool, resource_type: str) -> PkSelec
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _patient_compartment(patient_id: str, resource_type: str) -> PkSelect | None:
+def _patient_compartment(patient_id: str, resource_type: str, final: Table = search_reference) -> PkSelect | None:
     if resource_type == "Patient":
         return _pks_of("Patient", [patient_id])
     if resource_type in DIRECTORY:
@@ -266,4 +291,4 @@ def _patient_compartment(patient_id: str, resource_type: str) -> PkSelect | None
     links = _patient_links(resource_type)
     if not links:
         return _NOTHING
-    return _referrers(resource_type, links, "Patient", [patient_id])
+    return _referrers(resource_type, links, "Patient", [patient_id], final)

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fhir_mappings import fhir_json
-from storage import search_rows
+from storage import search_rows, statistics
 from storage.database import create_engine, transaction
 from storage.tables import SEARCH_TABLES, resources
 
@@ -90,6 +90,7 @@ async def rebuild(
         done += len(batch)
         if progress:
             progress(done, max(total, done))
+    await statistics.refresh(engine)  # every index row is new to the planner
     return done
 
 

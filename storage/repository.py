@@ -15,8 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import jsonpatch
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -109,7 +108,7 @@ class FhirRepository:
                 select(resources).where(
                     resources.c.resource_type == resource_type,
                     resources.c.id == resource_id,
-                    *access.visible(self.principal, resource_type, resources),
+                    *access.visible(self.principal, resource_type, resources, deleted_too=True),
                 )
             )
         ).first()
@@ -132,7 +131,7 @@ class FhirRepository:
             select(resources).where(
                 resources.c.resource_type == resource_type,
                 resources.c.id.in_(sorted(set(resource_ids))),
-                *access.visible(self.principal, resource_type, resources),
+                *access.visible(self.principal, resource_type, resources, deleted_too=True),
             )
         )
         return {row.id: _version(row) for row in rows}
@@ -147,7 +146,7 @@ class FhirRepository:
                     resource_history.c.resource_type == resource_type,
                     resource_history.c.id == resource_id,
                     resource_history.c.version_id == int(version_id),
-                    *access.visible(self.principal, resource_type, resource_history),
+                    *access.visible(self.principal, resource_type, resource_history, deleted_too=True),
                 )
             )
         ).first()
@@ -164,7 +163,7 @@ class FhirRepository:
                 select(resources.c.deleted).where(
                     resources.c.resource_type == resource_type,
                     resources.c.id == resource_id,
-                    *access.visible(self.principal, resource_type, resources),
+                    *access.visible(self.principal, resource_type, resources, deleted_too=True),
                 )
             )
         ).first()
@@ -225,17 +224,12 @@ class FhirRepository:
             content = _stamp(resource, resource_id, 1, stamp)
             resource_type = resource["resourceType"]
             prepared.append(StoredVersion(resource_type, resource_id, 1, stamp, False, content, method="POST"))
-        pks = await self._insert_resources(prepared)
+        pks = await version_writes.insert_new(
+            self.connection, [(v, resource) for v, (resource, _) in zip(prepared, items, strict=True)]
+        )
         missing = [f"{v.resource_type}/{v.id}" for v in prepared if (v.resource_type, v.id) not in pks]
         if missing:
             raise Conflict(f"{', '.join(missing)} already exist(s)")
-        await version_writes.store_many(
-            self.connection,
-            [
-                version_writes.VersionWrite(pks[(v.resource_type, v.id)], v, resource, fresh=True)
-                for v, (resource, _) in zip(prepared, items, strict=True)
-            ],
-        )
         for v, (resource, _) in zip(prepared, items, strict=True):
             await self._run_hooks(WriteEvent(v, resource, None))
         return [WriteResult(v, created=True) for v in prepared]
@@ -383,7 +377,7 @@ class FhirRepository:
         if resource_type is not None:
             access.require(self.principal, resource_type, "r")
             conditions.append(h.c.resource_type == resource_type)
-            conditions.extend(access.visible(self.principal, resource_type, h))
+            conditions.extend(access.visible(self.principal, resource_type, h, deleted_too=True))
         elif not self.principal.is_admin:
             raise Forbidden("System-level history is for administrators")
         if resource_id is not None:
@@ -424,43 +418,10 @@ class FhirRepository:
         stamp = now_ms()
         content = _stamp(resource, resource_id, 1, stamp)
         version = StoredVersion(resource_type, resource_id, 1, stamp, False, content, method=method)
-        pk = (await self._insert_resources([version])).get((resource_type, resource_id))
-        if pk is None:
-            return None
-        await version_writes.store(self.connection, pk, version, resource, fresh=True)
+        if not await version_writes.insert_new(self.connection, [(version, resource)]):
+            return None  # the id is taken
         await self._run_hooks(WriteEvent(version, resource, None))
         return WriteResult(version, created=True)
-
-    async def _insert_resources(self, versions: Sequence[StoredVersion]) -> dict[tuple[str, str], int]:
-        """Insert new current rows, skipping ids already taken; (type, id) -> pk of those inserted."""
-        if self._dialect == "postgresql":
-            rows = await self.connection.execute(
-                _PG_INSERT_RESOURCES,
-                {
-                    "types": [v.resource_type for v in versions],
-                    "ids": [v.id for v in versions],
-                    "stamps": [v.last_updated for v in versions],
-                    "contents": [v.content for v in versions],
-                },
-            )
-            return {(row.resource_type, row.id): row.pk for row in rows}
-        inserted = {}
-        for v in versions:
-            values = {"resource_type": v.resource_type, "id": v.id, "version_id": v.version_id,
-                      "last_updated": v.last_updated, "deleted": False, "content": v.content}
-            pk = (await self.connection.execute(self._insert_ignoring_duplicates(values))).scalar()
-            if pk is not None:
-                inserted[(v.resource_type, v.id)] = pk
-        return inserted
-
-    def _insert_ignoring_duplicates(self, values: dict[str, Any]) -> Any:
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        return (
-            dialect_insert(resources)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["resource_type", "id"])
-            .returning(resources.c.pk)
-        )
 
     async def _write_version(self, current: StoredVersion, resource: dict[str, Any], *, method: str) -> WriteResult:
         for enrich in self._enrichers:
@@ -483,7 +444,7 @@ class FhirRepository:
         statement = select(resources).where(
             resources.c.resource_type == resource_type,
             resources.c.id == resource_id,
-            *access.visible(self.principal, resource_type, resources),
+            *access.visible(self.principal, resource_type, resources, deleted_too=True),
         )
         if self._dialect == "postgresql":
             # Row lock: two devices updating the same resource take turns, so If-Match sees the truth.
@@ -536,14 +497,6 @@ class FhirRepository:
             return
         for hook in self._hooks:
             await hook(self, [event])
-
-
-_PG_INSERT_RESOURCES = text(
-    "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)"
-    " SELECT t, i, 1, s, false, c FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
-    " CAST(:stamps AS timestamptz[]), CAST(:contents AS text[])) AS u(t, i, s, c)"
-    " ON CONFLICT (resource_type, id) DO NOTHING RETURNING pk, resource_type, id"
-)
 
 
 def _check_if_match(current: StoredVersion, if_match: int | None) -> None:

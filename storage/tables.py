@@ -156,6 +156,21 @@ Index(
     sqlite_where=search_reference.c.identifier_value.is_not(None),
 )
 
+# A deleted resource's references, kept so that whoever could see it still sees it was deleted (a
+# read answers 410, its history shows the deletion, a CHW app or clinic syncs it). Only the final step
+# of an access rule reads these; grants (a referral showing a clinic its patient) use live rows only.
+deleted_reference = Table(
+    "deleted_reference",
+    metadata,
+    Column("resource_pk", BigId, ForeignKey("resources.pk", ondelete="CASCADE"), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("param", String(100), nullable=False),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Index("ix_deleted_reference_resource", "resource_pk"),
+    Index("ix_deleted_reference_value", "resource_type", "param", "target_id", "target_type", "resource_pk"),
+)
+
 # A Quantity is a point (low == high); a Range of quantities has two ends, either of which may be open.
 search_quantity = _index_table(
     "search_quantity",

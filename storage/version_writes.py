@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, Numeric, TextClause, delete, insert, text
+from sqlalchemy import Boolean, DateTime, Integer, Numeric, TextClause, delete, insert, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.search_rows import index_rows
-from storage.tables import SEARCH_TABLES, resource_history
+from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
 from storage.versions import StoredVersion
 
 
@@ -62,6 +63,9 @@ def _array_type(column: Any) -> str:
     return "text[]"
 
 
+_TOMBSTONE_COLUMNS = ", ".join(c.name for c in deleted_reference.columns)
+
+
 @cache
 def _pg_statement() -> TextClause:
     history_arrays = ", ".join(
@@ -70,8 +74,14 @@ def _pg_statement() -> TextClause:
     ctes = [
         f"h AS (INSERT INTO resource_history ({', '.join(_HISTORY_COLUMNS)}) SELECT * FROM unnest({history_arrays}))"
     ]
+    # Every CTE sees the snapshot from before the statement: a delete cannot touch the new rows, and
+    # a deletion's references are copied from the rows the same statement removes.
+    ctes.append("dd AS (DELETE FROM deleted_reference WHERE resource_pk = ANY(CAST(:stale AS bigint[])))")
+    ctes.append(
+        f"td AS (INSERT INTO deleted_reference ({_TOMBSTONE_COLUMNS}) SELECT {_TOMBSTONE_COLUMNS}"
+        " FROM search_reference WHERE resource_pk = ANY(CAST(:deleted AS bigint[])))"
+    )
     for kind, table in SEARCH_TABLES.items():
-        # Every CTE sees the snapshot from before the statement: the delete cannot touch the new rows.
         ctes.append(f"d_{kind} AS (DELETE FROM {table.name} WHERE resource_pk = ANY(CAST(:stale AS bigint[])))")
         names = ", ".join(c.name for c in table.columns)
         arrays = ", ".join(f"CAST(:{kind}_{c.name} AS {_array_type(c)})" for c in table.columns)
@@ -83,6 +93,7 @@ def _pg_params(writes: Sequence[VersionWrite]) -> dict[str, Any]:
     histories = [_history_values(w) for w in writes]
     params: dict[str, Any] = {f"h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
     params["stale"] = [w.pk for w in writes if not w.fresh]
+    params["deleted"] = [w.pk for w in writes if w.resource is None]
     table_rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SEARCH_TABLES}
     for w in writes:
         if w.resource is not None:
@@ -104,6 +115,18 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
     await connection.execute(insert(resource_history), [_history_values(w) for w in writes])
     stale = [w.pk for w in writes if not w.fresh]
     if stale:
+        await connection.execute(delete(deleted_reference).where(deleted_reference.c.resource_pk.in_(stale)))
+        deleted = [w.pk for w in writes if w.resource is None]
+        if deleted:
+            columns = [c.name for c in deleted_reference.columns]
+            await connection.execute(
+                insert(deleted_reference).from_select(
+                    columns,
+                    select(*(search_reference.c[name] for name in columns)).where(
+                        search_reference.c.resource_pk.in_(deleted)
+                    ),
+                )
+            )
         for table in SEARCH_TABLES.values():
             await connection.execute(delete(table).where(table.c.resource_pk.in_(stale)))
     rows_by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -114,6 +137,80 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
     for kind, rows in rows_by_kind.items():
         if rows:
             await connection.execute(insert(SEARCH_TABLES[kind]), rows)
+
+
+@cache
+def _pg_insert_new_statement() -> TextClause:
+    """New resources, their history rows and index rows in ONE statement (one round trip).
+
+    The pks exist only once `r` has inserted the resources, so history and index rows find theirs by
+    joining on (resource_type, id). An id already taken is skipped by `r` and so gets nothing else.
+    """
+    ctes = [
+        "r AS (INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)"
+        " SELECT t, i, 1, s, false, c FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
+        " CAST(:stamps AS timestamptz[]), CAST(:contents AS text[])) AS u(t, i, s, c)"
+        " ON CONFLICT (resource_type, id) DO NOTHING RETURNING pk, resource_type, id, last_updated, content)",
+        "h AS (INSERT INTO resource_history (resource_pk, resource_type, id, version_id, last_updated, method,"
+        " deleted, content) SELECT r.pk, r.resource_type, r.id, 1, r.last_updated, u.m, false, r.content"
+        " FROM r JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[]), CAST(:methods AS text[])) AS u(t, i, m)"
+        " ON r.resource_type = u.t AND r.id = u.i)",
+    ]
+    for kind, table in SEARCH_TABLES.items():
+        columns = [c for c in table.columns if c.name != "resource_pk"]
+        arrays = ", ".join(f"CAST(:{kind}_{c.name} AS {_array_type(c)})" for c in columns)
+        aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+        ctes.append(
+            f"i_{kind} AS (INSERT INTO {table.name} (resource_pk, {', '.join(c.name for c in columns)})"
+            f" SELECT r.pk, {', '.join(f'u.c{n}' for n in range(len(columns)))}"
+            f" FROM unnest(CAST(:{kind}_owner AS text[]), {arrays}) AS u(owner, {aliases})"
+            f" JOIN r ON r.resource_type = u.c0 AND r.id = u.owner)"
+        )
+    assert all(list(t.columns)[1].name == "resource_type" for t in SEARCH_TABLES.values())  # u.c0 above
+    return text("WITH " + ",\n".join(ctes) + "\nSELECT pk, resource_type, id FROM r")
+
+
+async def insert_new(
+    connection: AsyncConnection, items: Sequence[tuple[StoredVersion, dict[str, Any]]]
+) -> dict[tuple[str, str], int]:
+    """Store new resources (version 1) with history and index rows, skipping any whose id is taken.
+
+    Returns (type, id) -> pk of those stored; a skipped one is simply absent.
+    """
+    if not items:
+        return {}
+    if connection.dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "types": [v.resource_type for v, _ in items],
+            "ids": [v.id for v, _ in items],
+            "stamps": [v.last_updated for v, _ in items],
+            "contents": [v.content for v, _ in items],
+            "methods": [v.method for v, _ in items],
+        }
+        table_rows: dict[str, list[tuple[str, dict[str, Any]]]] = {kind: [] for kind in SEARCH_TABLES}
+        for version, resource in items:
+            for kind, rows in index_rows(0, version.resource_type, resource).items():
+                table_rows[kind].extend((version.id, row) for row in rows)
+        for kind, table in SEARCH_TABLES.items():
+            params[f"{kind}_owner"] = [owner for owner, _ in table_rows[kind]]
+            for column in table.columns:
+                if column.name != "resource_pk":
+                    params[f"{kind}_{column.name}"] = [row.get(column.name) for _, row in table_rows[kind]]
+        rows = await connection.execute(_pg_insert_new_statement(), params)
+        return {(row.resource_type, row.id): row.pk for row in rows}
+    stored: dict[tuple[str, str], int] = {}
+    writes = []
+    for version, resource in items:
+        values = {"resource_type": version.resource_type, "id": version.id, "version_id": 1,
+                  "last_updated": version.last_updated, "deleted": False, "content": version.content}
+        statement = sqlite_insert(resources).values(**values).on_conflict_do_nothing(
+            index_elements=["resource_type", "id"]).returning(resources.c.pk)
+        pk = (await connection.execute(statement)).scalar()
+        if pk is not None:
+            stored[(version.resource_type, version.id)] = pk
+            writes.append(VersionWrite(pk, version, resource, fresh=True))
+    await store_many(connection, writes)
+    return stored
 
 
 async def store(

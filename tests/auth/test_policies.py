@@ -209,3 +209,53 @@ async def test_search_and_includes_only_return_what_the_caller_may_see(http, aut
     chained = (await http.get("/fhir/Observation?subject.general-practitioner=Practitioner/chw-3",
                               headers=chw)).json()
     assert chained.get("entry", []) == []  # obs-b1 exists, but not for this CHW
+
+
+# ---- deletions: whoever could see a resource sees that it was deleted, and nothing more ------------------
+
+
+async def test_chw_sees_a_deletion_in_their_catchment_and_syncs_it(http, auth_app, world):
+    admin = bearer(world)
+    chw = await user_token(http, auth_app, "rosa", "Practitioner/chw-1")
+    assert (await http.delete("/fhir/Observation/obs-a1", headers=admin)).status_code == 204
+    assert (await http.get("/fhir/Observation/obs-a1", headers=chw)).status_code == 410
+    history = (await http.get("/fhir/Observation/_history", headers=chw)).json()
+    deletions = [e for e in history["entry"] if e["request"]["method"] == "DELETE"]
+    assert [e["fullUrl"].rsplit("/", 1)[-1] for e in deletions] == ["obs-a1"]
+    assert (await http.get("/fhir/Observation/obs-a1/_history/1", headers=chw)).status_code == 200
+    found = (await http.get("/fhir/Observation?subject=Patient/pa1", headers=chw)).json()
+    assert "obs-a1" not in {e["resource"]["id"] for e in found.get("entry", [])}  # search: current only
+    other_team = await user_token(http, auth_app, "juan", "Practitioner/chw-3")
+    assert (await http.get("/fhir/Observation/obs-a1", headers=other_team)).status_code == 404  # no leak
+
+
+async def test_a_deleted_referral_shows_the_clinic_its_deletion_but_no_longer_its_patient(http, auth_app, rsa, world):
+    admin = bearer(world)
+    clinic = await clinic_token(http, auth_app, rsa, "clinic-a")
+    assert (await http.get("/fhir/Patient/pa1", headers=clinic)).status_code == 200
+    for gone in ("Task/task-a", "ServiceRequest/sr-a"):
+        assert (await http.delete(f"/fhir/{gone}", headers=admin)).status_code == 204
+    assert (await http.get("/fhir/ServiceRequest/sr-a", headers=clinic)).status_code == 410
+    assert (await http.get("/fhir/Task/task-a", headers=clinic)).status_code == 410
+    history = (await http.get("/fhir/ServiceRequest/_history", headers=clinic)).json()
+    assert {(e["fullUrl"].rsplit("/", 1)[-1], e["request"]["method"]) for e in history["entry"]} >= {
+        ("sr-a", "DELETE"), ("sr-a", "PUT")}
+    # nothing is granted through a deleted referral: its patient, reason and result are gone from view
+    for hidden in ("Patient/pa1", "Observation/obs-a1", "Observation/obs-result"):
+        assert (await http.get(f"/fhir/{hidden}", headers=clinic)).status_code == 404, hidden
+    other = await clinic_token(http, auth_app, rsa, "clinic-b")
+    assert (await http.get("/fhir/ServiceRequest/sr-a", headers=other)).status_code == 404
+
+
+async def test_a_resource_written_again_after_its_deletion_is_seen_as_it_is_now(http, auth_app, rsa, world):
+    admin = bearer(world)
+    clinic = await clinic_token(http, auth_app, rsa, "clinic-a")
+    assert (await http.delete("/fhir/ServiceRequest/sr-a", headers=admin)).status_code == 204
+    moved = referral("sr-a", "Patient/pb1", performer=[ref("Organization/clinic-b")])
+    assert (await http.put("/fhir/ServiceRequest/sr-a", json=moved, headers=admin)).status_code in (200, 201)
+    # now addressed to clinic-b: clinic-a's view is the live one (task-a still focuses it), not the tombstone
+    assert (await http.get("/fhir/ServiceRequest/sr-a", headers=clinic)).status_code == 200
+    assert (await http.delete("/fhir/Task/task-a", headers=admin)).status_code == 204
+    assert (await http.get("/fhir/ServiceRequest/sr-a", headers=clinic)).status_code == 404
+    clinic_b = await clinic_token(http, auth_app, rsa, "clinic-b")
+    assert (await http.get("/fhir/ServiceRequest/sr-a", headers=clinic_b)).status_code == 200
