@@ -2,6 +2,7 @@
 
     uv run python -m bench.search_plans --resources 200000            # load, then measure
     uv run python -m bench.search_plans --resources 200000 --reuse    # measure the database loaded before
+    uv run python -m bench.search_plans --reuse --db NAME   # any Puente database, e.g. filled by seed-demo
 
 Loads N synthetic programme resources (seed/) into a fresh database `puente_search_bench`, with index
 rows made by the same code as the write path (storage.search_rows) but written with COPY, so a large
@@ -165,12 +166,36 @@ async def load(dsn: str, n: int) -> Samples:
 
 
 async def stored_samples(dsn: str) -> dict[str, Any]:
+    """What the load sampled; for a database loaded otherwise (`puente seed-demo`), sampled from it."""
     conn = await asyncpg.connect(dsn)
     try:
-        data = await conn.fetchval("SELECT data FROM bench_samples")
-        return dict(json.loads(data))
+        if await conn.fetchval("SELECT to_regclass('bench_samples') IS NOT NULL"):
+            return dict(json.loads(await conn.fetchval("SELECT data FROM bench_samples")))
+        return await _samples_from_tables(conn)
     finally:
         await conn.close()
+
+
+async def _samples_from_tables(conn: asyncpg.Connection) -> dict[str, Any]:
+    facilities = await conn.fetch(
+        "SELECT target_id FROM search_reference WHERE resource_type = 'ServiceRequest' AND param = 'performer'"
+        " AND target_type = 'Organization' GROUP BY target_id ORDER BY count(*) DESC LIMIT 20")
+    dnis = await conn.fetch(
+        "SELECT code FROM search_token WHERE resource_type = 'Patient' AND param = 'identifier' AND system = $1"
+        " ORDER BY md5(code) LIMIT 500", DNI)
+    hb_patients = await conn.fetch(
+        "SELECT DISTINCT r.target_id FROM search_reference r JOIN search_token t ON t.resource_pk = r.resource_pk"
+        " WHERE r.resource_type = 'Observation' AND r.param = 'subject' AND t.resource_type = 'Observation'"
+        " AND t.param = 'code' AND t.code = '718-7' LIMIT 500")
+    since = await conn.fetchval(
+        "SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY last_updated) FROM resources")
+    return {
+        "facilities": [row[0] for row in facilities],
+        "dnis": [row[0] for row in dnis],
+        "hb_patients": [row[0] for row in hb_patients],
+        "loaded": await conn.fetchval("SELECT count(*) FROM resources"),
+        "since": fhir_instant(since),
+    }
 
 
 # ---- the query shapes ----------------------------------------------------------------------------------
