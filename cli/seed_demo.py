@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import write_hooks
 from auth.principal import Principal
-from seed.generator import Unit, generate_units
+from seed.generator import RESOURCES_PER_CHILD, Unit, children_for_resources, generate_units
 from seed.load import load_units
 from settings import Settings, get_settings
 from storage import statistics
@@ -24,7 +24,6 @@ from storage.repository import FhirRepository
 from storage.search import find_matches
 
 SEEDER = Principal(subject="puente-seed-demo", is_admin=True)
-RESOURCES_PER_CHILD = 32  # measured on the generator's default cohort; for the progress bar only
 
 
 UnitWriter = Callable[[Unit], Awaitable[None]]
@@ -93,7 +92,7 @@ async def _seed(children: int, seed: int, derived: bool, concurrency: int) -> tu
     columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns) as progress:
-            task = progress.add_task("resources", total=children * RESOURCES_PER_CHILD)
+            task = progress.add_task("resources", total=round(children * RESOURCES_PER_CHILD))
             total = await load_units(
                 generate_units(children, seed),
                 write_unit,
@@ -114,7 +113,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same programme")] = 1,
         derived: Annotated[bool, typer.Option(help="run the clinical rules on write (z-scores, flags)")] = True,
         concurrency: Annotated[int, typer.Option(help="households written in parallel")] = 4,
+        resources: Annotated[
+            int | None,
+            typer.Option(help="size the cohort by resources instead (~32 per child): 1000000 for benchmarks"),
+        ] = None,
     ) -> None:
         """Load a synthetic, realistic CHW programme (families, screenings, vaccines, referrals)."""
+        if resources is not None:
+            children = children_for_resources(resources)
         total, seconds = asyncio.run(_seed(children, seed, derived, concurrency))
         typer.echo(f"{total} resources in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f}/s)")

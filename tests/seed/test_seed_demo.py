@@ -54,3 +54,11 @@ async def test_seed_demo_loads_a_programme_with_derived_facts_and_a_rerun_change
         assert derived and derived > 0  # the clinical rules ran on the seeded measurements
         await _run_seed_demo(url, "--children", "12", "--seed", "5")
         assert await _counts(url) == counts  # stable ids: a re-run updates, never duplicates
+
+
+async def test_seed_demo_sized_by_resources(tmp_path: Path) -> None:
+    async with fresh_database("sqlite", tmp_path) as url:
+        output = await _run_seed_demo(url, "--resources", "600", "--no-derived")
+        total = int(output.strip().splitlines()[-1].split()[0])
+        assert 450 <= total <= 800, output  # ~32 resources per child: a cohort of ~19 children
+        assert sum((await _counts(url)).values()) == total
