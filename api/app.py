@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, auth_routes, clinical, errors, health, search_service
+from api import audit, auth_routes, clinical, errors, health, metrics, search_service
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
     audit.install(app, settings)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.MetricsMiddleware)  # outermost: counts every answer, errors included
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
     for module in (capabilities, clinical, batch, history, search, read, create, update, patch, delete):
         app.include_router(module.router, prefix="/fhir")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import typer
@@ -61,6 +63,19 @@ def serve(
             raise typer.Exit(code=2)
         typer.echo("WARNING: PUENTE_AUTH=off: no authentication, for local exploration only", err=True)
     run_upgrade(settings.database_url)
+    # Each worker process writes its metrics here; /metrics, answered by any worker, sums them. (One
+    # worker runs in this process, which has already imported prometheus_client: it counts in memory.)
+    own_metrics_dir = workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="puente-metrics-")
+    try:
+        _run_uvicorn(host, port, workers)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+
+
+def _run_uvicorn(host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "api.main:app",
         host=host,

@@ -28,3 +28,14 @@ async def test_two_workers_parallel_conditional_creates(database_url):
             assert len({r.json()["id"] for r in responses}) == 1
             history = (await client.get("/fhir/Patient/_history")).json()
             assert history["total"] == 1
+            # Whichever worker answers the scrape, it counts the requests of both.
+            for _ in range(4):
+                scrape = (await client.get("/metrics")).text
+                created = _sample(scrape, 'method="POST",route="/fhir/{resource_type}",status="201"')
+                found = _sample(scrape, 'method="POST",route="/fhir/{resource_type}",status="200"')
+                assert (created, found) == (1, 15), scrape
+
+
+def _sample(scrape: str, labels: str) -> float:
+    line = next((x for x in scrape.splitlines() if x.startswith("puente_http_requests_total{" + labels)), None)
+    return float(line.rsplit(" ", 1)[1]) if line else 0.0

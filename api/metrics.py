@@ -1,0 +1,80 @@
+"""Prometheus metrics at /metrics: how many requests each route answered, with what status, how fast.
+
+Routes are labelled by their template (`/fhir/{resource_type}/{resource_id}`), never by the path a
+client sent, so the number of series stays bounded whatever is requested. With several worker
+processes (`puente serve --workers N`) each worker writes its samples under
+PROMETHEUS_MULTIPROC_DIR (set by `serve`) and a scrape, answered by any one worker, sums them all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter("puente_http_requests", "HTTP requests answered", ["method", "route", "status"])
+DURATION = Histogram(
+    "puente_http_request_duration_seconds",
+    "Time from request to the start of the response",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+FHIR = "/fhir"
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    registry: CollectorRegistry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def observe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                DURATION.labels(scope["method"], _route(scope)).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            REQUESTS.labels(scope["method"], _route(scope), str(status[0])).inc()
+
+
+def _route(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    template = getattr(route, "path", None)
+    if not template:
+        return "unmatched"
+    # FastAPI hands over the route as declared in its router, without the /fhir it was included under.
+    path = scope.get("path", "")
+    if (path == FHIR or path.startswith(FHIR + "/")) and not template.startswith(FHIR):
+        template = FHIR + ("" if template == "/" else template)
+    return str(template)
