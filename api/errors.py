@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +18,7 @@ log = logging.getLogger("puente.api")
 _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbidden", 413: "too-costly"}
 
 
-def outcome_response(status: int, outcome: dict, headers: dict[str, str] | None = None) -> Response:
+def outcome_response(status: int, outcome: dict, headers: Mapping[str, str] | None = None) -> Response:
     return Response(fhir_json.dumps(outcome), status_code=status, media_type="application/fhir+json", headers=headers)
 
 

@@ -9,6 +9,8 @@ Designed for millions of resources on PostgreSQL:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -87,13 +89,14 @@ def _index_table(
     )
     for i, cols in enumerate(value_indexes):
         ops = {c: "varchar_pattern_ops" for c in cols if c in prefix_searched}
+        dialect_options: dict[str, Any] = {"postgresql_ops": ops} if ops else {}
         Index(
             f"ix_{name}_value{i}",
             table.c.resource_type,
             table.c.param,
             *(table.c[c] for c in cols),
             table.c.resource_pk,
-            **({"postgresql_ops": ops} if ops else {}),
+            **dialect_options,
         )
     return table
 

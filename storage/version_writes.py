@@ -196,8 +196,8 @@ async def insert_new(
             for column in table.columns:
                 if column.name != "resource_pk":
                     params[f"{kind}_{column.name}"] = [row.get(column.name) for _, row in table_rows[kind]]
-        rows = await connection.execute(_pg_insert_new_statement(), params)
-        return {(row.resource_type, row.id): row.pk for row in rows}
+        inserted = await connection.execute(_pg_insert_new_statement(), params)
+        return {(row.resource_type, row.id): row.pk for row in inserted}
     stored: dict[tuple[str, str], int] = {}
     writes = []
     for version, resource in items:

@@ -27,6 +27,12 @@ def test_ruff_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_types_check():
+    packages = sorted(p for p in OURS | {"migrations"} if (ROOT / p).is_dir())
+    result = subprocess.run([sys.executable, "-m", "mypy", *packages], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -54,7 +55,7 @@ def capability_statement(request: Request) -> dict[str, Any]:
         if isinstance(operation, dict)
     }
     interactions = [{"code": code} for op, code in TYPE_INTERACTIONS.items() if code and op in implemented]
-    search_params = getattr(app.state, "search_capabilities", lambda _t: [])
+    search_params: Callable[[str], list[dict[str, Any]]] = getattr(app.state, "search_capabilities", lambda _t: [])
     operations = getattr(app.state, "operations", [])
     resources = []
     for resource_type in sorted(R4_RESOURCE_TYPES):
