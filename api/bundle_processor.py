@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from api.bundles import raw
 from api.entry_router import EntryRequest, EntryResult, dispatch, split_url
+from api.entry_router import written as entry_result
 from api.preconditions import criteria
 from fhir_mappings.outcomes import FhirError, Invalid, Issue, PreconditionFailed, TooLarge
 from fhir_mappings.validation import validate_resource
@@ -146,7 +147,7 @@ async def _create_together(repository: FhirRepository, creates: list[_Entry], re
         [(e.request.resource, e.request.assigned_id) for e in creates],  # type: ignore[misc]
         validated=True,  # by _check_resources, which names the failing entry
     )
-    results.update((e.index, EntryResult(201, version=w.version)) for e, w in zip(creates, written, strict=True))
+    results.update((e.index, entry_result(w)) for e, w in zip(creates, written, strict=True))
 
 
 def _plain_create(entry: _Entry) -> bool:

@@ -83,25 +83,25 @@ async def dispatch(repository: FhirRepository, request: EntryRequest, search: An
             result = await repository.conditional_create(resource, criteria(request.if_none_exist))
         else:
             result = await repository.create(resource, resource_id=request.assigned_id)
-        return _written(result)
+        return written(result)
     if method == "PUT":
         resource = _resource(request)
         if len(segments) == 1:
             if not query:
                 raise Invalid("A conditional PUT entry needs search criteria")
-            return _written(
+            return written(
                 await repository.conditional_update(
                     resource_type, query, resource, if_match=_version_tag(request.if_match)
                 )
             )
-        return _written(
+        return written(
             await repository.update(resource_type, segments[1], resource, if_match=_version_tag(request.if_match))
         )
     if method == "PATCH":
         if len(segments) != 2:
             raise Invalid("A PATCH entry's url is Type/id")
         operations = _patch_document(request.resource)
-        return _written(
+        return written(
             await repository.patch(resource_type, segments[1], operations, if_match=_version_tag(request.if_match))
         )
     if method == "DELETE":
@@ -141,7 +141,8 @@ def _not_modified(version: StoredVersion, request: EntryRequest) -> bool:
         raise Invalid(f"ifModifiedSince '{request.if_modified_since}' is not a date") from exc
 
 
-def _written(result: WriteResult) -> EntryResult:
+def written(result: WriteResult) -> EntryResult:
+    """The entry answer for a write: 201 for a new resource, 200 for a new version."""
     return EntryResult(201 if result.created else 200, version=result.version)
 
 

@@ -54,18 +54,21 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = [500]
+        status, elapsed = 500, None
 
         async def observe(message: Message) -> None:
+            nonlocal status, elapsed
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                DURATION.labels(scope["method"], _route(scope)).observe(time.perf_counter() - started)
+                status, elapsed = message["status"], time.perf_counter() - started
             await send(message)
 
         try:
             await self.app(scope, receive, observe)
         finally:
-            REQUESTS.labels(scope["method"], _route(scope), str(status[0])).inc()
+            route = _route(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            if elapsed is not None:
+                DURATION.labels(scope["method"], route).observe(elapsed)
 
 
 def _route(scope: Scope) -> str:

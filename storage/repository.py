@@ -163,7 +163,7 @@ class FhirRepository:
                 select(resources.c.deleted).where(
                     resources.c.resource_type == resource_type,
                     resources.c.id == resource_id,
-                    *access.visible(self.principal, resource_type, resources, deleted_too=True),
+                    *access.visible(self.principal, resource_type, resources),
                 )
             )
         ).first()
@@ -188,7 +188,7 @@ class FhirRepository:
         resource_type = validate_resource(resource)
         access.require(self.principal, resource_type, "c")
         new_id = resource_id or str(uuid.uuid4())
-        inserted = await self._insert_new(resource_type, new_id, resource, method="POST")
+        inserted = await self._insert_new(new_id, resource, method="POST")
         if inserted is None:  # only possible with a client-chosen id
             raise Conflict(f"{resource_type}/{new_id} already exists")
         return inserted
@@ -210,29 +210,15 @@ class FhirRepository:
         results: dict[int, WriteResult] = {}
         for phase in (False, True):
             chosen = [i for i, is_later in enumerate(later) if is_later is phase]
-            if chosen:
-                written = await self._create_together([items[i] for i in chosen])
-                results.update(zip(chosen, written, strict=True))
+            if not chosen:
+                continue
+            written = dict(zip(chosen, await self._insert_new_many([items[i] for i in chosen], method="POST"),
+                               strict=True))
+            taken = [f"{items[i][0]['resourceType']}/{items[i][1]}" for i, w in written.items() if w is None]
+            if taken:
+                raise Conflict(f"{', '.join(taken)} already exist(s)")
+            results.update((i, w) for i, w in written.items() if w is not None)
         return [results[i] for i in range(len(items))]
-
-    async def _create_together(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]:
-        prepared = []
-        for resource, resource_id in items:
-            for enrich in self._enrichers:
-                await enrich(self, resource)
-            stamp = now_ms()
-            content = _stamp(resource, resource_id, 1, stamp)
-            resource_type = resource["resourceType"]
-            prepared.append(StoredVersion(resource_type, resource_id, 1, stamp, False, content, method="POST"))
-        pks = await version_writes.insert_new(
-            self.connection, [(v, resource) for v, (resource, _) in zip(prepared, items, strict=True)]
-        )
-        missing = [f"{v.resource_type}/{v.id}" for v in prepared if (v.resource_type, v.id) not in pks]
-        if missing:
-            raise Conflict(f"{', '.join(missing)} already exist(s)")
-        for v, (resource, _) in zip(prepared, items, strict=True):
-            await self._run_hooks(WriteEvent(v, resource, None))
-        return [WriteResult(v, created=True) for v in prepared]
 
     async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
         resource_type = validate_resource(resource)
@@ -268,7 +254,7 @@ class FhirRepository:
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
-            created = await self._insert_new(resource_type, resource_id, resource, method=method)
+            created = await self._insert_new(resource_id, resource, method=method)
             if created is not None:
                 return created
             # Someone created it between our look and our insert: it is now an update.
@@ -293,7 +279,7 @@ class FhirRepository:
                 raise PreconditionFailed("No resource matches the conditional update (If-Match given)")
             if body_id is not None and await self._current_for_update(resource_type, body_id) is not None:
                 raise Conflict(f"{resource_type}/{body_id} exists but does not match the update's criteria")
-            created = await self._insert_new(resource_type, body_id or str(uuid.uuid4()), resource, method="PUT")
+            created = await self._insert_new(body_id or str(uuid.uuid4()), resource, method="PUT")
             if created is None:
                 raise Conflict(f"{resource_type}/{body_id} already exists")
             return created
@@ -411,17 +397,34 @@ class FhirRepository:
     # ---- internals ---------------------------------------------------------------------------
 
     async def _insert_new(
-        self, resource_type: str, resource_id: str, resource: dict[str, Any], *, method: str
+        self, resource_id: str, resource: dict[str, Any], *, method: str
     ) -> WriteResult | None:
-        for enrich in self._enrichers:
-            await enrich(self, resource)
-        stamp = now_ms()
-        content = _stamp(resource, resource_id, 1, stamp)
-        version = StoredVersion(resource_type, resource_id, 1, stamp, False, content, method=method)
-        if not await version_writes.insert_new(self.connection, [(version, resource)]):
-            return None  # the id is taken
-        await self._run_hooks(WriteEvent(version, resource, None))
-        return WriteResult(version, created=True)
+        """Store a new resource under `resource_id`; None when that id is taken."""
+        return (await self._insert_new_many([(resource, resource_id)], method=method))[0]
+
+    async def _insert_new_many(
+        self, items: Sequence[tuple[dict[str, Any], str]], *, method: str
+    ) -> list[WriteResult | None]:
+        """Store new (validated) resources under the ids given, in one statement on PostgreSQL.
+
+        Each result is None where the id was taken; the hooks run only when every one was stored.
+        """
+        versions = []
+        for resource, resource_id in items:
+            for enrich in self._enrichers:
+                await enrich(self, resource)
+            stamp = now_ms()
+            content = _stamp(resource, resource_id, 1, stamp)
+            versions.append(
+                StoredVersion(resource["resourceType"], resource_id, 1, stamp, False, content, method=method)
+            )
+        stored = [(version, resource) for version, (resource, _) in zip(versions, items, strict=True)]
+        pks = await version_writes.insert_new(self.connection, stored)
+        if len(pks) < len(versions):
+            return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
+        for version, resource in stored:
+            await self._run_hooks(WriteEvent(version, resource, None))
+        return [WriteResult(v, created=True) for v in versions]
 
     async def _write_version(self, current: StoredVersion, resource: dict[str, Any], *, method: str) -> WriteResult:
         for enrich in self._enrichers:

@@ -9,7 +9,7 @@ so it keeps the plain statements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -22,6 +22,8 @@ from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
 from storage.versions import StoredVersion
 
+Row = dict[str, Any]
+
 
 @dataclass(frozen=True, slots=True)
 class VersionWrite:
@@ -33,7 +35,7 @@ class VersionWrite:
     fresh: bool  # a new resource: there are no old index rows to remove
 
 
-_HISTORY_COLUMNS = ("resource_pk", "resource_type", "id", "version_id", "last_updated", "method", "deleted", "content")
+_HISTORY_COLUMNS = tuple(c.name for c in resource_history.columns if c.name != "pk")
 
 
 def _history_values(write: VersionWrite) -> dict[str, Any]:
@@ -66,6 +68,21 @@ def _array_type(column: Any) -> str:
 _TOMBSTONE_COLUMNS = ", ".join(c.name for c in deleted_reference.columns)
 
 
+def _rows_by_kind(owned: Iterable[tuple[Any, int, str, dict[str, Any] | None]]) -> dict[str, list[tuple[Any, Row]]]:
+    """The index rows of each (owner, pk, resource type, resource), by table kind, each with its owner."""
+    grouped: dict[str, list[tuple[Any, Row]]] = {kind: [] for kind in SEARCH_TABLES}
+    for owner, pk, resource_type, resource in owned:
+        if resource is not None:
+            for kind, rows in index_rows(pk, resource_type, resource).items():
+                grouped[kind].extend((owner, row) for row in rows)
+    return grouped
+
+
+def _column_arrays(kind: str, owned_rows: list[tuple[Any, Row]], columns: Iterable[Any]) -> dict[str, list[Any]]:
+    """One array parameter per column (`{kind}_{column}`) for the `unnest` of a PostgreSQL statement."""
+    return {f"{kind}_{column.name}": [row.get(column.name) for _, row in owned_rows] for column in columns}
+
+
 @cache
 def _pg_statement() -> TextClause:
     history_arrays = ", ".join(
@@ -94,14 +111,9 @@ def _pg_params(writes: Sequence[VersionWrite]) -> dict[str, Any]:
     params: dict[str, Any] = {f"h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
     params["stale"] = [w.pk for w in writes if not w.fresh]
     params["deleted"] = [w.pk for w in writes if w.resource is None]
-    table_rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SEARCH_TABLES}
-    for w in writes:
-        if w.resource is not None:
-            for kind, rows in index_rows(w.pk, w.version.resource_type, w.resource).items():
-                table_rows[kind].extend(rows)
+    grouped = _rows_by_kind((None, w.pk, w.version.resource_type, w.resource) for w in writes)
     for kind, table in SEARCH_TABLES.items():
-        for column in table.columns:
-            params[f"{kind}_{column.name}"] = [row.get(column.name) for row in table_rows[kind]]
+        params.update(_column_arrays(kind, grouped[kind], table.columns))
     return params
 
 
@@ -129,14 +141,10 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
             )
         for table in SEARCH_TABLES.values():
             await connection.execute(delete(table).where(table.c.resource_pk.in_(stale)))
-    rows_by_kind: dict[str, list[dict[str, Any]]] = {}
-    for w in writes:
-        if w.resource is not None:
-            for kind, rows in index_rows(w.pk, w.version.resource_type, w.resource).items():
-                rows_by_kind.setdefault(kind, []).extend(rows)
-    for kind, rows in rows_by_kind.items():
-        if rows:
-            await connection.execute(insert(SEARCH_TABLES[kind]), rows)
+    grouped = _rows_by_kind((None, w.pk, w.version.resource_type, w.resource) for w in writes)
+    for kind, owned_rows in grouped.items():
+        if owned_rows:
+            await connection.execute(insert(SEARCH_TABLES[kind]), [row for _, row in owned_rows])
 
 
 @cache
@@ -187,15 +195,11 @@ async def insert_new(
             "contents": [v.content for v, _ in items],
             "methods": [v.method for v, _ in items],
         }
-        table_rows: dict[str, list[tuple[str, dict[str, Any]]]] = {kind: [] for kind in SEARCH_TABLES}
-        for version, resource in items:
-            for kind, rows in index_rows(0, version.resource_type, resource).items():
-                table_rows[kind].extend((version.id, row) for row in rows)
+        # No pks yet: each row carries its resource's id, and the statement joins it to the new pk.
+        grouped = _rows_by_kind((version.id, 0, version.resource_type, resource) for version, resource in items)
         for kind, table in SEARCH_TABLES.items():
-            params[f"{kind}_owner"] = [owner for owner, _ in table_rows[kind]]
-            for column in table.columns:
-                if column.name != "resource_pk":
-                    params[f"{kind}_{column.name}"] = [row.get(column.name) for _, row in table_rows[kind]]
+            params[f"{kind}_owner"] = [owner for owner, _ in grouped[kind]]
+            params.update(_column_arrays(kind, grouped[kind], (c for c in table.columns if c.name != "resource_pk")))
         inserted = await connection.execute(_pg_insert_new_statement(), params)
         return {(row.resource_type, row.id): row.pk for row in inserted}
     stored: dict[tuple[str, str], int] = {}

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.clinical.derived import derived_id, is_derived, same_content, zscore_observation
-from api.clinical.evidence import Finding, apply_finding, current
+from api.clinical.evidence import Finding, apply_finding
 from api.clinical.fhir_in import GROWTH_LOINC, Kind, Measurement, Resource, birth_date, sex
 from api.clinical.growth_days import GrowthDay, anchored_indicators, growth_day
 from api.clinical.hemoglobin import own_anaemia_class
-from api.clinical.lookup import existing_ids, patient_measurements, read_resource
+from api.clinical.lookup import patient_measurements, read_resource
 from api.clinical.system import RulesRepositories, serialise_patient
 from clinical import AnaemiaClass, Indicator
 from fhir_mappings import fhir_json
@@ -95,7 +95,7 @@ class DerivedFacts:
             for m in (change.before, change.after):
                 if m is not None and m.kind is not Kind.HEMOGLOBIN:
                     by_day.setdefault((m.patient_id, m.date), []).append(change)
-        new_ids = {c.source_id for c in changes if c.before is None}
+        new = _new_references(changes)
         # What the written measurements may have had derived before (a new one has nothing yet).
         stale = {
             f"{c.source_id}:{indicator.value}": (c.source_id, indicator)
@@ -112,7 +112,7 @@ class DerivedFacts:
                 {*(f"Observation/{c.source_id}" for c in day_changes), *(m.reference for m in growth.considered)}
             )
             for m in growth.considered:
-                if m.id in new_ids:
+                if m.reference in new:
                     continue
                 for indicator in anchored_indicators(m.kind):
                     stale[f"{m.id}:{indicator.value}"] = (m.id, indicator)
@@ -133,9 +133,7 @@ class DerivedFacts:
         await _put_derived(rules, derived)
         candidates = [derived_id(source_id, indicator.value) for key, (source_id, indicator) in stale.items()
                       if key not in produced]
-        for resource_id in sorted(await existing_ids(rules, "Observation", candidates)):
-            await _delete_derived(rules, resource_id)
-        new = _new_references(changes)
+        await _delete_derived(rules, candidates)
         for finding in findings.values():
             if _may_change_anything(finding, new):
                 await apply_finding(rules, finding)
@@ -205,7 +203,10 @@ async def _put_derived(repository: FhirRepository, derived: list[Resource]) -> N
         await repository.create_many(new)
 
 
-async def _delete_derived(repository: FhirRepository, resource_id: str) -> None:
-    now = await current(repository, "Observation", resource_id)
-    if now is not None and now.resource is not None and is_derived(now.resource):
-        await repository.delete("Observation", resource_id, if_match=now.version_id)
+async def _delete_derived(repository: FhirRepository, resource_ids: list[str]) -> None:
+    """Delete those of these z-score Observations that exist and are the rules' own."""
+    stored = await repository.read_many("Observation", resource_ids)
+    for resource_id in sorted(stored):
+        now = stored[resource_id]
+        if not now.deleted and now.content is not None and is_derived(fhir_json.loads(now.content)):
+            await repository.delete("Observation", resource_id, if_match=now.version_id)

@@ -66,14 +66,6 @@ async def patient_measurements(
             if m is not None and m.patient_id == patient_id and (on is None or m.date == on)]
 
 
-async def existing_ids(repository: FhirRepository, resource_type: str, ids: Iterable[str]) -> set[str]:
-    """Which of these ids are current (not deleted) resources: one query, not one read each."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return set()
-    return {rid for _pk, rid in await repository.search_matches(resource_type, [("_id", ",".join(wanted))])}
-
-
 async def read_resource(repository: FhirRepository, resource_type: str, resource_id: str) -> Resource | None:
     """The current resource, or None when it is missing, deleted or not visible."""
     try:
