@@ -63,10 +63,6 @@ class EnrichHook(Protocol):
 
     async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None: ...
 
-    def reads_context(self, resource: dict[str, Any]) -> bool:
-        """Whether enriching `resource` reads other stored records (which a batch must store first)."""
-        ...
-
 
 @dataclass
 class HistoryPage:
@@ -98,11 +94,17 @@ class FhirRepository:
         self._enrichers = enrichers
         self._dialect = connection.dialect.name
         self._deferred: list[WriteEvent] | None = None
+        # Resources of the batch being created, readable before their insert (see _insert_new_many);
+        # shared with the repositories made by with_principal, which the enrichers read through.
+        self._staged: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ---- reads -------------------------------------------------------------------------------
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         access.require(self.principal, resource_type, "r")
+        staged = self._staged.get((resource_type, resource_id))
+        if staged is not None:
+            return StoredVersion(resource_type, resource_id, 1, now_ms(), False, fhir_json.dumps(staged))
         row = (
             await self.connection.execute(
                 select(resources).where(
@@ -173,6 +175,12 @@ class FhirRepository:
         """(pk, id) of the current resources matching a search query."""
         return await self._search(self.connection, self.principal, resource_type, query)
 
+    async def search_current(self, resource_type: str, query: QueryPairs) -> list[StoredVersion]:
+        """The current versions of the resources matching `query`, found and read in one statement."""
+        access.require(self.principal, resource_type, "r")
+        rows = await search_engine.find_current(self.connection, self.principal, resource_type, query)
+        return [_version(row) for row in rows]
+
     async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:
         """One page of a type-level search (scope "s" required; only visible resources, includes too)."""
         return await search_engine.search(self.connection, self.principal, query, count=count, cursor=cursor)
@@ -184,8 +192,12 @@ class FhirRepository:
 
     # ---- writes ------------------------------------------------------------------------------
 
-    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> WriteResult:
-        resource_type = validate_resource(resource)
+    async def create(
+        self, resource: dict[str, Any], *, resource_id: str | None = None, validated: bool = False
+    ) -> WriteResult:
+        """`validated`: the resource is known to be valid (built by the server's own rules, whose
+        output the tests validate), so the second validation is skipped."""
+        resource_type = resource["resourceType"] if validated else validate_resource(resource)
         access.require(self.principal, resource_type, "c")
         new_id = resource_id or str(uuid.uuid4())
         inserted = await self._insert_new(new_id, resource, method="POST")
@@ -200,25 +212,16 @@ class FhirRepository:
         in as few statements as the database allows; Conflict if one of the ids is taken.
 
         `validated`: the caller has already validated every resource (a Bundle does, to name the entry).
-        Resources whose enrichment reads other records (a hemoglobin reads its Patient) are stored
-        after the others, so they see the Patient created in the same Bundle.
         """
         for resource, _ in items:
             resource_type = resource["resourceType"] if validated else validate_resource(resource)
             access.require(self.principal, resource_type, "c")
-        later = [any(e.reads_context(resource) for e in self._enrichers) for resource, _ in items]
-        results: dict[int, WriteResult] = {}
-        for phase in (False, True):
-            chosen = [i for i, is_later in enumerate(later) if is_later is phase]
-            if not chosen:
-                continue
-            written = dict(zip(chosen, await self._insert_new_many([items[i] for i in chosen], method="POST"),
-                               strict=True))
-            taken = [f"{items[i][0]['resourceType']}/{items[i][1]}" for i, w in written.items() if w is None]
-            if taken:
-                raise Conflict(f"{', '.join(taken)} already exist(s)")
-            results.update((i, w) for i, w in written.items() if w is not None)
-        return [results[i] for i in range(len(items))]
+        written = await self._insert_new_many(items, method="POST")
+        taken = [f"{resource['resourceType']}/{resource_id}"
+                 for (resource, resource_id), w in zip(items, written, strict=True) if w is None]
+        if taken:
+            raise Conflict(f"{', '.join(taken)} already exist(s)")
+        return [w for w in written if w is not None]
 
     async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
         resource_type = validate_resource(resource)
@@ -410,9 +413,16 @@ class FhirRepository:
         Each result is None where the id was taken; the hooks run only when every one was stored.
         """
         versions = []
+        # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
+        # the Encounter created with it): it finds it staged, so the batch stays one statement.
+        self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
+        try:
+            for resource, _ in items:
+                for enrich in self._enrichers:
+                    await enrich(self, resource)
+        finally:
+            self._staged.clear()
         for resource, resource_id in items:
-            for enrich in self._enrichers:
-                await enrich(self, resource)
             stamp = now_ms()
             content = _stamp(resource, resource_id, 1, stamp)
             versions.append(
@@ -464,9 +474,11 @@ class FhirRepository:
 
     def with_principal(self, principal: Principal) -> FhirRepository:
         """The same transaction, acting for someone else (e.g. the server's own rules)."""
-        return FhirRepository(
+        other = FhirRepository(
             self.connection, principal, search=self._search, hooks=self._hooks, enrichers=self._enrichers
         )
+        other._staged = self._staged
+        return other
 
     async def lock(self, key: str) -> None:
         """Until this transaction ends, other transactions locking the same key wait.

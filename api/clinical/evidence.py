@@ -197,6 +197,7 @@ async def _put(
     repository: FhirRepository, resource_type: str, resource_id: str, resource: Resource, now: Current | None
 ) -> None:
     if now is None:
-        await repository.create(resource, resource_id=resource_id)  # Conflict if someone else just did
+        # Conflict if someone else just did; built by flag_resource / referral_draft
+        await repository.create(resource, resource_id=resource_id, validated=True)
     else:
         await repository.update(resource_type, resource_id, resource)  # re-create after a deletion

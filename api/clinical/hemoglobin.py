@@ -112,10 +112,6 @@ class HemoglobinInterpreter:
         self._config = config
         self._rules = rules
 
-    def reads_context(self, resource: dict[str, Any]) -> bool:
-        measurement = Measurement.from_observation(resource)
-        return measurement is not None and measurement.kind is Kind.HEMOGLOBIN
-
     async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None:
         if resource.get("resourceType") != "Observation":
             return

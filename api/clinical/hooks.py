@@ -200,7 +200,7 @@ async def _put_derived(repository: FhirRepository, derived: list[Resource]) -> N
             continue  # someone else's resource under that id, or nothing new: leave it
         await repository.update("Observation", resource["id"], resource, if_match=now.version_id)
     if new:
-        await repository.create_many(new)
+        await repository.create_many(new, validated=True)  # built by zscore_observation
 
 
 async def _delete_derived(repository: FhirRepository, resource_ids: list[str]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from api.clinical.fhir_in import Measurement, Resource
 from clinical import codes
 from fhir_mappings import fhir_json
-from fhir_mappings.outcomes import FhirError, Gone, NotFound
+from fhir_mappings.outcomes import FhirError
 from storage.repository import FhirRepository
 
 
@@ -33,18 +33,12 @@ async def patient_resources(
     if tokens:
         query.append(("code", tokens))
     query.extend(extra)
-    found: list[Resource] = []
     skip = set(skip_ids)
-    for _pk, resource_id in await repository.search_matches(resource_type, query):
-        if resource_id in skip:
-            continue
-        try:
-            version = await repository.read(resource_type, resource_id)
-        except (NotFound, Gone):  # deleted since the match, or not visible to this caller
-            continue
-        if version.content is not None:
-            found.append(fhir_json.loads(version.content))
-    return found
+    return [
+        fhir_json.loads(version.content)
+        for version in await repository.search_current(resource_type, query)
+        if version.id not in skip and version.content is not None
+    ]
 
 
 async def patient_measurements(

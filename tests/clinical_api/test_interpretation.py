@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fhir_mappings import fhir_json
 from tests.clinical_api.resources import (
     ANAEMIA,
     RESIDENCE,
@@ -70,6 +71,31 @@ async def test_altitude_from_the_encounter_location_and_its_parent(client):
     assert v3(await put(client, hb("a", "kid", "11.3", **visit))) == "N"  # 10.5
     assert v3(await put(client, hb("b", "kid", "11.2", **visit))) == "L"  # 10.4
     assert v3(await put(client, hb("c", "kid", "11.2"))) == "N"  # no Location: default 0 m
+
+
+async def test_a_visit_bundle_reads_its_own_encounter_patient_and_location(client):
+    """Everything the interpretation reads is created in the same transaction, written in one go."""
+    urn = {name: f"urn:uuid:0b9d3c1e-0000-4000-8000-00000000000{i}" for i, name in enumerate(
+        ("district", "encounter", "kid", "hb"))}
+
+    def post(name: str, resource: dict) -> dict:
+        body = {k: v for k, v in resource.items() if k != "id"}
+        return {"fullUrl": urn[name], "resource": body, "request": {"method": "POST", "url": body["resourceType"]}}
+
+    encounter = {"resourceType": "Encounter", "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},
+                 "subject": {"reference": urn["kid"]}, "location": [{"location": {"reference": urn["district"]}}]}
+    measured = {**hb("x", "kid", "11.2"), "subject": {"reference": urn["kid"]},
+                "encounter": {"reference": urn["encounter"]}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        post("hb", measured), post("encounter", encounter), post("kid", patient("x")),
+        post("district", location("x", 1200)),  # 1000-1499 m: subtract 0.8, so 11.2 is 10.4
+    ]}
+    r = await client.post("/fhir", content=fhir_json.dumps(bundle), headers={"Content-Type": "application/fhir+json"})
+    assert r.status_code == 200, r.text
+    stored = await get(client, r.json()["entry"][0]["response"]["location"].rsplit("/_history", 1)[0])
+    assert stored is not None and v3(stored) == "L"
+    assert "altitude 1200 m" in stored["interpretation"][0]["text"]
 
 
 async def test_below_500_m_there_is_no_adjustment(client):
