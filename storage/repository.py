@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import jsonpatch
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -26,7 +26,7 @@ from fhir_mappings.validation import validate_resource
 from storage import access, version_writes
 from storage import search as search_engine
 from storage.search import SearchPage
-from storage.tables import resource_history, resources
+from storage.tables import resource_history, resources, search_reference, search_token
 from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
 
 QueryPairs = Sequence[tuple[str, str]]
@@ -104,7 +104,7 @@ class FhirRepository:
         access.require(self.principal, resource_type, "r")
         staged = self._staged.get((resource_type, resource_id))
         if staged is not None:
-            return StoredVersion(resource_type, resource_id, 1, now_ms(), False, fhir_json.dumps(staged))
+            return StoredVersion(resource_type, resource_id, 1, now_ms(), False, fhir_json.dumps(staged).decode())
         row = (
             await self.connection.execute(
                 select(resources).where(
@@ -175,10 +175,47 @@ class FhirRepository:
         """(pk, id) of the current resources matching a search query."""
         return await self._search(self.connection, self.principal, resource_type, query)
 
-    async def search_current(self, resource_type: str, query: QueryPairs) -> list[StoredVersion]:
-        """The current versions of the resources matching `query`, found and read in one statement."""
+    async def referring_to(
+        self,
+        resource_type: str,
+        param: str,
+        target: tuple[str, str],
+        *,
+        codes: Sequence[tuple[str, str]] = (),
+    ) -> list[StoredVersion]:
+        """Current `resource_type` resources whose reference parameter `param` points at `target`
+        (type, id) and, if `codes` are given, whose `code` parameter has one of those (system, code)
+        pairs: `Observation?subject=Patient/1&code=...`, read in one statement, oldest first.
+
+        The clinical rules ask this of every measurement they judge; built here directly it costs a
+        tenth of the general search path (parsing the query, composing its clauses).
+        """
         access.require(self.principal, resource_type, "r")
-        rows = await search_engine.find_current(self.connection, self.principal, resource_type, query)
+        target_type, target_id = target
+        conditions = [
+            resources.c.resource_type == resource_type,
+            resources.c.deleted.is_(False),
+            *access.visible(self.principal, resource_type, resources),
+            resources.c.pk.in_(
+                select(search_reference.c.resource_pk).where(
+                    search_reference.c.resource_type == resource_type,
+                    search_reference.c.param == param,
+                    search_reference.c.target_id == target_id,
+                    search_reference.c.target_type == target_type,
+                )
+            ),
+        ]
+        if codes:
+            conditions.append(
+                resources.c.pk.in_(
+                    select(search_token.c.resource_pk).where(
+                        search_token.c.resource_type == resource_type,
+                        search_token.c.param == "code",
+                        tuple_(search_token.c.system, search_token.c.code).in_(list(codes)),
+                    )
+                )
+            )
+        rows = await self.connection.execute(select(resources).where(*conditions).order_by(resources.c.pk))
         return [_version(row) for row in rows]
 
     async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:

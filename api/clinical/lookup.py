@@ -1,7 +1,7 @@
-"""A patient's stored resources, found by search (subject/patient reference and code).
+"""A patient's stored resources, found through the search index (subject/patient reference and code).
 
 Everything the operations and the pregnancy/growth context need from other records goes through
-`patient_resources`, so it works as well as the repository's search does.
+`patient_resources`, which reads the same index rows as `Observation?subject=...&code=...`.
 """
 
 from __future__ import annotations
@@ -23,36 +23,26 @@ async def patient_resources(
     *,
     reference_param: str = "subject",
     coded: Iterable[tuple[str, str]] = (),
-    extra: Iterable[tuple[str, str]] = (),
     skip_ids: Iterable[str] = (),
 ) -> list[Resource]:
     """Current resources of `resource_type` about Patient/`patient_id`, optionally with one of the
     (system, code) pairs in `coded`."""
-    query = [(reference_param, f"Patient/{patient_id}")]
-    tokens = ",".join(f"{system}|{code}" for system, code in coded)
-    if tokens:
-        query.append(("code", tokens))
-    query.extend(extra)
     skip = set(skip_ids)
-    return [
-        fhir_json.loads(version.content)
-        for version in await repository.search_current(resource_type, query)
-        if version.id not in skip and version.content is not None
-    ]
+    found = await repository.referring_to(resource_type, reference_param, ("Patient", patient_id), codes=list(coded))
+    return [fhir_json.loads(v.content) for v in found if v.id not in skip and v.content is not None]
 
 
 async def patient_measurements(
     repository: FhirRepository, patient_id: str, loinc_codes: Iterable[str], *, on: dt.date | None = None,
     skip_ids: Iterable[str] = (),
 ) -> list[Measurement]:
-    """The patient's usable measurements with those codes; `on`: only those taken that (local) day."""
-    window: list[tuple[str, str]] = []
-    if on is not None:
-        # A day either side: the local date of a timestamp can differ from its UTC date.
-        window = [("date", f"ge{on - dt.timedelta(days=1)}"), ("date", f"le{on + dt.timedelta(days=1)}")]
+    """The patient's usable measurements with those codes; `on`: only those taken that (local) day.
+
+    The day is picked here rather than by a date search: a child has a few dozen measurements, and
+    the day is the measurement's local date, which a UTC date range can only approximate.
+    """
     observations = await patient_resources(
-        repository, "Observation", patient_id, coded=[(codes.LOINC, code) for code in loinc_codes], extra=window,
-        skip_ids=skip_ids,
+        repository, "Observation", patient_id, coded=[(codes.LOINC, code) for code in loinc_codes], skip_ids=skip_ids,
     )
     measurements = (Measurement.from_observation(o) for o in observations)
     # The subject check guards against a search that matched on another reference element.
