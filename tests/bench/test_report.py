@@ -59,6 +59,9 @@ def test_visit_and_big_transactions_are_transaction_bundles_with_internal_refere
     task = visit["entry"][-1]["resource"]
     assert task["focus"]["reference"] in urns
     assert len(loads(big_transaction(data.data, 0))["entry"]) == 1000
+    # A day of visits: each child once.
+    subjects = [loads(b)["entry"][1]["resource"]["subject"]["reference"] for b in household_visit_bodies(data.data)]
+    assert len(subjects) == len(set(subjects)) == len(data.data.children)
 
 
 def test_requests_encode_for_both_generators() -> None:
