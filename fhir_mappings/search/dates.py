@@ -7,6 +7,7 @@ and query values written without one) are read in `tz`: the FHIR spec says the s
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -38,8 +39,13 @@ class DateRange:
     high: datetime
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_date_range(text: str, tz: tzinfo = UTC) -> DateRange:
-    """The range covered by a date/dateTime/instant at its precision, in UTC."""
+    """The range covered by a date/dateTime/instant at its precision, in UTC.
+
+    Cached: a Bundle's resources share their timestamps (a visit's seven entries, one clock), and
+    the range is immutable.
+    """
     m = _DATE_TIME.match(text)
     if m is None:
         raise InvalidDate(f"{text!r} is not a FHIR date/dateTime")
