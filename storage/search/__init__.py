@@ -3,16 +3,14 @@
 search(connection, principal, query, count=..., cursor=...)    a page of a parsed SearchQuery (engine.py)
 find_matches(connection, principal, resource_type, pairs)      (pk, id) of every match: conditional
                                                                create/update/delete and references
-find_current(connection, principal, resource_type, pairs)      the matches' current rows, content included
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -24,7 +22,7 @@ from storage.search.engine import SearchPage, match_conditions, search
 from storage.search.found import Found
 from storage.tables import resources
 
-__all__ = ["Found", "SearchPage", "find_current", "find_matches", "search"]
+__all__ = ["Found", "SearchPage", "find_matches", "search"]
 
 
 async def find_matches(
@@ -40,26 +38,6 @@ async def find_matches(
     Criteria that cannot be fully honoured are refused (400) rather than ignored: a conditional
     write whose criteria were silently widened could touch the wrong resource.
     """
-    statement = _matching(principal, resource_type, query, whole_rows=False)
-    if limit is not None:
-        statement = statement.limit(limit)
-    return [(row.pk, row.id) for row in (await connection.execute(statement)).all()]
-
-
-async def find_current(
-    connection: AsyncConnection, principal: Principal, resource_type: str, query: Sequence[tuple[str, str]]
-) -> Sequence[Row[Any]]:
-    """As `find_matches`, but the matches' whole `resources` rows in the same statement (no read per match)."""
-    return (await connection.execute(_matching(principal, resource_type, query, whole_rows=True))).all()
-
-
-def _matching(
-    principal: Principal,
-    resource_type: str,
-    query: Sequence[tuple[str, str]],
-    *,
-    whole_rows: bool,
-) -> Select[Any]:
     try:
         parsed = parse_query(resource_type, query, base_url=search_rows.base_url())
     except SearchError as exc:
@@ -71,5 +49,7 @@ def _matching(
         )
     ctx = Context(principal, datetime.now(UTC))
     r = ctx.alias(resources)
-    columns = tuple(r.c) if whole_rows else (r.c.pk, r.c.id)
-    return select(*columns).where(*match_conditions(ctx, parsed, r)).order_by(r.c.pk)
+    statement = select(r.c.pk, r.c.id).where(*match_conditions(ctx, parsed, r)).order_by(r.c.pk)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [(row.pk, row.id) for row in (await connection.execute(statement)).all()]
