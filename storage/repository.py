@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import jsonpatch
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -51,8 +51,9 @@ class WriteEvent:
 class WriteHook(Protocol):
     """Runs after writes, in their transaction (e.g. to store derived facts).
 
-    Usually one event per call; when a transaction Bundle defers hooks, all of its writes arrive in
-    one call, so a hook can judge what belongs together (one child's weight and height) once.
+    One call per write, or per batch (`create_many`, `delete_many`); when a transaction Bundle defers
+    hooks, all of its writes arrive in one call, so a hook can judge what belongs together (one
+    child's weight and height) once.
     """
 
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None: ...
@@ -378,6 +379,48 @@ class FhirRepository:
         await self._run_hooks(WriteEvent(version, None, current))
         return version
 
+    async def delete_many(self, resource_type: str, if_match: Mapping[str, int]) -> list[StoredVersion]:
+        """Delete several resources of one type, each only if still at the version given (else
+        PreconditionFailed, and the caller's transaction rolls back): a row lock, an update and the
+        history and index rows, in three statements whatever their number. The rules undo derived
+        z-scores this way when a day is judged again.
+        """
+        access.require(self.principal, resource_type, "d")
+        if not if_match:
+            return []
+        statement = (
+            select(resources)
+            .where(
+                resources.c.resource_type == resource_type,
+                resources.c.id.in_(sorted(if_match)),
+                *access.visible(self.principal, resource_type, resources, deleted_too=True),
+            )
+            .order_by(resources.c.id)  # every transaction locks in the same order: no deadlock
+        )
+        if self._dialect == "postgresql":
+            statement = statement.with_for_update()
+        current = {row.id: (row.pk, _version(row)) for row in await self.connection.execute(statement)}
+        deletions: list[tuple[int, StoredVersion, StoredVersion]] = []
+        for resource_id in sorted(if_match):
+            if resource_id not in current:
+                raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
+            pk, now = current[resource_id]
+            _check_if_match(now, if_match[resource_id])
+            stamp = after(now.last_updated, now_ms())
+            deleted = StoredVersion(resource_type, resource_id, now.version_id + 1, stamp, True, None, method="DELETE")
+            deletions.append((pk, deleted, now))
+        await self.connection.execute(
+            update(resources)
+            .where(resources.c.pk == bindparam("b_pk"))
+            .values(version_id=bindparam("b_version"), last_updated=bindparam("b_stamp"), deleted=True, content=None),
+            [{"b_pk": pk, "b_version": v.version_id, "b_stamp": v.last_updated} for pk, v, _ in deletions],
+        )
+        await version_writes.store_many(
+            self.connection, [version_writes.VersionWrite(pk, v, None, fresh=False) for pk, v, _ in deletions]
+        )
+        await self._run_hooks(*(WriteEvent(v, None, now) for _, v, now in deletions))
+        return [v for _, v, _ in deletions]
+
     async def conditional_delete(self, resource_type: str, query: QueryPairs) -> list[StoredVersion]:
         matches = await self.conditional_matches(resource_type, query)
         if len(matches) > 1:
@@ -469,8 +512,7 @@ class FhirRepository:
         pks = await version_writes.insert_new(self.connection, stored)
         if len(pks) < len(versions):
             return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
-        for version, resource in stored:
-            await self._run_hooks(WriteEvent(version, resource, None))
+        await self._run_hooks(*(WriteEvent(version, resource, None) for version, resource in stored))
         return [WriteResult(v, created=True) for v in versions]
 
     async def _write_version(self, current: StoredVersion, resource: dict[str, Any], *, method: str) -> WriteResult:
@@ -543,12 +585,12 @@ class FhirRepository:
             for hook in self._hooks:
                 await hook(self, events)
 
-    async def _run_hooks(self, event: WriteEvent) -> None:
+    async def _run_hooks(self, *events: WriteEvent) -> None:
         if self._deferred is not None:
-            self._deferred.append(event)
+            self._deferred.extend(events)
             return
         for hook in self._hooks:
-            await hook(self, [event])
+            await hook(self, events)
 
 
 def _check_if_match(current: StoredVersion, if_match: int | None) -> None:

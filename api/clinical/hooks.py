@@ -206,7 +206,7 @@ async def _put_derived(repository: FhirRepository, derived: list[Resource]) -> N
 async def _delete_derived(repository: FhirRepository, resource_ids: list[str]) -> None:
     """Delete those of these z-score Observations that exist and are the rules' own."""
     stored = await repository.read_many("Observation", resource_ids)
-    for resource_id in sorted(stored):
-        now = stored[resource_id]
-        if not now.deleted and now.content is not None and is_derived(fhir_json.loads(now.content)):
-            await repository.delete("Observation", resource_id, if_match=now.version_id)
+    await repository.delete_many("Observation", {
+        resource_id: now.version_id for resource_id, now in stored.items()
+        if not now.deleted and now.content is not None and is_derived(fhir_json.loads(now.content))
+    })
