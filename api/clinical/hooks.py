@@ -21,8 +21,8 @@ from api.clinical.evidence import Finding, apply_finding
 from api.clinical.fhir_in import GROWTH_LOINC, Kind, Measurement, Resource, birth_date, sex
 from api.clinical.growth_days import GrowthDay, anchored_indicators, growth_day
 from api.clinical.hemoglobin import own_anaemia_class
-from api.clinical.lookup import patient_measurements, read_resource
-from api.clinical.system import RulesRepositories, serialise_patient
+from api.clinical.lookup import measurements_by_patient
+from api.clinical.system import RulesRepositories, serialise_patients
 from clinical import AnaemiaClass, Indicator
 from fhir_mappings import fhir_json
 from storage.repository import FhirRepository, WriteEvent
@@ -60,9 +60,8 @@ class DerivedFacts:
             return
         rules = self._rules(repository)
         patients = {m.patient_id for c in changes.values() for m in (c.before, c.after) if m is not None}
-        for patient_id in sorted(patients):
-            # Two measurements of one child written at once must see each other (weight-for-length).
-            await serialise_patient(rules, patient_id)
+        # Two measurements of one child written at once must see each other (weight-for-length).
+        await serialise_patients(rules, sorted(patients))
         hemoglobin = [c for c in changes.values() if Kind.HEMOGLOBIN in _kinds(c)]
         if hemoglobin:
             await self._hemoglobin(rules, hemoglobin, severe)
@@ -106,8 +105,15 @@ class DerivedFacts:
         produced: set[str] = set()
         derived: list[Resource] = []
         findings: dict[tuple[str, str], Finding] = {}
+        # Every judged patient's stored measurements and Patient, in two statements for the batch.
+        patient_ids = sorted({patient_id for patient_id, _ in by_day})
+        written = {c.source_id for c in changes}  # taken from the events, not from what is stored
+        stored = await measurements_by_patient(rules, patient_ids, GROWTH_LOINC, skip_ids=written)
+        patients = await rules.read_many("Patient", patient_ids)
         for (patient_id, day), day_changes in sorted(by_day.items()):
-            growth = await self._score_day(rules, changes, patient_id, day)
+            patient = patients.get(patient_id)
+            content = None if patient is None or patient.content is None else fhir_json.loads(patient.content)
+            growth = _score_day(changes, patient_id, day, stored[patient_id], content)
             considered = frozenset(
                 {*(f"Observation/{c.source_id}" for c in day_changes), *(m.reference for m in growth.considered)}
             )
@@ -138,21 +144,21 @@ class DerivedFacts:
             if _may_change_anything(finding, new):
                 await apply_finding(rules, finding)
 
-    async def _score_day(
-        self, rules: FhirRepository, changes: list[_Change], patient_id: str, day: dt.date
-    ) -> GrowthDay:
-        # The written measurements are taken from the events, not from what search finds.
-        written = {c.source_id for c in changes}
-        same_day = await patient_measurements(rules, patient_id, GROWTH_LOINC, on=day, skip_ids=written)
-        same_day.extend(
-            c.after for c in changes
-            if c.after is not None and c.after.kind is not Kind.HEMOGLOBIN
-            and (c.after.patient_id, c.after.date) == (patient_id, day)
-        )
-        patient = await read_resource(rules, "Patient", patient_id)
-        if patient is None:
-            return growth_day(day, same_day, birth_date=None, sex=None)
-        return growth_day(day, same_day, birth_date=birth_date(patient), sex=sex(patient))
+
+
+def _score_day(
+    changes: list[_Change], patient_id: str, day: dt.date, stored: list[Measurement], patient: Resource | None
+) -> GrowthDay:
+    """The patient's day judged from its stored measurements and those written now."""
+    same_day = [m for m in stored if m.date == day]
+    same_day.extend(
+        c.after for c in changes
+        if c.after is not None and c.after.kind is not Kind.HEMOGLOBIN
+        and (c.after.patient_id, c.after.date) == (patient_id, day)
+    )
+    if patient is None:
+        return growth_day(day, same_day, birth_date=None, sex=None)
+    return growth_day(day, same_day, birth_date=birth_date(patient), sex=sex(patient))
 
 
 def _new_references(changes: list[_Change]) -> frozenset[str]:

@@ -28,7 +28,7 @@ async def patient_resources(
     """Current resources of `resource_type` about Patient/`patient_id`, optionally with one of the
     (system, code) pairs in `coded`."""
     skip = set(skip_ids)
-    found = await repository.referring_to(resource_type, reference_param, ("Patient", patient_id), codes=list(coded))
+    found = await repository.referring_to(resource_type, reference_param, "Patient", [patient_id], codes=list(coded))
     return [fhir_json.loads(v.content) for v in found if v.id not in skip and v.content is not None]
 
 
@@ -48,6 +48,26 @@ async def patient_measurements(
     # The subject check guards against a search that matched on another reference element.
     return [m for m in measurements
             if m is not None and m.patient_id == patient_id and (on is None or m.date == on)]
+
+
+async def measurements_by_patient(
+    repository: FhirRepository, patient_ids: Iterable[str], loinc_codes: Iterable[str], *,
+    skip_ids: Iterable[str] = (),
+) -> dict[str, list[Measurement]]:
+    """`patient_measurements` for several patients at once (one statement), by patient id."""
+    wanted = sorted(set(patient_ids))
+    skip = set(skip_ids)
+    found = await repository.referring_to(
+        "Observation", "subject", "Patient", wanted, codes=[(codes.LOINC, code) for code in loinc_codes]
+    )
+    out: dict[str, list[Measurement]] = {patient_id: [] for patient_id in wanted}
+    for version in found:
+        if version.id in skip or version.content is None:
+            continue
+        m = Measurement.from_observation(fhir_json.loads(version.content))
+        if m is not None and m.patient_id in out:  # the subject, not another reference, names the patient
+            out[m.patient_id].append(m)
+    return out
 
 
 async def read_resource(repository: FhirRepository, resource_type: str, resource_id: str) -> Resource | None:

@@ -8,7 +8,7 @@ scopes. Nothing read this way is returned to the caller except through the deriv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from auth.principal import Principal
 from storage.repository import EnrichHook, FhirRepository, WriteHook
@@ -29,9 +29,10 @@ class RulesRepositories:
         return repository.with_principal(CLINICAL_RULES)
 
 
-async def serialise_patient(repository: FhirRepository, patient_id: str) -> None:
-    """Until the transaction ends, other transactions deriving facts for this patient wait.
+async def serialise_patients(repository: FhirRepository, patient_ids: Iterable[str]) -> None:
+    """Until the transaction ends, other transactions deriving facts for these patients wait.
 
-    PostgreSQL only (a transaction-scoped advisory lock); SQLite already runs one writer at a time.
+    PostgreSQL only (transaction-scoped advisory locks, one statement); SQLite already runs one
+    writer at a time.
     """
-    await repository.lock(f"clinical:Patient/{patient_id}")
+    await repository.lock(*(f"clinical:Patient/{patient_id}" for patient_id in patient_ids))

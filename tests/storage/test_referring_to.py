@@ -35,14 +35,16 @@ async def test_finds_what_the_equivalent_search_finds(database_url):
         async with transaction(engine, write=False) as connection:
             repository = FhirRepository(connection, LOCAL_EXPLORER, search=find_matches)
             growth = [(LOINC, "29463-7"), (LOINC, "8306-3")]
-            found = await repository.referring_to("Observation", "subject", ("Patient", "kid"), codes=growth)
+            found = await repository.referring_to("Observation", "subject", "Patient", ["kid"], codes=growth)
             assert [v.id for v in found] == ["w1", "l1"]  # oldest first, deletions left out
             assert all(v.content is not None and not v.deleted for v in found)
             search = await repository.search_matches(
                 "Observation", [("subject", "Patient/kid"), ("code", f"{LOINC}|29463-7,{LOINC}|8306-3")])
             assert [rid for _, rid in search] == [v.id for v in found]
-            every = await repository.referring_to("Observation", "subject", ("Patient", "kid"))
+            every = await repository.referring_to("Observation", "subject", "Patient", ["kid"])
             assert [v.id for v in every] == ["w1", "l1", "h1", "x1"]
-            assert await repository.referring_to("Observation", "patient", ("Patient", "nobody")) == []
+            assert await repository.referring_to("Observation", "patient", "Patient", ["nobody"]) == []
+            both = await repository.referring_to("Observation", "subject", "Patient", ["kid", "other"], codes=growth)
+            assert [v.id for v in both] == ["w1", "l1", "w2"]
     finally:
         await engine.dispose()
