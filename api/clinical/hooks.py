@@ -145,7 +145,6 @@ class DerivedFacts:
                 await apply_finding(rules, finding)
 
 
-
 def _score_day(
     changes: list[_Change], patient_id: str, day: dt.date, stored: list[Measurement], patient: Resource | None
 ) -> GrowthDay:
