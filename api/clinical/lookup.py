@@ -6,7 +6,6 @@ Everything the operations and the pregnancy/growth context need from other recor
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 
 from api.clinical.fhir_in import Measurement, Resource
@@ -23,38 +22,29 @@ async def patient_resources(
     *,
     reference_param: str = "subject",
     coded: Iterable[tuple[str, str]] = (),
-    skip_ids: Iterable[str] = (),
 ) -> list[Resource]:
     """Current resources of `resource_type` about Patient/`patient_id`, optionally with one of the
     (system, code) pairs in `coded`."""
-    skip = set(skip_ids)
     found = await repository.referring_to(resource_type, reference_param, "Patient", [patient_id], codes=list(coded))
-    return [fhir_json.loads(v.content) for v in found if v.id not in skip and v.content is not None]
+    return [fhir_json.loads(v.content) for v in found if v.content is not None]
 
 
 async def patient_measurements(
-    repository: FhirRepository, patient_id: str, loinc_codes: Iterable[str], *, on: dt.date | None = None,
-    skip_ids: Iterable[str] = (),
+    repository: FhirRepository, patient_id: str, loinc_codes: Iterable[str]
 ) -> list[Measurement]:
-    """The patient's usable measurements with those codes; `on`: only those taken that (local) day.
-
-    The day is picked here rather than by a date search: a child has a few dozen measurements, and
-    the day is the measurement's local date, which a UTC date range can only approximate.
-    """
-    observations = await patient_resources(
-        repository, "Observation", patient_id, coded=[(codes.LOINC, code) for code in loinc_codes], skip_ids=skip_ids,
-    )
-    measurements = (Measurement.from_observation(o) for o in observations)
-    # The subject check guards against a search that matched on another reference element.
-    return [m for m in measurements
-            if m is not None and m.patient_id == patient_id and (on is None or m.date == on)]
+    """The patient's usable measurements with those codes."""
+    return (await measurements_by_patient(repository, [patient_id], loinc_codes))[patient_id]
 
 
 async def measurements_by_patient(
     repository: FhirRepository, patient_ids: Iterable[str], loinc_codes: Iterable[str], *,
     skip_ids: Iterable[str] = (),
 ) -> dict[str, list[Measurement]]:
-    """`patient_measurements` for several patients at once (one statement), by patient id."""
+    """Each patient's usable measurements with those codes, found in one statement, by patient id.
+
+    Callers pick the day themselves rather than by a date search: a child has a few dozen
+    measurements, and the day is the measurement's local date, which a UTC range only approximates.
+    """
     wanted = sorted(set(patient_ids))
     skip = set(skip_ids)
     found = await repository.referring_to(
