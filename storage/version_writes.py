@@ -54,46 +54,54 @@ def _history_values(write: VersionWrite) -> dict[str, Any]:
     }
 
 
-def _array_type(column: Any) -> str:
+def _pg_type(column: Any) -> str:
+    """The PostgreSQL type a parameter for `column` is cast to."""
     kind = column.type
     if isinstance(kind, Integer) or column.name == "resource_pk":
-        return "bigint[]"
+        return "bigint"
     if isinstance(kind, Numeric):
-        return "numeric[]"
+        return "numeric"
     if isinstance(kind, DateTime):
-        return "timestamptz[]"
+        return "timestamptz"
     if isinstance(kind, Boolean):
-        return "boolean[]"
-    return "text[]"
+        return "boolean"
+    return "text"
 
 
 _TOMBSTONE_COLUMNS = ", ".join(c.name for c in deleted_reference.columns)
 
 
-def _rows_by_kind(owned: Iterable[tuple[Any, int, str, dict[str, Any] | None]]) -> dict[str, list[tuple[Any, Row]]]:
-    """The index rows of each (owner, pk, resource type, resource), by table kind, each with its owner."""
-    grouped: dict[str, list[tuple[Any, Row]]] = {kind: [] for kind in SEARCH_TABLES}
-    for owner, pk, resource_type, resource in owned:
-        if resource is not None:
-            for kind, rows in index_rows(pk, resource_type, resource).items():
-                grouped[kind].extend((owner, row) for row in rows)
+def _rows_by_kind(items: Iterable[tuple[int, str, dict[str, Any] | None, str | None]]) -> dict[str, list[Row]]:
+    """The index rows of each (pk, resource type, resource, owner), by table kind.
+
+    `owner`, when given, is the resource's id, added to each of its rows: a new resource has no pk
+    yet, and the statement joins its rows to the pk it gets.
+    """
+    grouped: dict[str, list[Row]] = {kind: [] for kind in SEARCH_TABLES}
+    for pk, resource_type, resource, owner in items:
+        if resource is None:
+            continue
+        for kind, rows in index_rows(pk, resource_type, resource).items():
+            if owner is not None:
+                for row in rows:
+                    row["owner"] = owner
+            grouped[kind].extend(rows)
     return grouped
 
 
-def _json_rows(owned_rows: list[tuple[Any, Row]]) -> str:
+def _json_rows(rows: list[Row]) -> str:
     """A table's index rows as ONE json parameter (`json_to_recordset` turns it back into rows).
 
     One array per column cost asyncpg an abstract-class check per element, ~2 ms of a household
     visit's ~200 index values; a single string is one orjson call. Decimals travel as exact JSON
     numbers, times as RFC 3339 with their offset.
     """
-    return fhir_json.dumps([{**row, "owner": owner} if owner is not None else row
-                            for owner, row in owned_rows]).decode()
+    return fhir_json.dumps(rows).decode()
 
 
 def _recordset(kind: str, table: Any, *, owner: bool) -> str:
     """`json_to_recordset(:{kind}_rows) AS u(...)`: the table's columns with their types (and the owner id)."""
-    columns = [f"{c.name} {_array_type(c)[:-2]}" for c in table.columns]
+    columns = [f"{c.name} {_pg_type(c)}" for c in table.columns]
     if owner:
         columns.insert(0, "owner text")
     return f"json_to_recordset(CAST(:{kind}_rows AS json)) AS u({', '.join(columns)})"
@@ -102,7 +110,7 @@ def _recordset(kind: str, table: Any, *, owner: bool) -> str:
 @cache
 def _pg_statement() -> TextClause:
     history_arrays = ", ".join(
-        f"CAST(:h_{name} AS {_array_type(resource_history.c[name])})" for name in _HISTORY_COLUMNS
+        f"CAST(:h_{name} AS {_pg_type(resource_history.c[name])}[])" for name in _HISTORY_COLUMNS
     )
     ctes = [
         f"h AS (INSERT INTO resource_history ({', '.join(_HISTORY_COLUMNS)}) SELECT * FROM unnest({history_arrays}))"
@@ -127,7 +135,7 @@ def _pg_params(writes: Sequence[VersionWrite]) -> dict[str, Any]:
     params: dict[str, Any] = {f"h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
     params["stale"] = [w.pk for w in writes if not w.fresh]
     params["deleted"] = [w.pk for w in writes if w.resource is None]
-    grouped = _rows_by_kind((None, w.pk, w.version.resource_type, w.resource) for w in writes)
+    grouped = _rows_by_kind((w.pk, w.version.resource_type, w.resource, None) for w in writes)
     for kind in SEARCH_TABLES:
         params[f"{kind}_rows"] = _json_rows(grouped[kind])
     return params
@@ -157,10 +165,10 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
             )
         for table in SEARCH_TABLES.values():
             await connection.execute(delete(table).where(table.c.resource_pk.in_(stale)))
-    grouped = _rows_by_kind((None, w.pk, w.version.resource_type, w.resource) for w in writes)
-    for kind, owned_rows in grouped.items():
-        if owned_rows:
-            await connection.execute(insert(SEARCH_TABLES[kind]), [row for _, row in owned_rows])
+    grouped = _rows_by_kind((w.pk, w.version.resource_type, w.resource, None) for w in writes)
+    for kind, rows in grouped.items():
+        if rows:
+            await connection.execute(insert(SEARCH_TABLES[kind]), rows)
 
 
 @cache
@@ -208,7 +216,7 @@ async def insert_new(
             "methods": [v.method for v, _ in items],
         }
         # No pks yet: each row carries its resource's id, and the statement joins it to the new pk.
-        grouped = _rows_by_kind((version.id, 0, version.resource_type, resource) for version, resource in items)
+        grouped = _rows_by_kind((0, version.resource_type, resource, version.id) for version, resource in items)
         for kind in SEARCH_TABLES:
             params[f"{kind}_rows"] = _json_rows(grouped[kind])
         inserted = await connection.execute(_pg_insert_new_statement(), params)
