@@ -370,17 +370,7 @@ class FhirRepository:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
             return None
         _check_if_match(current, if_match)
-        stamp = after(current.last_updated, now_ms())
-        version = StoredVersion(resource_type, resource_id, current.version_id + 1, stamp, True, None, method="DELETE")
-        pk = await self._pk(resource_type, resource_id)
-        await self.connection.execute(
-            update(resources)
-            .where(resources.c.pk == pk)
-            .values(version_id=version.version_id, last_updated=stamp, deleted=True, content=None)
-        )
-        await version_writes.store(self.connection, pk, version, None, fresh=False)
-        await self._run_hooks(WriteEvent(version, None, current))
-        return version
+        return (await self._record_deletions([(await self._pk(resource_type, resource_id), current)]))[0]
 
     async def delete_many(self, resource_type: str, if_match: Mapping[str, int]) -> list[StoredVersion]:
         """Delete several resources of one type, each only if still at the version given (else
@@ -403,15 +393,20 @@ class FhirRepository:
         if self._dialect == "postgresql":
             statement = statement.with_for_update()
         current = {row.id: (row.pk, _version(row)) for row in await self.connection.execute(statement)}
-        deletions: list[tuple[int, StoredVersion, StoredVersion]] = []
         for resource_id in sorted(if_match):
             if resource_id not in current:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
-            pk, now = current[resource_id]
-            _check_if_match(now, if_match[resource_id])
-            stamp = after(now.last_updated, now_ms())
-            deleted = StoredVersion(resource_type, resource_id, now.version_id + 1, stamp, True, None, method="DELETE")
-            deletions.append((pk, deleted, now))
+            _check_if_match(current[resource_id][1], if_match[resource_id])
+        return await self._record_deletions([current[resource_id] for resource_id in sorted(if_match)])
+
+    async def _record_deletions(self, locked: Sequence[tuple[int, StoredVersion]]) -> list[StoredVersion]:
+        """A deletion version for each (pk, current version), already locked and checked: the current
+        rows emptied in one statement, history and index rows in another, then the hooks."""
+        deletions = [
+            (pk, StoredVersion(now.resource_type, now.id, now.version_id + 1, after(now.last_updated, now_ms()),
+                               True, None, method="DELETE"), now)
+            for pk, now in locked
+        ]
         await self.connection.execute(
             update(resources)
             .where(resources.c.pk == bindparam("b_pk"))
@@ -495,7 +490,6 @@ class FhirRepository:
 
         Each result is None where the id was taken; the hooks run only when every one was stored.
         """
-        versions = []
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
@@ -505,13 +499,13 @@ class FhirRepository:
                     await enrich(self, resource)
         finally:
             self._staged.clear()
+        stored = []
         for resource, resource_id in items:
             stamp = now_ms()
             content = _stamp(resource, resource_id, 1, stamp)
-            versions.append(
-                StoredVersion(resource["resourceType"], resource_id, 1, stamp, False, content, method=method)
-            )
-        stored = [(version, resource) for version, (resource, _) in zip(versions, items, strict=True)]
+            version = StoredVersion(resource["resourceType"], resource_id, 1, stamp, False, content, method=method)
+            stored.append((version, resource))
+        versions = [version for version, _ in stored]
         pks = await version_writes.insert_new(self.connection, stored)
         if len(pks) < len(versions):
             return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
@@ -573,9 +567,6 @@ class FhirRepository:
             return
         ids = [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
                for k in sorted(set(keys))]
-        if len(ids) == 1:
-            await self.connection.execute(select(func.pg_advisory_xact_lock(ids[0])))
-            return
         # unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row.
         await self.connection.execute(
             text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS t(k, n)"
@@ -596,8 +587,7 @@ class FhirRepository:
         """Run the hooks once on everything collected since `defer_hooks` (still in the transaction)."""
         events, self._deferred = self._deferred, None
         if events:
-            for hook in self._hooks:
-                await hook(self, events)
+            await self._run_hooks(*events)
 
     async def _run_hooks(self, *events: WriteEvent) -> None:
         if self._deferred is not None:
