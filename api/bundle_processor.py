@@ -166,7 +166,7 @@ async def _batch(repository: FhirRepository, entries: list[_Entry], search: Sear
     results: dict[int, EntryResult] = {}
     for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
         try:
-            async with repository.connection.begin_nested():
+            async with repository.savepoint():
                 results[entry.index] = await dispatch(repository, entry.request, search)
         except FhirError as exc:
             results[entry.index] = EntryResult(exc.status, body=_at_entry(exc, entry).outcome())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -98,6 +99,10 @@ class FhirRepository:
         # Resources of the batch being created, readable before their insert (see _insert_new_many);
         # shared with the repositories made by with_principal, which the enrichers read through.
         self._staged: dict[tuple[str, str], dict[str, Any]] = {}
+        # Current versions already read in this transaction, by (type, id) and reader (visibility is
+        # the reader's): the clinical rules read a visit's Patient for the hemoglobin's interpretation
+        # and again to score the growth day. Every write through this repository evicts its key.
+        self._reads: dict[tuple[str, str], dict[Principal, StoredVersion | None]] = {}
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -106,18 +111,9 @@ class FhirRepository:
         staged = self._staged.get((resource_type, resource_id))
         if staged is not None:
             return StoredVersion(resource_type, resource_id, 1, now_ms(), False, fhir_json.dumps(staged).decode())
-        row = (
-            await self.connection.execute(
-                select(resources).where(
-                    resources.c.resource_type == resource_type,
-                    resources.c.id == resource_id,
-                    *access.visible(self.principal, resource_type, resources, deleted_too=True),
-                )
-            )
-        ).first()
-        if row is None:
+        version = (await self._current_versions(resource_type, [resource_id])).get(resource_id)
+        if version is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
-        version = _version(row)
         if version.deleted:
             raise Gone(
                 f"{resource_type}/{resource_id} was deleted",
@@ -128,16 +124,47 @@ class FhirRepository:
     async def read_many(self, resource_type: str, resource_ids: Sequence[str]) -> dict[str, StoredVersion]:
         """The current versions (deletions included) of those of `resource_ids` that exist and are visible."""
         access.require(self.principal, resource_type, "r")
-        if not resource_ids:
-            return {}
-        rows = await self.connection.execute(
-            select(resources).where(
-                resources.c.resource_type == resource_type,
-                resources.c.id.in_(sorted(set(resource_ids))),
-                *access.visible(self.principal, resource_type, resources, deleted_too=True),
+        return await self._current_versions(resource_type, resource_ids)
+
+    async def _current_versions(self, resource_type: str, resource_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """The visible current versions (deletions included) of those ids, each read once per transaction."""
+        found: dict[str, StoredVersion] = {}
+        missing = []
+        for resource_id in sorted(set(resource_ids)):
+            readers = self._reads.get((resource_type, resource_id), {})
+            if self.principal in readers:
+                known = readers[self.principal]
+                if known is not None:
+                    found[resource_id] = known
+            else:
+                missing.append(resource_id)
+        if missing:
+            rows = await self.connection.execute(
+                select(resources).where(
+                    resources.c.resource_type == resource_type,
+                    resources.c.id.in_(missing),
+                    *access.visible(self.principal, resource_type, resources, deleted_too=True),
+                )
             )
-        )
-        return {row.id: _version(row) for row in rows}
+            read = {row.id: _version(row) for row in rows}
+            for resource_id in missing:
+                self._reads.setdefault((resource_type, resource_id), {})[self.principal] = read.get(resource_id)
+            found.update(read)
+        return found
+
+    def _forget(self, keys: Iterable[tuple[str, str]]) -> None:
+        for key in keys:
+            self._reads.pop(key, None)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction; when it rolls back, so does what this repository remembers of it."""
+        try:
+            async with self.connection.begin_nested():
+                yield
+        except BaseException:
+            self._reads.clear()  # shared with with_principal's repositories: the same dict
+            raise
 
     async def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
         access.require(self.principal, resource_type, "r")
@@ -254,15 +281,22 @@ class FhirRepository:
 
         `validated`: the caller has already validated every resource (a Bundle does, to name the entry).
         """
-        for resource, _ in items:
-            resource_type = resource["resourceType"] if validated else validate_resource(resource)
-            access.require(self.principal, resource_type, "c")
-        written = await self._insert_new_many(items, method="POST")
+        written = await self.create_unless_taken(items, validated=validated)
         taken = [f"{resource['resourceType']}/{resource_id}"
                  for (resource, resource_id), w in zip(items, written, strict=True) if w is None]
         if taken:
             raise Conflict(f"{', '.join(taken)} already exist(s)")
         return [w for w in written if w is not None]
+
+    async def create_unless_taken(
+        self, items: Sequence[tuple[dict[str, Any], str]], *, validated: bool = False
+    ) -> list[WriteResult | None]:
+        """Create the resources whose ids are free, in one statement on PostgreSQL; None for each id
+        already taken (its resource is left as it is)."""
+        for resource, _ in items:
+            resource_type = resource["resourceType"] if validated else validate_resource(resource)
+            access.require(self.principal, resource_type, "c")
+        return await self._insert_new_many(items, method="POST")
 
     async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
         resource_type = validate_resource(resource)
@@ -294,19 +328,19 @@ class FhirRepository:
                 f"The body's id '{body_id}' does not match the URL's id '{resource_id}'",
                 issues=[_id_issue(resource_type)],
             )
-        current = await self._current_for_update(resource_type, resource_id)
-        if current is None:
+        locked = await self._current_for_update(resource_type, resource_id)
+        if locked is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
             created = await self._insert_new(resource_id, resource, method=method)
             if created is not None:
                 return created
             # Someone created it between our look and our insert: it is now an update.
-            current = await self._current_for_update(resource_type, resource_id)
-            if current is None:  # it exists, but not for this caller
+            locked = await self._current_for_update(resource_type, resource_id)
+            if locked is None:  # it exists, but not for this caller
                 raise Conflict(f"{resource_type}/{resource_id} cannot be written by this client")
-        _check_if_match(current, if_match)
-        return await self._write_version(current, resource, method=method)
+        _check_if_match(locked[1], if_match)
+        return await self._write_version(locked, resource, method=method)
 
     async def conditional_update(
         self, resource_type: str, query: QueryPairs, resource: dict[str, Any], *, if_match: int | None = None
@@ -339,9 +373,10 @@ class FhirRepository:
         self, resource_type: str, resource_id: str, operations: Any, *, if_match: int | None = None
     ) -> WriteResult:
         access.require(self.principal, resource_type, "u")
-        current = await self._current_for_update(resource_type, resource_id)
-        if current is None:
+        locked = await self._current_for_update(resource_type, resource_id)
+        if locked is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
+        current = locked[1]
         if current.deleted:
             raise Gone(f"{resource_type}/{resource_id} was deleted")
         _check_if_match(current, if_match)
@@ -357,20 +392,20 @@ class FhirRepository:
         if patched.get("resourceType") != resource_type:
             raise Invalid("A patch may not change the resource's type")
         validate_resource(patched, expected_type=resource_type)
-        return await self._write_version(current, patched, method="PATCH")
+        return await self._write_version(locked, patched, method="PATCH")
 
     async def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> StoredVersion | None:
         """Delete (a new, empty version). Deleting what is missing or already deleted changes nothing."""
         access.require(self.principal, resource_type, "d")
-        current = await self._current_for_update(resource_type, resource_id)
-        if current is None or current.deleted:
-            if if_match is not None and current is None:
+        locked = await self._current_for_update(resource_type, resource_id)
+        if locked is None or locked[1].deleted:
+            if if_match is not None and locked is None:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
             return None
-        _check_if_match(current, if_match)
-        return (await self._record_deletions([(await self._pk(resource_type, resource_id), current)]))[0]
+        _check_if_match(locked[1], if_match)
+        return (await self._record_deletions([locked]))[0]
 
     async def delete_many(self, resource_type: str, if_match: Mapping[str, int]) -> list[StoredVersion]:
         """Delete several resources of one type, each only if still at the version given (else
@@ -392,6 +427,7 @@ class FhirRepository:
         )
         if self._dialect == "postgresql":
             statement = statement.with_for_update()
+        self._forget((resource_type, resource_id) for resource_id in if_match)
         current = {row.id: (row.pk, _version(row)) for row in await self.connection.execute(statement)}
         for resource_id in sorted(if_match):
             if resource_id not in current:
@@ -407,6 +443,7 @@ class FhirRepository:
                                True, None, method="DELETE"), now)
             for pk, now in locked
         ]
+        self._forget((now.resource_type, now.id) for _, now in locked)
         await self.connection.execute(
             update(resources)
             .where(resources.c.pk == bindparam("b_pk"))
@@ -488,7 +525,7 @@ class FhirRepository:
     ) -> list[WriteResult | None]:
         """Store new (validated) resources under the ids given, in one statement on PostgreSQL.
 
-        Each result is None where the id was taken; the hooks run only when every one was stored.
+        Each result is None where the id was taken; the hooks run for those stored.
         """
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
@@ -506,20 +543,25 @@ class FhirRepository:
             version = StoredVersion(resource["resourceType"], resource_id, 1, stamp, False, content, method=method)
             stored.append((version, resource))
         versions = [version for version, _ in stored]
+        self._forget((v.resource_type, v.id) for v in versions)
         pks = await version_writes.insert_new(self.connection, stored)
         if len(pks) < len(versions):
-            return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
+            stored = [(version, resource) for version, resource in stored if (version.resource_type, version.id) in pks]
         await self._run_hooks(*(WriteEvent(version, resource, None) for version, resource in stored))
-        return [WriteResult(v, created=True) for v in versions]
+        return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
 
-    async def _write_version(self, current: StoredVersion, resource: dict[str, Any], *, method: str) -> WriteResult:
+    async def _write_version(
+        self, locked: tuple[int, StoredVersion], resource: dict[str, Any], *, method: str
+    ) -> WriteResult:
+        """A new version of the locked current row (pk, version)."""
+        pk, current = locked
         for enrich in self._enrichers:
             await enrich(self, resource)
         stamp = after(current.last_updated, now_ms())
         new_version = current.version_id + 1
         content = _stamp(resource, current.id, new_version, stamp)
         version = StoredVersion(current.resource_type, current.id, new_version, stamp, False, content, method=method)
-        pk = await self._pk(current.resource_type, current.id)
+        self._forget([(current.resource_type, current.id)])
         await self.connection.execute(
             update(resources)
             .where(resources.c.pk == pk)
@@ -529,7 +571,12 @@ class FhirRepository:
         await self._run_hooks(WriteEvent(version, resource, current))
         return WriteResult(version, created=current.deleted)
 
-    async def _current_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+    async def _current_for_update(self, resource_type: str, resource_id: str) -> tuple[int, StoredVersion] | None:
+        """(pk, current version), row-locked on PostgreSQL; None when missing or not visible.
+
+        What was read of it before is forgotten: the lock may find a version committed since, and a
+        caller retrying after a PreconditionFailed must read that one."""
+        self._forget([(resource_type, resource_id)])
         statement = select(resources).where(
             resources.c.resource_type == resource_type,
             resources.c.id == resource_id,
@@ -539,14 +586,7 @@ class FhirRepository:
             # Row lock: two devices updating the same resource take turns, so If-Match sees the truth.
             statement = statement.with_for_update()
         row = (await self.connection.execute(statement)).first()
-        return None if row is None else _version(row)
-
-    async def _pk(self, resource_type: str, resource_id: str) -> int:
-        return (
-            await self.connection.execute(
-                select(resources.c.pk).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-            )
-        ).scalar_one()
+        return None if row is None else (row.pk, _version(row))
 
     def with_principal(self, principal: Principal) -> FhirRepository:
         """The same transaction, acting for someone else (e.g. the server's own rules)."""
@@ -554,6 +594,7 @@ class FhirRepository:
             self.connection, principal, search=self._search, hooks=self._hooks, enrichers=self._enrichers
         )
         other._staged = self._staged
+        other._reads = self._reads
         return other
 
     async def lock(self, *keys: str) -> None:

@@ -104,6 +104,7 @@ class DerivedFacts:
         }
         produced: set[str] = set()
         derived: list[Resource] = []
+        unseen: set[str] = set()  # ids of z-scores anchored on a measurement this write created
         findings: dict[tuple[str, str], Finding] = {}
         # Every judged patient's stored measurements and Patient, in two statements for the batch.
         patient_ids = sorted({patient_id for patient_id, _ in by_day})
@@ -129,6 +130,8 @@ class DerivedFacts:
                         continue
                     derived.append(zscore_observation(patient_id, growth, indicator, scored, growth.result.ruleset))
                     produced.add(f"{sources[0].id}:{indicator.value}")
+                    if sources[0].reference in new:
+                        unseen.add(derived[-1]["id"])
             for finding in _growth_findings(patient_id, growth, considered):
                 key = (finding.kind, patient_id)
                 previous = findings.get(key)
@@ -136,7 +139,7 @@ class DerivedFacts:
                     finding = Finding(finding.kind, patient_id, previous.considered | finding.considered,
                                       {**previous.supporting, **finding.supporting})
                 findings[key] = finding
-        await _put_derived(rules, derived)
+        await _put_derived(rules, derived, unseen)
         candidates = [derived_id(source_id, indicator.value) for key, (source_id, indicator) in stale.items()
                       if key not in produced]
         await _delete_derived(rules, candidates)
@@ -188,8 +191,22 @@ def _growth_findings(patient_id: str, growth: GrowthDay, considered: frozenset[s
     return [Finding("sam", patient_id, considered, sam), Finding("severe-stunting", patient_id, considered, stunting)]
 
 
-async def _put_derived(repository: FhirRepository, derived: list[Resource]) -> None:
-    """Store the z-score Observations: new ones together, changed ones as new versions."""
+async def _put_derived(repository: FhirRepository, derived: list[Resource], unseen: set[str]) -> None:
+    """Store the z-score Observations: new ones together, changed ones as new versions.
+
+    A z-score anchored on a measurement this write created has, in all likelihood, never been
+    stored (its id is that measurement's id and the indicator): it is created without a look first.
+    Only an id found taken (a resurrected measurement's old z-score, someone else's resource) is
+    read and judged like the rest.
+    """
+    first = [(r, r["id"]) for r in derived if r["id"] in unseen]
+    created = set()
+    if first:
+        results = await repository.create_unless_taken(first, validated=True)  # built by zscore_observation
+        created = {resource_id for (_, resource_id), result in zip(first, results, strict=True) if result}
+    derived = [r for r in derived if r["id"] not in created]
+    if not derived:
+        return
     stored = await repository.read_many("Observation", [r["id"] for r in derived])
     new = []
     for resource in derived:

@@ -172,6 +172,28 @@ async def test_weight_gives_a_weight_for_age_zscore_observation(client):
     assert (await client.get("/fhir/Observation/w1-wfa")).status_code == 410
 
 
+async def test_a_measurement_written_again_after_its_deletion_is_scored_again(client):
+    await put(client, patient("kid"))
+    await put(client, observation("w1", "kid", WEIGHT, "8.10", "kg"))
+    await client.delete("/fhir/Observation/w1")
+    assert (await client.get("/fhir/Observation/w1-wfa")).status_code == 410
+    await put(client, observation("w1", "kid", WEIGHT, "8.10", "kg"))  # the undone z-score's id is taken
+    z = await get(client, "Observation/w1-wfa")
+    assert z is not None and tagged(z) and z["meta"]["versionId"] == "3"
+    assert z["derivedFrom"] == [{"reference": "Observation/w1"}]
+
+
+async def test_a_new_measurement_leaves_someone_elses_resource_under_its_zscore_id(client):
+    await put(client, patient("kid"))
+    own = observation("w1-wfa", "kid", WEIGHT, "7.00", "kg")  # a clinic's own record, an unlucky id
+    await put(client, own)
+    weight = observation("w1", "kid", WEIGHT, "8.10", "kg")
+    r = await client.put("/fhir/Observation/w1", content=fhir_json.dumps(weight), headers=FHIR_JSON)
+    assert r.status_code == 201, r.text
+    kept = await get(client, "Observation/w1-wfa")
+    assert kept["meta"]["versionId"] == "1" and "tag" not in kept["meta"] and kept["valueQuantity"]["value"] == 7.0
+
+
 async def test_sam_by_muac_flags_refers_and_undoes(client):
     await put(client, patient("kid"))
     await put(client, observation("m1", "kid", MUAC, 110, "mm"))
