@@ -671,5 +671,7 @@ def _version(row: Any) -> StoredVersion:
         utc(row.last_updated),
         row.deleted,
         row.content,
-        method=getattr(row, "method", "GET"),
+        # Only history rows have a method. (getattr with a default costs SQLAlchemy an exception
+        # object per row: a fifth of reading a patient's observations.)
+        method=row.method if "method" in row._fields else "GET",
     )

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from api.clinical.fhir_in import Measurement, Resource
-from clinical import codes
+from api.clinical.fhir_in import KIND_BY_LOINC, Measurement, Resource
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError
 from storage.repository import FhirRepository
@@ -44,18 +43,20 @@ async def measurements_by_patient(
 
     Callers pick the day themselves rather than by a date search: a child has a few dozen
     measurements, and the day is the measurement's local date, which a UTC range only approximates.
+    The codes are picked here too, from all the patient's Observations: with `code` in the statement,
+    PostgreSQL spent 1.7-5 ms planning it (the token table's multi-column statistics, weighed against
+    every (system, code) pair) to run it in 0.05-0.2 ms; by subject alone it plans in 0.2 ms.
     """
     wanted = sorted(set(patient_ids))
     skip = set(skip_ids)
-    found = await repository.referring_to(
-        "Observation", "subject", "Patient", wanted, codes=[(codes.LOINC, code) for code in loinc_codes]
-    )
+    kinds = {KIND_BY_LOINC[code] for code in loinc_codes}
+    found = await repository.referring_to("Observation", "subject", "Patient", wanted)
     out: dict[str, list[Measurement]] = {patient_id: [] for patient_id in wanted}
     for version in found:
         if version.id in skip or version.content is None:
             continue
         m = Measurement.from_observation(fhir_json.loads(version.content))
-        if m is not None and m.patient_id in out:  # the subject, not another reference, names the patient
+        if m is not None and m.kind in kinds and m.patient_id in out:  # the subject names the patient
             out[m.patient_id].append(m)
     return out
 
