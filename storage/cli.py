@@ -1,6 +1,8 @@
 """`puente reindex`: rebuild every search-index row from the stored resources, with a progress bar.
 
-Needed after the search definitions change (a new registry, a fixed extractor). Resources are
+Needed after the search definitions change (a new registry, a fixed extractor). The references a
+deleted resource keeps for access checks (`deleted_reference`) are recomputed too, from its last
+version before the deletion. Resources are
 reindexed in batches of `--batch-size`, each in its own transaction with the batch's rows locked, so
 the server can keep running: a write that lands meanwhile indexes itself, and is never overwritten
 with rows from an older version.
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fhir_mappings import fhir_json
 from storage import search_rows, statistics
 from storage.database import create_engine, transaction
-from storage.tables import SEARCH_TABLES, resources
+from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources
 
 # The same defaults as settings.Settings (storage may not import settings): keep them in step.
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./puente.db"
@@ -90,8 +92,51 @@ async def rebuild(
         done += len(batch)
         if progress:
             progress(done, max(total, done))
+    await _rebuild_deleted_references(engine, base_url=base_url, batch_size=batch_size, resource_types=resource_types)
     await statistics.refresh(engine)  # every index row is new to the planner
     return done
+
+
+async def _rebuild_deleted_references(
+    engine: AsyncEngine, *, base_url: str | None, batch_size: int, resource_types: Sequence[str]
+) -> None:
+    """Recompute the references each deleted resource keeps (`deleted_reference`: whoever could see it
+    sees it was deleted), from its last version before the deletion, with today's definitions."""
+    r, h = resources, resource_history
+    chosen = [r.c.deleted.is_(True)]
+    if resource_types:
+        chosen.append(r.c.resource_type.in_(list(resource_types)))
+    columns = [c.name for c in deleted_reference.columns]
+    later = h.alias("later")
+    last_live = ~select(later.c.pk).where(
+        later.c.resource_pk == h.c.resource_pk, later.c.deleted.is_(False), later.c.version_id > h.c.version_id
+    ).exists()
+    last_pk = 0
+    while True:
+        async with transaction(engine, write=True) as connection:
+            statement = select(r.c.pk).where(*chosen, r.c.pk > last_pk).order_by(r.c.pk).limit(batch_size)
+            if connection.dialect.name == "postgresql":
+                statement = statement.with_for_update()  # a resource re-created meanwhile waits for us
+            pks = list((await connection.execute(statement)).scalars())
+            if not pks:
+                return
+            await connection.execute(delete(deleted_reference).where(deleted_reference.c.resource_pk.in_(pks)))
+            versions = await connection.execute(
+                select(h.c.resource_pk, h.c.resource_type, h.c.content).where(
+                    h.c.resource_pk.in_(pks), h.c.deleted.is_(False), last_live
+                )
+            )
+            kept = [
+                {name: row[name] for name in columns}
+                for version in versions
+                if version.content is not None
+                for row in search_rows.index_rows(
+                    version.resource_pk, version.resource_type, fhir_json.loads(version.content), base_url=base_url
+                ).get("reference", ())
+            ]
+            if kept:
+                await connection.execute(insert(deleted_reference), kept)
+        last_pk = pks[-1]
 
 
 def register(app: typer.Typer) -> None:

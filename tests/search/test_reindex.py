@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from cli.main import app as cli
 from storage.cli import public_base_url, rebuild
 from storage.database import create_engine, transaction
-from storage.tables import SEARCH_TABLES, search_reference, search_token
+from storage.tables import SEARCH_TABLES, deleted_reference, search_reference, search_token
 from tests.conftest import BASE
 from tests.fixtures.builders import DNI, patient
 from tests.search.conftest import found_ids
@@ -55,6 +55,29 @@ async def test_rebuild_restores_every_index_row(client, database_url):
             await connection.execute(delete(search_reference))
         assert await rebuild(engine, base_url=None, resource_types=["Observation"]) == 1
         assert await found_ids(client, f"Patient?identifier={DNI}|10203040") == set()
+    finally:
+        await engine.dispose()
+
+
+async def test_rebuild_recomputes_what_deleted_resources_keep_for_access(client, database_url):
+    child = (await client.post("/fhir/Patient", json=patient("11223344"))).json()["id"]
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+           "subject": {"reference": f"{BASE}/fhir/Patient/{child}"}}  # absolute, on our base
+    first = (await client.post("/fhir/Observation", json=obs)).json()["id"]
+    await client.put(f"/fhir/Observation/{first}", json={**obs, "id": first, "status": "amended"})
+    assert (await client.delete(f"/fhir/Observation/{first}")).status_code in (200, 204)
+    engine = create_engine(database_url)
+    try:
+        kept = select(deleted_reference.c.param, deleted_reference.c.target_type, deleted_reference.c.target_id)
+        async with transaction(engine, write=True) as connection:
+            before = set((await connection.execute(kept)).all())
+            await connection.execute(delete(deleted_reference))
+        assert ("subject", "Patient", child) in before
+        await rebuild(engine, base_url=f"{BASE}/fhir")
+        async with transaction(engine, write=False) as connection:
+            assert set((await connection.execute(kept)).all()) == before
+        assert (await client.get(f"/fhir/Observation/{first}")).status_code == 410
+        assert await found_ids(client, f"Observation?subject=Patient/{child}") == set()  # still deleted
     finally:
         await engine.dispose()
 
