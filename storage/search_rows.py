@@ -1,6 +1,7 @@
 """Index rows for one resource: the extractor's IndexValues as row dicts for the search_* tables.
 
-`_id` and `_lastUpdated` are not stored here: the resources table has those columns. Strings are
+`_id` and `_lastUpdated` are not stored here: the resources table has those columns; nor are the
+union parameters' rows (Observation's combo-*: fhir_mappings.search.unions). Strings are
 clipped to their column's size in characters *and* UTF-8 bytes (so a multi-byte value cannot push
 a composite btree entry past PostgreSQL's size limit); queries clip their values the same way
 (`clip`), so equality and starts-with still agree on clipped values. Numbers too large or too
@@ -9,6 +10,7 @@ small for both databases to hold are left out rather than failing the write.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +31,7 @@ from fhir_mappings.search import (
     UriRow,
     extract_index_values,
 )
+from fhir_mappings.search.unions import unions_of
 from storage.tables import SEARCH_TABLES
 
 Row = dict[str, Any]
@@ -86,11 +89,9 @@ def index_rows(
     pk: int, resource_type: str, resource: dict[str, Any], *, base_url: str | None = None
 ) -> dict[str, list[Row]]:
     """Rows per table kind ("token", "string", ...) for resource `pk` of `resource_type`."""
-    values = extract_index_values(resource, base_url=base_url or _base_url)
+    values = extract_index_values(resource, base_url=base_url or _base_url, skip=_not_stored(resource_type))
     out: dict[str, list[Row]] = {}
     for value in values:
-        if value.param in SKIPPED_PARAMS:
-            continue
         kind_and_row = to_row(value)
         if kind_and_row is None:
             continue
@@ -100,6 +101,13 @@ def index_rows(
         row["param"] = value.param
         out.setdefault(kind, []).append(row)
     return out
+
+
+@functools.cache
+def _not_stored(resource_type: str) -> frozenset[str]:
+    """`_id` and `_lastUpdated` are the resources table's own columns; a union parameter's rows are
+    its parts' rows (fhir_mappings.search.unions)."""
+    return SKIPPED_PARAMS | unions_of(resource_type)
 
 
 def to_row(value: IndexValue) -> tuple[str, Row] | None:

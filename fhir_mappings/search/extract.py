@@ -101,8 +101,10 @@ def extract_index_values(
     tz: tzinfo = UTC,
     registry: SearchRegistry | None = None,
     engine: Engine = "fast",
+    skip: frozenset[str] = frozenset(),
 ) -> list[IndexValue]:
-    """The distinct index rows of `resource` (parsed with fhir_json.loads), for all its type's parameters.
+    """The distinct index rows of `resource` (parsed with fhir_json.loads), for all its type's parameters
+    but those in `skip`.
 
     `base_url` makes absolute references on our own server local; `tz` is the zone for dates and
     times written without one (the FHIR spec says: the server's local zone).
@@ -115,6 +117,8 @@ def extract_index_values(
     out: list[IndexValue] = []
     fast = engine == "fast"
     for param, convert, first_keys, composite in _plan(reg, resource_type):
+        if param.code in skip:
+            continue
         if fast and first_keys and first_keys.isdisjoint(resource):
             continue  # none of the elements its paths start from is present
         if composite is not None:

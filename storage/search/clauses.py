@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, exists, false, or_, sele
 
 from auth.principal import Principal
 from fhir_mappings.search.query_ast import ChainLink, Clause, MissingValue, ReverseChain, TokenValue
+from fhir_mappings.search.unions import stored_as
 from storage import access
 from storage.search import composite, date, number, quantity, reference, string, token, uri
 from storage.search.sql import Aliases, any_of, one_or_many
@@ -103,7 +104,7 @@ def _final(ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...]) 
     table = SEARCH_TABLES[clause.type]
 
     def scope(alias: FromClause) -> list[ColumnElement[bool]]:
-        return [one_or_many(alias.c.resource_type, types), alias.c.param == clause.code]
+        return [one_or_many(alias.c.resource_type, types), one_or_many(alias.c.param, stored_as(clause.code, types))]
 
     if clause.modifier == "missing":
         found: list[ColumnElement[bool]] = []

@@ -24,7 +24,8 @@ from sqlalchemy import ColumnElement, FromClause, and_, false, func, literal, or
 
 from fhir_mappings.search.errors import SearchError
 from fhir_mappings.search.query_ast import SearchQuery, SortKey
-from storage.search.sql import Aliases
+from fhir_mappings.search.unions import stored_as
+from storage.search.sql import Aliases, one_or_many
 from storage.tables import SEARCH_TABLES
 
 Kind = Literal["instant", "decimal", "text"]
@@ -71,7 +72,8 @@ def _term(label: str, key: SortKey, resource_type: str, r: FromClause, alias: Al
     aggregate = func.max(idx.c[highest]) if key.descending else func.min(idx.c[lowest])
     expr = (
         select(aggregate)
-        .where(idx.c.resource_pk == r.c.pk, idx.c.resource_type == resource_type, idx.c.param == key.code)
+        .where(idx.c.resource_pk == r.c.pk, idx.c.resource_type == resource_type,
+               one_or_many(idx.c.param, stored_as(key.code, (resource_type,))))
         .scalar_subquery()
     )
     return SortTerm(label, expr, key.descending, kind, True)
