@@ -60,7 +60,7 @@ def run_workload(driver: str, base_url: str, requests: Sequence[Request], load: 
     try:
         if driver == "wrk":
             cmd = ["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{max(1, round(load.seconds))}s",
-                   "--latency", "--timeout", "10s", "-s", str(LUA), base_url, "--", path]
+                   "--latency", "--timeout", "10s", "-s", str(LUA), base_url, "--", path, str(load.threads)]
         else:
             cmd = [sys.executable, "-m", "bench.pyload", "--url", base_url, "--requests", path,
                    "--connections", str(load.connections), "--duration", str(load.seconds)]

@@ -36,6 +36,7 @@ from bench.workloads import (
     everything_workload,
     floor_workloads,
     puente_workloads,
+    warmup_workloads,
     write_workloads,
 )
 from fhir_mappings.fhir_json import dumps
@@ -208,9 +209,9 @@ def _balanced(result: dict[str, Any], workers: int) -> bool:
 
 
 def _measure(driver: str, server: Server, name: str, reqs: list[Request], load: Load, scale: Scale,
-             database: ProcessTree | None, workers: int) -> dict[str, Any]:
+             database: ProcessTree | None, workers: int, warmup: list[Request] | None = None) -> dict[str, Any]:
     if scale.warmup:
-        run_workload(driver, server.base_url, reqs, replace(load, seconds=scale.warmup), None)
+        run_workload(driver, server.base_url, warmup or reqs, replace(load, seconds=scale.warmup), None)
     for attempt in range(1, BALANCE_ATTEMPTS + 1):
         result = run_workload(driver, server.base_url, reqs, load, server.tree, database)
         result["attempt"] = attempt
@@ -277,8 +278,10 @@ def _run_puente(args: argparse.Namespace, ds: Dataset, driver: str, load: Load, 
         results["load"] = _load(args, server, db_url, scale, ds)
         database = postmaster() if args.db == "postgres" else None
         workloads = {**puente_workloads(ds), **write_workloads(ds)}
+        warmups = warmup_workloads(ds)
         for name, reqs in workloads.items():
-            results[name] = (_measure(driver, server, name, reqs, load, scale, database, args.workers)
+            results[name] = (_measure(driver, server, name, reqs, load, scale, database, args.workers,
+                                      warmups.get(name))
                              if reqs else {"skipped": "the sample holds no data for it"})
         unsaturated = replace(load, connections=args.workers, threads=1)
         for name in ANSWER_TIME:

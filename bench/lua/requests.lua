@@ -1,5 +1,5 @@
 -- wrk script: cycle through pre-built requests, print a JSON summary.
--- Usage: wrk -t2 -c32 -d10s -s bench/lua/requests.lua http://127.0.0.1:8000 -- REQUESTS_FILE
+-- Usage: wrk -t2 -c32 -d10s -s bench/lua/requests.lua http://127.0.0.1:8000 -- REQUESTS_FILE [THREADS]
 -- REQUESTS_FILE has one request per line: METHOD<TAB>PATH<TAB>BODY (BODY may be empty).
 
 local counter = 0
@@ -23,8 +23,11 @@ function init(args)
          reqs[#reqs + 1] = wrk.format(method, path, headers, body)
       end
    end
-   -- Threads start at different offsets so they do not replay the same ids in lockstep.
-   index = (tid * 7919) % #reqs + 1
+   -- Each thread starts at the head of its own share of the list (THREADS = wrk's -t), so no
+   -- request is sent twice before the list runs out: a replayed write is not the same work as a
+   -- new one (a household visit sent again re-judges the child's day).
+   local threads = tonumber(args[2]) or 1
+   index = math.floor(tid * #reqs / threads) % #reqs + 1
 end
 
 function request()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from bench.driver import Request
 from bench.pyload import encode_requests, percentile
 from bench.run import _balanced, _ratios, _targets
-from bench.workloads import Sampler, big_transaction, household_visit_bodies
+from bench.workloads import Sampler, big_transaction, household_visit_bodies, household_visit_warmup
+from clinical.growth import Indicator, growth_zscores
 from fhir_mappings.fhir_json import loads
 from seed import generate_units
 
@@ -60,8 +63,54 @@ def test_visit_and_big_transactions_are_transaction_bundles_with_internal_refere
     assert task["focus"]["reference"] in urns
     assert len(loads(big_transaction(data.data, 0))["entry"]) == 1000
     # A day of visits: each child once.
-    subjects = [loads(b)["entry"][1]["resource"]["subject"]["reference"] for b in household_visit_bodies(data.data)]
+    subjects = [loads(b)["entry"][1]["resource"]["subject"]["reference"] for b in household_visit_bodies(data.data, 20)]
     assert len(subjects) == len(set(subjects)) == len(data.data.children)
+
+
+def _child_day(body: bytes) -> tuple[str, str]:
+    weight = loads(body)["entry"][1]["resource"]
+    return weight["subject"]["reference"], weight["effectiveDateTime"][:10]
+
+
+def test_no_household_visit_is_sent_twice_the_same_day() -> None:
+    """The load generator cycles the bodies: a repeat would be the same child measured twice a day,
+    which makes the rules undo the first visit's z-scores; no CHW's day does that."""
+    data = Sampler(3)
+    for _ in data(generate_units(20, 3)):
+        pass
+    visits = [_child_day(b) for b in household_visit_bodies(data.data, 100)]
+    assert len(set(visits)) == 100
+    days = sorted({day for _, day in visits}, reverse=True)
+    assert len(days) == 5  # every child today, then every child yesterday, ...
+    warmup = {_child_day(b) for b in household_visit_warmup(data.data, 30)}
+    assert not {day for _, day in warmup} & set(days)
+
+
+def test_household_visits_measure_plausible_children() -> None:
+    """Weights and lengths fit the child's age and sex as in a real programme: few flags, no nonsense."""
+    data = Sampler(5)
+    for _ in data(generate_units(200, 5)):
+        pass
+    wasted = stunted = 0
+    bodies = household_visit_bodies(data.data, 200)
+    for body in bodies:
+        weight, length = (e["resource"] for e in loads(body)["entry"][1:3])
+        child = weight["subject"]["reference"].split("/", 1)[1]
+        birth, sex = data.data.births[child]
+        result = growth_zscores(
+            sex="female" if sex == 2 else "male", birth_date=birth,
+            measurement_date=date.fromisoformat(weight["effectiveDateTime"][:10]),
+            weight_kg=weight["valueQuantity"]["value"], length_height_cm=length["valueQuantity"]["value"],
+            recumbent=length["code"]["coding"][0]["code"] == "8306-3",
+        )
+        whz, haz = result.z(Indicator.WFLH), result.z(Indicator.LHFA)
+        if whz is None or haz is None:
+            continue  # five years old by the visit: past the growth standards
+        assert abs(whz) < 5 and abs(haz) < 5
+        wasted += whz < -2
+        stunted += haz < -2
+    assert wasted <= 0.06 * len(bodies)  # Peru: ~1 % of children under five are wasted
+    assert 0.02 * len(bodies) <= stunted <= 0.3 * len(bodies)  # and ~12 % stunted
 
 
 def test_requests_encode_for_both_generators() -> None:
