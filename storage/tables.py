@@ -16,7 +16,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -59,7 +58,9 @@ resource_history = Table(
     "resource_history",
     metadata,
     Column("pk", BigId, primary_key=True, autoincrement=True),
-    Column("resource_pk", BigId, ForeignKey("resources.pk", ondelete="CASCADE"), nullable=False),
+    # No foreign key: history is only written by the statement that writes or locks the resource
+    # row, and resources rows are never removed (migration 0007).
+    Column("resource_pk", BigId, nullable=False),
     Column("resource_type", String(64), nullable=False),
     Column("id", String(64), nullable=False),
     Column("version_id", Integer, nullable=False),
