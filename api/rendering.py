@@ -40,7 +40,7 @@ def shaped_content(request: Request, content: str) -> str | dict[str, Any]:
     elements = request.query_params.get("_elements")
     if summary is None and elements is None and not wants_pretty(request):
         return content
-    resource = fhir_json.loads(content)
+    resource = fhir_json.loads_stored(content)
     if summary is not None and summary != "false":
         if summary not in ("true", "text", "data", "count"):
             raise Invalid(f"_summary={summary} is not one of true, text, data, count, false")

@@ -116,9 +116,9 @@ def _shaped(content: str, query: SearchQuery | None) -> Any:
     if query is None:
         return raw(content)
     if query.summary in ("true", "text", "data"):
-        return apply_summary(fhir_json.loads(content), query.summary)
+        return apply_summary(fhir_json.loads_stored(content), query.summary)
     if query.elements:
-        return apply_elements(fhir_json.loads(content), list(query.elements))
+        return apply_elements(fhir_json.loads_stored(content), list(query.elements))
     return raw(content)
 
 

@@ -81,7 +81,7 @@ async def rebuild(
             for row in batch:
                 if row.content is None:
                     continue
-                resource = fhir_json.loads(row.content)
+                resource = fhir_json.loads_stored(row.content)
                 for kind, kind_rows in search_rows.index_rows(
                     row.pk, row.resource_type, resource, base_url=base_url
                 ).items():
@@ -131,7 +131,8 @@ async def _rebuild_deleted_references(
                 for version in versions
                 if version.content is not None
                 for row in search_rows.index_rows(
-                    version.resource_pk, version.resource_type, fhir_json.loads(version.content), base_url=base_url
+                    version.resource_pk, version.resource_type, fhir_json.loads_stored(version.content),
+                    base_url=base_url,
                 ).get("reference", ())
             ]
             if kept:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import jsonpatch
-from sqlalchemy import bindparam, func, select, text, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -26,9 +26,34 @@ from fhir_mappings.search import SearchQuery
 from fhir_mappings.validation import validate_resource
 from storage import access, version_writes
 from storage import search as search_engine
+from storage.driver_sql import DriverStatement, fetch
 from storage.search import SearchPage
 from storage.tables import resource_history, resources, search_reference, search_token
 from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
+
+# unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row.
+_ADVISORY_LOCKS = DriverStatement.from_named(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
+)
+
+# The rules' reads, built once: composing a statement (and its cache key) cost SQLAlchemy more CPU
+# than PostgreSQL spends running it. A caller who may not see everything gets its conditions added.
+_CURRENT_BY_ID = select(resources).where(
+    resources.c.resource_type == bindparam("resource_type"),
+    resources.c.id.in_(bindparam("ids", expanding=True)),
+)
+_REFERRING = select(resources).where(
+    resources.c.resource_type == bindparam("resource_type"),
+    resources.c.deleted.is_(False),
+    resources.c.pk.in_(
+        select(search_reference.c.resource_pk).where(
+            search_reference.c.resource_type == bindparam("resource_type"),
+            search_reference.c.param == bindparam("param"),
+            search_reference.c.target_id.in_(bindparam("target_ids", expanding=True)),
+            search_reference.c.target_type == bindparam("target_type"),
+        )
+    ),
+).order_by(resources.c.pk)
 
 QueryPairs = Sequence[tuple[str, str]]
 
@@ -139,12 +164,10 @@ class FhirRepository:
             else:
                 missing.append(resource_id)
         if missing:
+            visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
             rows = await self.connection.execute(
-                select(resources).where(
-                    resources.c.resource_type == resource_type,
-                    resources.c.id.in_(missing),
-                    *access.visible(self.principal, resource_type, resources, deleted_too=True),
-                )
+                _CURRENT_BY_ID.where(*visibility) if visibility else _CURRENT_BY_ID,
+                {"resource_type": resource_type, "ids": missing},
             )
             read = {row.id: _version(row) for row in rows}
             for resource_id in missing:
@@ -223,19 +246,7 @@ class FhirRepository:
         access.require(self.principal, resource_type, "r")
         if not target_ids:
             return []
-        conditions = [
-            resources.c.resource_type == resource_type,
-            resources.c.deleted.is_(False),
-            *access.visible(self.principal, resource_type, resources),
-            resources.c.pk.in_(
-                select(search_reference.c.resource_pk).where(
-                    search_reference.c.resource_type == resource_type,
-                    search_reference.c.param == param,
-                    search_reference.c.target_id.in_(sorted(set(target_ids))),
-                    search_reference.c.target_type == target_type,
-                )
-            ),
-        ]
+        conditions = access.visible(self.principal, resource_type, resources)
         if codes:
             conditions.append(
                 resources.c.pk.in_(
@@ -246,7 +257,11 @@ class FhirRepository:
                     )
                 )
             )
-        rows = await self.connection.execute(select(resources).where(*conditions).order_by(resources.c.pk))
+        rows = await self.connection.execute(
+            _REFERRING.where(*conditions) if conditions else _REFERRING,
+            {"resource_type": resource_type, "param": param, "target_type": target_type,
+             "target_ids": sorted(set(target_ids))},
+        )
         return [_version(row) for row in rows]
 
     async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:
@@ -384,7 +399,7 @@ class FhirRepository:
             raise Invalid("A JSON Patch document is an array of operations")
         assert current.content is not None
         try:
-            patched = jsonpatch.JsonPatch(operations).apply(fhir_json.loads(current.content))
+            patched = jsonpatch.JsonPatch(operations).apply(fhir_json.loads_stored(current.content))
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
             raise Invalid(f"The JSON Patch could not be applied: {exc}") from exc
         if not isinstance(patched, dict) or patched.get("id") != resource_id:
@@ -608,12 +623,7 @@ class FhirRepository:
             return
         ids = [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
                for k in sorted(set(keys))]
-        # unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row.
-        await self.connection.execute(
-            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS t(k, n)"
-                 " ORDER BY n"),
-            {"ids": ids},
-        )
+        await fetch(self.connection, _ADVISORY_LOCKS, {"ids": ids})
 
     async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:
         """Conditional writes with the same criteria take turns, so parallel retries create one resource."""

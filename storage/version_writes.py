@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, Numeric, TextClause, delete, insert, select, text
+from sqlalchemy import Boolean, DateTime, Integer, Numeric, delete, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings import fhir_json
+from storage.driver_sql import DriverStatement, fetch
 from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
 from storage.versions import StoredVersion
@@ -108,7 +109,7 @@ def _recordset(kind: str, table: Any, *, owner: bool) -> str:
 
 
 @cache
-def _pg_statement() -> TextClause:
+def _pg_statement() -> DriverStatement:
     history_arrays = ", ".join(
         f"CAST(:h_{name} AS {_pg_type(resource_history.c[name])}[])" for name in _HISTORY_COLUMNS
     )
@@ -127,7 +128,7 @@ def _pg_statement() -> TextClause:
         names = ", ".join(c.name for c in table.columns)
         rows = _recordset(kind, table, owner=False)
         ctes.append(f"i_{kind} AS (INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows})")
-    return text("WITH " + ",\n".join(ctes) + "\nSELECT 1")
+    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\nSELECT 1")
 
 
 def _pg_params(writes: Sequence[VersionWrite]) -> dict[str, Any]:
@@ -146,7 +147,7 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
     if not writes:
         return
     if connection.dialect.name == "postgresql":
-        await connection.execute(_pg_statement(), _pg_params(writes))
+        await fetch(connection, _pg_statement(), _pg_params(writes))
         return
     await connection.execute(insert(resource_history), [_history_values(w) for w in writes])
     stale = [w.pk for w in writes if not w.fresh]
@@ -172,7 +173,7 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
 
 
 @cache
-def _pg_insert_new_statement() -> TextClause:
+def _pg_insert_new_statement() -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
     The pks exist only once `r` has inserted the resources, so history and index rows find theirs by
@@ -195,7 +196,7 @@ def _pg_insert_new_statement() -> TextClause:
             f" SELECT r.pk, {', '.join(f'u.{n}' for n in names)} FROM {_recordset(kind, table, owner=True)}"
             f" JOIN r ON r.resource_type = u.resource_type AND r.id = u.owner)"
         )
-    return text("WITH " + ",\n".join(ctes) + "\nSELECT pk, resource_type, id FROM r")
+    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\nSELECT pk, resource_type, id FROM r")
 
 
 async def insert_new(
@@ -219,8 +220,8 @@ async def insert_new(
         grouped = _rows_by_kind((0, version.resource_type, resource, version.id) for version, resource in items)
         for kind in SEARCH_TABLES:
             params[f"{kind}_rows"] = _json_rows(grouped[kind])
-        inserted = await connection.execute(_pg_insert_new_statement(), params)
-        return {(row.resource_type, row.id): row.pk for row in inserted}
+        inserted = await fetch(connection, _pg_insert_new_statement(), params)
+        return {(row["resource_type"], row["id"]): row["pk"] for row in inserted}
     stored: dict[tuple[str, str], int] = {}
     writes = []
     for version, resource in items:

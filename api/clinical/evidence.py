@@ -69,7 +69,7 @@ async def current(repository: FhirRepository, resource_type: str, resource_id: s
     except NotFound:
         return None
     assert version.content is not None
-    return Current(version.version_id, fhir_json.loads(version.content))
+    return Current(version.version_id, fhir_json.loads_stored(version.content))
 
 
 async def apply_finding(repository: FhirRepository, finding: Finding) -> None:

@@ -151,11 +151,13 @@ class Measurement:
         if not observation or observation.get("resourceType") != "Observation" or not usable(observation):
             return None
         kind = measurement_kind(observation)
+        if kind is None:  # most Observations written with a measurement are its derived z-scores
+            return None
         patient_id = reference_id(observation.get("subject"), "Patient")
         when = effective(observation)
         day = parse_date(when)
         value = quantity(observation)
-        if kind is None or patient_id is None or when is None or day is None or value is None:
+        if patient_id is None or when is None or day is None or value is None:
             return None
         return cls(
             id=str(observation.get("id") or ""), kind=kind, patient_id=patient_id, date=day, when=when,

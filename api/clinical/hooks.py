@@ -47,7 +47,7 @@ class DerivedFacts:
                 continue
             before = None
             if event.previous is not None and event.previous.content is not None and not event.previous.deleted:
-                before = Measurement.from_observation(fhir_json.loads(event.previous.content))
+                before = Measurement.from_observation(fhir_json.loads_stored(event.previous.content))
             after = Measurement.from_observation(event.resource)
             if before is None and after is None:
                 continue
@@ -113,7 +113,7 @@ class DerivedFacts:
         patients = await rules.read_many("Patient", patient_ids)
         for (patient_id, day), day_changes in sorted(by_day.items()):
             patient = patients.get(patient_id)
-            content = None if patient is None or patient.content is None else fhir_json.loads(patient.content)
+            content = None if patient is None or patient.content is None else fhir_json.loads_stored(patient.content)
             growth = _score_day(changes, patient_id, day, stored[patient_id], content)
             considered = frozenset(
                 {*(f"Observation/{c.source_id}" for c in day_changes), *(m.reference for m in growth.considered)}
@@ -217,7 +217,7 @@ async def _put_derived(repository: FhirRepository, derived: list[Resource], unse
         if now.deleted or now.content is None:  # derived once, since undone: derive it again
             await repository.update("Observation", resource["id"], resource)
             continue
-        existing = fhir_json.loads(now.content)
+        existing = fhir_json.loads_stored(now.content)
         if not is_derived(existing) or same_content(existing, resource):
             continue  # someone else's resource under that id, or nothing new: leave it
         await repository.update("Observation", resource["id"], resource, if_match=now.version_id)
@@ -230,5 +230,5 @@ async def _delete_derived(repository: FhirRepository, resource_ids: list[str]) -
     stored = await repository.read_many("Observation", resource_ids)
     await repository.delete_many("Observation", {
         resource_id: now.version_id for resource_id, now in stored.items()
-        if not now.deleted and now.content is not None and is_derived(fhir_json.loads(now.content))
+        if not now.deleted and now.content is not None and is_derived(fhir_json.loads_stored(now.content))
     })

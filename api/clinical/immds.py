@@ -212,7 +212,7 @@ async def stored_forecast(
 ) -> dict[str, Any]:
     """The forecast over the patient's stored Immunizations; for a pregnant woman with a dated
     pregnancy record, the pregnancy series too. `context` reads the pregnancy records."""
-    patient = fhir_json.loads((await repository.read("Patient", patient_id)).content or "{}")
+    patient = fhir_json.loads_stored((await repository.read("Patient", patient_id)).content or "{}")
     stored = await patient_resources(repository, "Immunization", patient_id, reference_param="patient")
     doses = administered_doses(i for i in stored if reference_id(i.get("patient"), "Patient") == patient_id)
     forecasts = [forecast_child(patient, assessment, doses)]

@@ -25,7 +25,7 @@ async def patient_resources(
     """Current resources of `resource_type` about Patient/`patient_id`, optionally with one of the
     (system, code) pairs in `coded`."""
     found = await repository.referring_to(resource_type, reference_param, "Patient", [patient_id], codes=list(coded))
-    return [fhir_json.loads(v.content) for v in found if v.content is not None]
+    return [fhir_json.loads_stored(v.content) for v in found if v.content is not None]
 
 
 async def patient_measurements(
@@ -49,13 +49,19 @@ async def measurements_by_patient(
     """
     wanted = sorted(set(patient_ids))
     skip = set(skip_ids)
-    kinds = {KIND_BY_LOINC[code] for code in loinc_codes}
+    codes = sorted(set(loinc_codes))
+    kinds = {KIND_BY_LOINC[code] for code in codes}
+    # Stored JSON is our own serialisation, with codes written verbatim: an Observation whose text
+    # holds none of them (a z-score, a blood pressure) cannot be one of these measurements, and is
+    # not parsed. About half of a screened child's Observations are derived z-scores.
+    quoted = [f'"{code}"' for code in codes]
     found = await repository.referring_to("Observation", "subject", "Patient", wanted)
     out: dict[str, list[Measurement]] = {patient_id: [] for patient_id in wanted}
     for version in found:
-        if version.id in skip or version.content is None:
+        content = version.content
+        if version.id in skip or content is None or not any(code in content for code in quoted):
             continue
-        m = Measurement.from_observation(fhir_json.loads(version.content))
+        m = Measurement.from_observation(fhir_json.loads_stored(content))
         if m is not None and m.kind in kinds and m.patient_id in out:  # the subject names the patient
             out[m.patient_id].append(m)
     return out
@@ -67,4 +73,4 @@ async def read_resource(repository: FhirRepository, resource_type: str, resource
         version = await repository.read(resource_type, resource_id)
     except FhirError:
         return None
-    return None if version.content is None else fhir_json.loads(version.content)
+    return None if version.content is None else fhir_json.loads_stored(version.content)

@@ -133,7 +133,7 @@ async def nutrition_status(
     default_altitude_m: Decimal,
 ) -> dict[str, Any]:
     """`repository` (the caller's) reads the patient and measurements; `context` the Location and pregnancy."""
-    patient = fhir_json.loads((await repository.read("Patient", patient_id)).content or "{}")
+    patient = fhir_json.loads_stored((await repository.read("Patient", patient_id)).content or "{}")
     measurements = await patient_measurements(repository, patient_id, (*HEMOGLOBIN_LOINC, *GROWTH_LOINC))
     if on is not None:
         measurements = [m for m in measurements if m.date <= on]
@@ -147,7 +147,7 @@ async def nutrition_status(
 
 
 async def growth_history(repository: FhirRepository, patient_id: str) -> dict[str, Any]:
-    patient = fhir_json.loads((await repository.read("Patient", patient_id)).content or "{}")
+    patient = fhir_json.loads_stored((await repository.read("Patient", patient_id)).content or "{}")
     measurements = await patient_measurements(repository, patient_id, GROWTH_LOINC)
     days = growth_days(measurements, birth_date=birth_date(patient), sex=sex(patient))
     return growth_parameters(patient_id, days)
