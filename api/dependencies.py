@@ -16,7 +16,8 @@ from storage.search import find_matches
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request.
     settings: Settings = request.app.state.settings
     return settings
 
@@ -33,7 +34,7 @@ async def get_repository(
     request: Request, principal: Annotated[Principal, Depends(get_principal)]
 ) -> AsyncIterator[FhirRepository]:
     # Committed when the handler returns and before the response is sent: nothing acknowledged is lost.
-    write = request.method in _WRITE_METHODS and not request.url.path.endswith("/_search")
+    write = request.method in _WRITE_METHODS and not request.scope["path"].endswith("/_search")
     async with transaction(request.app.state.engine, write=write) as connection:
         yield FhirRepository(
             connection,

@@ -10,6 +10,7 @@ type, since the schema's any-resource rule would try every type.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -147,10 +148,18 @@ def _parameter_resources(parameters: list[Any], path: str) -> Iterator[tuple[str
         yield from _parameter_resources(parameter.get("part") or [], f"{path}[{i}].part")
 
 
-def _model_problems(resource: dict[str, Any], resource_type: str, path: str) -> Iterator[Issue]:
+@functools.cache
+def _model_class(resource_type: str) -> Any:
+    """The R4B model of a type, or None for an R4 type that R4B dropped (found by importing, each time)."""
     try:
-        model = get_fhir_model_class(resource_type)
+        return get_fhir_model_class(resource_type)
     except (KeyError, ValueError):
+        return None
+
+
+def _model_problems(resource: dict[str, Any], resource_type: str, path: str) -> Iterator[Issue]:
+    model = _model_class(resource_type)
+    if model is None:
         return  # an R4 type that R4B dropped: the R4 schema alone applies
     # Nested resources are validated separately, against their own type.
     shallow = {k: v for k, v in resource.items() if k != "contained"}

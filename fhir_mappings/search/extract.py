@@ -116,9 +116,7 @@ def extract_index_values(
     options = _Options(base_url, tz, reg.resource_types)
     out: list[IndexValue] = []
     fast = engine == "fast"
-    for param, convert, first_keys, composite in _plan(reg, resource_type):
-        if param.code in skip:
-            continue
+    for param, convert, first_keys, composite in _plan(reg, resource_type, skip):
         if fast and first_keys and first_keys.isdisjoint(resource):
             continue  # none of the elements its paths start from is present
         if composite is not None:
@@ -138,11 +136,13 @@ _PlanItem = tuple[SearchParam, Converter, frozenset[str], "_CompositeSpec | None
 
 
 @functools.cache
-def _plan(reg: SearchRegistry, resource_type: str) -> tuple[_PlanItem, ...]:
-    """Per parameter: its converter, the resource keys its fast paths start from (empty: unknown),
-    and for composites their prepared components."""
+def _plan(reg: SearchRegistry, resource_type: str, skip: frozenset[str]) -> tuple[_PlanItem, ...]:
+    """Per parameter not in `skip`: its converter, the resource keys its fast paths start from (empty:
+    unknown), and for composites their prepared components."""
     plan = []
     for p in reg.params_for(resource_type).values():
+        if p.code in skip:
+            continue
         first_keys: frozenset[str] = frozenset()
         if p.paths and all(path.steps and isinstance(path.steps[0], str) for path in p.paths):
             first_keys = frozenset(str(path.steps[0]) for path in p.paths)
