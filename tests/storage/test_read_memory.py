@@ -8,8 +8,8 @@ savepoint makes the repository read again, so nothing stale is ever returned.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import event
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import PreconditionFailed
+from storage.repository import FhirRepository
 from storage.versions import StoredVersion
 
 
@@ -29,20 +30,39 @@ def _family(version: StoredVersion) -> str:
     return fhir_json.loads(version.content)["name"][0]["family"]
 
 
-@contextmanager
-def _reads_of_resources(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SELECTs on the resources table sent while the block runs."""
+@asynccontextmanager
+async def _reads_of_resources(engine: AsyncEngine, repository: FhirRepository) -> AsyncIterator[list[str]]:
+    """The SELECTs on the resources table sent while the block runs, seen by the driver (on
+    PostgreSQL some statements bypass SQLAlchemy: storage.driver_sql)."""
     seen: list[str] = []
 
-    def record(conn: object, cursor: object, statement: str, *_: object) -> None:
+    def record(statement: str) -> None:
         if statement.lstrip().upper().startswith("SELECT") and "FROM resources" in statement:
             seen.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    if engine.dialect.name == "postgresql":
+        driver = (await repository.connection.get_raw_connection()).driver_connection
+        assert driver is not None
+
+        def driver_record(query: object) -> None:
+            record(query.query)  # type: ignore[attr-defined]
+
+        driver.add_query_logger(driver_record)
+        try:
+            yield seen
+        finally:
+            await asyncio.sleep(0)  # asyncpg calls query loggers soon after each query, not during it
+            driver.remove_query_logger(driver_record)
+        return
+
+    def sqlalchemy_record(conn: object, cursor: object, statement: str, *_: object) -> None:
+        record(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", sqlalchemy_record)
     try:
         yield seen
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(engine.sync_engine, "before_cursor_execute", sqlalchemy_record)
 
 
 async def _store(repository_in, *patients: dict) -> None:
@@ -53,7 +73,7 @@ async def _store(repository_in, *patients: dict) -> None:
 async def test_a_resource_is_read_once_per_transaction_until_it_is_written(repository_in, engine):
     await _store(repository_in, _patient("ana", "Quispe"), _patient("rosa", "Mamani"))
     async with repository_in(write=True) as repository:
-        with _reads_of_resources(engine) as reads:
+        async with _reads_of_resources(engine, repository) as reads:
             assert _family(await repository.read("Patient", "ana")) == "Quispe"
             assert set(await repository.read_many("Patient", ["ana", "rosa", "nobody"])) == {"ana", "rosa"}
             assert _family(await repository.read("Patient", "ana")) == "Quispe"
