@@ -52,7 +52,7 @@ async def fetch(
     """Run `statement` on the driver connection under `connection`, in its transaction."""
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    if connection.in_transaction() and not driver.is_in_transaction():
+    if not driver.is_in_transaction() and _begins_lazily(connection):
         # SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first statement: make it
         # send it now, or this statement would commit on its own.
         await connection.exec_driver_sql("SELECT 1")
@@ -61,3 +61,12 @@ async def fetch(
     except asyncpg.PostgresError as exc:
         # Parameters hidden: they are patients' records, which do not belong in logs.
         raise DBAPIError(statement.sql, dict(params), exc, hide_parameters=True) from exc
+
+
+def _begins_lazily(connection: AsyncConnection) -> bool:
+    """In a transaction whose BEGIN SQLAlchemy has yet to send (an AUTOCOMMIT connection, where reads
+    run, reports a transaction too but never begins one)."""
+    autocommit = connection.sync_connection is not None and (
+        connection.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+    return connection.in_transaction() and not autocommit

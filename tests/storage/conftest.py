@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest_asyncio
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.principal import LOCAL_EXPLORER
@@ -38,3 +40,30 @@ async def repository_in(engine: AsyncEngine) -> OpenRepository:
             yield FhirRepository(connection, LOCAL_EXPLORER, search=find_matches)
 
     return open_repository
+
+
+@asynccontextmanager
+async def statements_sent(engine: AsyncEngine, repository: FhirRepository) -> AsyncIterator[list[str]]:
+    """Every statement the repository's connection sends while the block runs: those through
+    SQLAlchemy, and on PostgreSQL those that go to asyncpg directly (storage.driver_sql)."""
+    seen: list[str] = []
+
+    def through_sqlalchemy(conn: object, cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    def through_driver(query: object) -> None:
+        seen.append(query.query)  # type: ignore[attr-defined]
+
+    driver = None
+    if engine.dialect.name == "postgresql":
+        driver = (await repository.connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        driver.add_query_logger(through_driver)
+    event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+    try:
+        yield seen
+    finally:
+        await asyncio.sleep(0)  # asyncpg calls query loggers soon after each query, not during it
+        event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+        if driver is not None:
+            driver.remove_query_logger(through_driver)

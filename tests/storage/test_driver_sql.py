@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api.errors import _is_transient
 from storage.driver_sql import DriverStatement
+from tests.storage.conftest import statements_sent
 
 
 def test_named_placeholders_become_numbered_ones_once_each() -> None:
@@ -61,3 +62,14 @@ async def test_a_deadlock_is_a_transient_database_error_without_the_parameters(r
     assert isinstance(error, DBAPIError) and _is_transient(error)
     assert getattr(error.orig, "sqlstate", None) == "40P01"
     assert "deadlock:" not in str(error) and "[SQL parameters hidden" in str(error)
+
+
+async def test_reads_outside_a_write_send_nothing_but_the_read(repository_in, engine) -> None:
+    """A read-only request runs in autocommit on PostgreSQL: there is no BEGIN to force."""
+    async with repository_in(write=True) as repository:
+        await repository.create_many([({"resourceType": "Patient", "gender": "male"}, "reader")])
+    async with repository_in(write=False) as repository, statements_sent(engine, repository) as sent:
+        assert await repository.exists("Patient", "reader")  # through SQLAlchemy, which "begins"
+        assert set(await repository.read_many("Patient", ["reader", "nobody"])) == {"reader"}
+        assert (await repository.read("Patient", "reader")).id == "reader"  # remembered
+    assert len(sent) == 2, sent

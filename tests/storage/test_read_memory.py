@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import PreconditionFailed
 from storage.repository import FhirRepository
 from storage.versions import StoredVersion
+from tests.storage.conftest import statements_sent
 
 
 def _patient(pid: str, family: str) -> dict:
@@ -32,37 +32,11 @@ def _family(version: StoredVersion) -> str:
 
 @asynccontextmanager
 async def _reads_of_resources(engine: AsyncEngine, repository: FhirRepository) -> AsyncIterator[list[str]]:
-    """The SELECTs on the resources table sent while the block runs, seen by the driver (on
-    PostgreSQL some statements bypass SQLAlchemy: storage.driver_sql)."""
-    seen: list[str] = []
-
-    def record(statement: str) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM resources" in statement:
-            seen.append(statement)
-
-    if engine.dialect.name == "postgresql":
-        driver = (await repository.connection.get_raw_connection()).driver_connection
-        assert driver is not None
-
-        def driver_record(query: object) -> None:
-            record(query.query)  # type: ignore[attr-defined]
-
-        driver.add_query_logger(driver_record)
-        try:
-            yield seen
-        finally:
-            await asyncio.sleep(0)  # asyncpg calls query loggers soon after each query, not during it
-            driver.remove_query_logger(driver_record)
-        return
-
-    def sqlalchemy_record(conn: object, cursor: object, statement: str, *_: object) -> None:
-        record(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", sqlalchemy_record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", sqlalchemy_record)
+    """The SELECTs on the resources table sent while the block runs."""
+    async with statements_sent(engine, repository) as sent:
+        reads: list[str] = []
+        yield reads
+    reads.extend(s for s in sent if s.lstrip().upper().startswith("SELECT") and "FROM resources" in s)
 
 
 async def _store(repository_in, *patients: dict) -> None:
