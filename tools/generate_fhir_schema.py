@@ -12,6 +12,20 @@ Changes from the original, each because a validator cannot use it as published:
 - `const` is written as a one-value `enum` (same rule; the validator renders it better);
 - `ResourceList` (any resource, a oneOf over ~146 types) accepts any object: nested resources
   (contained, Bundle entries, Parameters) are validated one by one against their own type instead.
+
+Rules added from the R4 StructureDefinitions, which the published schema leaves out, so that the
+schema alone decides whether a resource is valid (the fhir.resources models only explain a failure):
+- every complex type and resource is `"type": "object"` (the published schema lets `"code": "x"` or
+  a null inside a list of CodeableConcepts through);
+- a mandatory primitive element (`min` > 0, e.g. `Observation.status`, `Extension.url`) is present,
+  as its value or as its `_element` sibling, and a mandatory choice element has one of its types;
+- a choice element (`value[x]`) takes one type: each type's property excludes the others;
+- `integer`, `positiveInt` and `unsignedInt` are 32-bit integers in their ranges, not any number;
+- `date`, `dateTime` and `instant` carry the format `calendar-date` (Feb 30 matches the pattern): the
+  validator supplies the check;
+- `xhtml` (Narrative.div) is a string;
+- lists of primitives and of their `_element` siblings may hold null, FHIR JSON's placeholder that
+  lines a value up with its extension.
 """
 
 from __future__ import annotations
@@ -54,6 +68,12 @@ def _const_to_enum(node: Any) -> None:
             _const_to_enum(value)
 
 
+# The value ranges of FHIR's integer types (FHIR R4 datatypes.html#primitive).
+INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "positiveInt": (1, 2**31 - 1), "unsignedInt": (0, 2**31 - 1)}
+CALENDAR_TYPES = ("date", "dateTime", "instant")
+CALENDAR_FORMAT = "calendar-date"
+
+
 def _definition_name(path: str) -> str:
     head, *rest = path.split(".")
     return "_".join([head] + [seg[0].upper() + seg[1:] for seg in rest])
@@ -85,6 +105,116 @@ def _r4_structure() -> tuple[dict[str, set[str]], list[str], dict[str, dict[str,
     return children, sorted(resource_types), summary
 
 
+def _is_primitive(type_code: str) -> bool:
+    return type_code[:1].islower() or type_code.startswith("http://hl7.org/fhirpath/System.")
+
+
+def _schema_names(sd: dict[str, Any]) -> dict[str, str]:
+    """The schema definition of each element that has children: the type itself, or for a backbone
+    element `Type_Name` after the element's last segment, numbered from 1 when the name is taken
+    (`CapabilityStatement.rest.interaction` is `CapabilityStatement_Interaction1`), as HL7 named them."""
+    names: dict[str, str] = {}
+    for element in sd["snapshot"]["element"]:
+        if "." not in element["path"]:
+            continue
+        parent = element["path"].rsplit(".", 1)[0]
+        if parent in names:
+            continue
+        if "." not in parent:
+            names[parent] = parent
+            continue
+        head, last = parent.split(".", 1)[0], parent.rsplit(".", 1)[1]
+        base = f"{head}_{last[0].upper()}{last[1:]}"
+        name, n = base, 0
+        while name in names.values():
+            n += 1
+            name = f"{base}{n}"
+        names[parent] = name
+    return names
+
+
+def _element_rules() -> dict[str, dict[str, Any]]:
+    """Per schema definition: its choice elements (name -> properties) and its mandatory primitive
+    or choice elements (name -> the properties any one of which satisfies it)."""
+    rules: dict[str, dict[str, Any]] = {}
+    for name in ("profiles-resources.json", "profiles-types.json"):
+        for entry in json.loads((SHARED / name).read_text())["entry"]:
+            sd = entry["resource"]
+            if sd["resourceType"] != "StructureDefinition" or sd.get("derivation") == "constraint":
+                continue
+            if "snapshot" not in sd:
+                continue
+            names = _schema_names(sd)
+            for element in sd["snapshot"]["element"]:
+                if "." not in element["path"] or not element.get("type"):
+                    continue
+                parent, child = element["path"].rsplit(".", 1)
+                codes = [t["code"] for t in element["type"]]
+                rule = rules.setdefault(names[parent], {"choices": {}, "mandatory": {}})
+                if child.endswith("[x]"):
+                    stem = child[:-3]
+                    variants = [stem + code[0].upper() + code[1:] for code in codes]
+                    rule["choices"][stem] = variants
+                    if element.get("min", 0) > 0:
+                        siblings = [f"_{v}" for v, code in zip(variants, codes, strict=True) if _is_primitive(code)]
+                        rule["mandatory"][stem] = variants + siblings
+                elif element.get("min", 0) > 0 and all(_is_primitive(code) for code in codes):
+                    rule["mandatory"][child] = [child, f"_{child}"]
+    return rules
+
+
+def _add_element_rules(definitions: dict[str, Any]) -> None:
+    rules = _element_rules()
+    for name, definition in definitions.items():
+        props = definition.get("properties")
+        if props is None:
+            continue
+        definition["type"] = "object"
+        for prop, spec in props.items():
+            items = spec.get("items") if spec.get("type") == "array" else None
+            ref = (items or {}).get("$ref", "").rsplit("/", 1)[-1]
+            if items is not None and (prop.startswith("_") or ref[:1].islower()):
+                spec["items"] = {"anyOf": [items, {"type": "null"}]}
+        rule = rules.get(name)
+        if rule is None:
+            continue
+        exclusive: dict[str, Any] = {}
+        for variants in rule["choices"].values():
+            present = [v for v in variants if v in props]
+            for variant in present:
+                others = {other: False for other in present if other != variant}
+                if others:
+                    exclusive[variant] = {"properties": others}
+        if exclusive:
+            definition["dependencies"] = exclusive
+        required = set(definition.get("required", ()))
+        alternatives = [
+            {"anyOf": [{"required": [p]} for p in options if p in props]}
+            for element, options in sorted(rule["mandatory"].items())
+            if element not in required and not required & set(options) and any(p in props for p in options)
+        ]
+        if alternatives:
+            definition["allOf"] = alternatives
+
+
+def _tighten_primitives(definitions: dict[str, Any]) -> None:
+    # Choice elements (valueInteger, effectiveDateTime) carry a copy of the primitive's rule instead
+    # of a $ref: point them at the definition, so that they get the tightened rule too.
+    copies = {json.dumps(definitions[name], sort_keys=True): name for name in (*INTEGER_RANGES, *CALENDAR_TYPES)}
+    for definition in definitions.values():
+        for spec in (definition.get("properties") or {}).values():
+            target = spec["items"] if spec.get("type") == "array" and "items" in spec else spec
+            name = copies.get(json.dumps(target, sort_keys=True))
+            if name is not None:
+                target.clear()
+                target["$ref"] = f"#/definitions/{name}"
+    for name, (low, high) in INTEGER_RANGES.items():
+        definitions[name] = {"type": "integer", "minimum": low, "maximum": high}
+    for name in CALENDAR_TYPES:
+        definitions[name]["format"] = CALENDAR_FORMAT
+    definitions["xhtml"] = {"type": "string"}  # published as {} (its description dropped): anything passed
+
+
 def _is_r4_property(prop: str, allowed: set[str]) -> bool:
     base = prop.lstrip("_")
     return (
@@ -106,6 +236,8 @@ def main(source: Path = DEFAULT_SOURCE) -> None:
             if prop.lstrip("_") in vendor or (allowed is not None and not _is_r4_property(prop, allowed)):
                 del props[prop]
     _const_to_enum(definitions)
+    _tighten_primitives(definitions)
+    _add_element_rules(definitions)
     definitions.setdefault("integer64", definitions["integer"])
     definitions.setdefault("Resource", {"type": "object"})
     definitions["ResourceList"] = {"type": "object"}

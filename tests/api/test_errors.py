@@ -50,6 +50,11 @@ async def test_malformed_json(client, body):
         ({"resourceType": "Patient", "birthDate": "12/04/2023"}, "Patient.birthDate"),
         ({"resourceType": "Patient", "name": [{"family": 7}]}, "Patient.name[0].family"),
         ({"resourceType": "Observation", "status": "final"}, "Observation.code"),
+        ({"resourceType": "Observation", "code": {"text": "Hb"}}, "Observation.status"),
+        ({"resourceType": "Patient", "deceasedBoolean": False, "deceasedDateTime": "2020"}, None),
+        ({"resourceType": "Patient", "multipleBirthInteger": 1.5}, "Patient.multipleBirthInteger"),
+        ({"resourceType": "Patient", "extension": [{"valueString": "x"}]}, "Patient.extension[0].url"),
+        ({"resourceType": "Patient", "maritalStatus": "M"}, "Patient.maritalStatus"),
         ({"resourceType": "Patient", "contained": [{"resourceType": "Organization", "nombre": "x"}]}, None),
     ],
 )
