@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from fhir_mappings.search.dates import DATE_MAX, DATE_MIN, DateRange, InvalidDate, parse_date_range, period_range
 from fhir_mappings.search.references import parse_reference
@@ -116,9 +116,8 @@ def extract_index_values(
     options = _Options(base_url, tz, reg.resource_types)
     out: list[IndexValue] = []
     fast = engine == "fast"
-    for param, convert, first_keys, composite in _plan(reg, resource_type, skip):
-        if fast and first_keys and first_keys.isdisjoint(resource):
-            continue  # none of the elements its paths start from is present
+    plan = _plan(reg, resource_type, skip)
+    for param, convert, _first_keys, composite in _present(plan, resource) if fast else plan.items:
         if composite is not None:
             _composite(param, composite, resource, options, engine, out)
             continue
@@ -135,11 +134,17 @@ def extract_index_values(
 _PlanItem = tuple[SearchParam, Converter, frozenset[str], "_CompositeSpec | None"]
 
 
+class _Plan(NamedTuple):
+    items: tuple[_PlanItem, ...]
+    by_key: dict[str, tuple[int, ...]]  # resource key -> the items whose fast paths start there
+    anywhere: tuple[int, ...]  # the items whose paths are not known: always run
+
+
 @functools.cache
-def _plan(reg: SearchRegistry, resource_type: str, skip: frozenset[str]) -> tuple[_PlanItem, ...]:
+def _plan(reg: SearchRegistry, resource_type: str, skip: frozenset[str]) -> _Plan:
     """Per parameter not in `skip`: its converter, the resource keys its fast paths start from (empty:
     unknown), and for composites their prepared components."""
-    plan = []
+    items = []
     for p in reg.params_for(resource_type).values():
         if p.code in skip:
             continue
@@ -147,8 +152,24 @@ def _plan(reg: SearchRegistry, resource_type: str, skip: frozenset[str]) -> tupl
         if p.paths and all(path.steps and isinstance(path.steps[0], str) for path in p.paths):
             first_keys = frozenset(str(path.steps[0]) for path in p.paths)
         composite = _composite_spec(p) if p.type == "composite" else None
-        plan.append((p, CONVERTERS[p.type], first_keys, composite))
-    return tuple(plan)
+        items.append((p, CONVERTERS[p.type], first_keys, composite))
+    by_key: dict[str, list[int]] = {}
+    anywhere: list[int] = []
+    for i, (_, _, first_keys, _) in enumerate(items):
+        if not first_keys:
+            anywhere.append(i)
+        for key in first_keys:
+            by_key.setdefault(key, []).append(i)
+    return _Plan(tuple(items), {k: tuple(v) for k, v in by_key.items()}, tuple(anywhere))
+
+
+def _present(plan: _Plan, resource: dict[str, Any]) -> list[_PlanItem]:
+    """The plan's items that can find something in `resource`, in plan order: a type has ~40
+    parameters, and a resource holds the elements of a dozen."""
+    chosen = set(plan.anywhere)
+    for key in resource:
+        chosen.update(plan.by_key.get(key, ()))
+    return [plan.items[i] for i in sorted(chosen)]
 
 
 def _walk_all(node: Any, paths: tuple[FastPath, ...]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Container
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ class ParsedReference:
     url: str | None
 
 
+# A CHW's day writes the same few references (the child, the CHW, the facility) over and over.
+@functools.lru_cache(maxsize=8192)
 def parse_reference(
     text: str, resource_types: Container[str], base_url: str | None = None, *, canonical: bool = False
 ) -> ParsedReference | None:

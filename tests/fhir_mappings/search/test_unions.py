@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from fhir_mappings.search.extract import extract_index_values
 from fhir_mappings.search.registry import registry
 from fhir_mappings.search.rows import CompositeRow, IndexValue
@@ -18,7 +16,7 @@ def _unnamed(row: IndexValue) -> IndexValue:
     """The row without the parameter codes that name it (what a stored row keeps of it)."""
     if isinstance(row, CompositeRow):
         return CompositeRow("", tuple(_unnamed(c) for c in row.components))
-    return dataclasses.replace(row, param="")
+    return row._replace(param="")
 
 
 def _values(found: list[IndexValue], *params: str) -> set[IndexValue]:
