@@ -109,7 +109,8 @@ class DerivedFacts:
         # Every judged patient's stored measurements and Patient, in two statements for the batch.
         patient_ids = sorted({patient_id for patient_id, _ in by_day})
         written = {c.source_id for c in changes}  # taken from the events, not from what is stored
-        stored = await measurements_by_patient(rules, patient_ids, GROWTH_LOINC, skip_ids=written)
+        days = {day for _, day in by_day}
+        stored = await measurements_by_patient(rules, patient_ids, GROWTH_LOINC, skip_ids=written, days=days)
         patients = await rules.read_many("Patient", patient_ids)
         for (patient_id, day), day_changes in sorted(by_day.items()):
             patient = patients.get(patient_id)

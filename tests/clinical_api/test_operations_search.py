@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from clinical import growth_zscores
 from tests.clinical_api.resources import (
     FHIR_JSON,
@@ -111,6 +113,23 @@ async def test_weight_and_length_of_one_day_give_weight_for_length(client):
     await client.delete("/fhir/Observation/l2")
     assert await get(client, "Observation/w2-wflh") is None
     assert await get(client, "Observation/w2-wfa") is not None
+
+
+@pytest.mark.parametrize("weight_first", [True, False])
+async def test_one_local_day_at_the_extreme_offsets_is_one_day(client, weight_first):
+    """Weight at 23:30 on 2 March at UTC-12:00 and length at 00:30 the same local day at UTC+14:00
+    are 47 hours apart in UTC; the rules read the day's stored measurements through a UTC window,
+    which must still hold the other one, whichever came first. The day after is another day."""
+    await put(client, patient("kid"))
+    await put(client, observation("next", "kid", LENGTH, "75.0", "cm", when="2025-03-03T00:30:00+14:00"))
+    weight = observation("w", "kid", WEIGHT, "9.0", "kg", when="2025-03-02T23:30:00-12:00")
+    length = observation("l", "kid", LENGTH, "75.0", "cm", when="2025-03-02T00:30:00+14:00")
+    for resource in (weight, length) if weight_first else (length, weight):
+        await put(client, resource)
+    wflh = await get(client, "Observation/w-wflh")
+    assert wflh is not None
+    assert wflh["derivedFrom"] == [{"reference": "Observation/w"}, {"reference": "Observation/l"}]
+    assert await get(client, "Observation/next-wflh") is None
 
 
 async def test_sam_by_weight_for_length(client):
