@@ -4,7 +4,8 @@ The R4 JSON Schema, compiled once by fastjsonschema, decides. It is HL7's publis
 rules it leaves out added from the R4 StructureDefinitions (tools/generate_fhir_schema.py): JSON
 types ("true" is not a boolean), unknown elements, required code bindings (gender "banana"),
 primitive formats, real calendar dates, mandatory primitives (`Observation.status`), one type per
-choice element, integer ranges. When it rejects a resource whose fault its compact message does not
+choice element (the open ones, of ~50 types, are checked here: as schema rules they took ~300 MB per
+process), integer ranges. When it rejects a resource whose fault its compact message does not
 name (which mandatory element is missing?), the `fhir.resources.R4B` model of the type explains it.
 The models are not run on valid resources: they cost ~0.3 ms a resource, most of a write's
 validation, and a test checks that they reject nothing the schema accepts.
@@ -41,8 +42,14 @@ _lock = threading.Lock()
 _validators: dict[str, Callable[[Any], Any]] | None = None
 
 
+@functools.cache
+def _schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(resources.files("fhir_mappings").joinpath("data/fhir.schema.json").read_text())
+    return loaded
+
+
 def _compile_validators() -> dict[str, Callable[[Any], Any]]:
-    schema = json.loads(resources.files("fhir_mappings").joinpath("data/fhir.schema.json").read_text())
+    schema = _schema()
     root = {
         "$schema": schema["$schema"],
         "anyOf": [{"$ref": f"#/definitions/{t}"} for t in sorted(R4_RESOURCE_TYPES)],
@@ -143,12 +150,59 @@ def _problems(resource: dict[str, Any], resource_type: str, prefix: str = "") ->
         model_issues = list(_model_problems(resource, resource_type, path))
         yield from model_issues or [issue]
         return
+    open_choice = _open_choice_problem(resource, resource_type, path)
+    if open_choice is not None:
+        yield open_choice
+        return
     for child_path, child in _nested_resources(resource, path):
         child_type = child.get("resourceType") if isinstance(child, dict) else None
         if not isinstance(child_type, str) or child_type not in R4_RESOURCE_TYPES:
             yield Issue(f"{child_path}: not a FHIR R4 resource", "invalid", expression=(child_path,))
             continue
         yield from _problems(child, child_type, child_path)
+
+
+def _open_choice_problem(resource: dict[str, Any], resource_type: str, path: str) -> Issue | None:
+    """The open choices (~50 types: Extension.value[x], Task.input.value[x]...) take one type too; the
+    schema leaves them out (tools/generate_fhir_schema.py). Extensions can be anywhere, and are
+    walked here; the rare types with another open choice (Task with inputs, StructureDefinition...)
+    go to their model."""
+    entries = _open_choice_entries().get(resource_type, ())
+    if any(key in resource for key in entries):
+        issues = list(_model_problems(resource, resource_type, path))
+        if issues:
+            return issues[0]
+    if _two_extension_values(resource):
+        issues = list(_model_problems(resource, resource_type, path))
+        return issues[0] if issues else Issue(
+            f"{path}: an extension holds more than one value[x]", "structure", expression=(path,)
+        )
+    return None
+
+
+@functools.cache
+def _open_choice_entries() -> dict[str, tuple[str, ...]]:
+    return {name: tuple(keys) for name, keys in _schema()["openChoiceEntries"].items()}
+
+
+@functools.cache
+def _extension_values() -> frozenset[str]:
+    return frozenset(_schema()["openChoices"]["Extension"])
+
+
+def _two_extension_values(node: Any) -> bool:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("extension", "modifierExtension") and isinstance(value, list):
+                values = _extension_values()
+                for item in value:
+                    if isinstance(item, dict) and sum(1 for k in item if k in values) > 1:
+                        return True
+            if isinstance(value, dict | list) and _two_extension_values(value):
+                return True
+    elif isinstance(node, list):
+        return any(isinstance(item, dict | list) and _two_extension_values(item) for item in node)
+    return False
 
 
 def _nested_resources(resource: dict[str, Any], path: str) -> Iterator[tuple[str, Any]]:

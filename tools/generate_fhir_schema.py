@@ -19,7 +19,9 @@ schema alone decides whether a resource is valid (the fhir.resources models only
   a null inside a list of CodeableConcepts through);
 - a mandatory primitive element (`min` > 0, e.g. `Observation.status`, `Extension.url`) is present,
   as its value or as its `_element` sibling, and a mandatory choice element has one of its types;
-- a choice element (`value[x]`) takes one type: each type's property excludes the others;
+- a choice element (`value[x]`) takes one type: each type's property excludes the others, except
+  for the open choices (~50 types, e.g. `Extension.value[x]`), listed in `openChoices` and checked
+  by the validator;
 - `integer`, `positiveInt` and `unsignedInt` are 32-bit integers in their ranges, not any number;
 - `date`, `dateTime` and `instant` carry the format `calendar-date` (Feb 30 matches the pattern): the
   validator supplies the check;
@@ -71,6 +73,10 @@ def _const_to_enum(node: Any) -> None:
 # The value ranges of FHIR's integer types (FHIR R4 datatypes.html#primitive).
 INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "positiveInt": (1, 2**31 - 1), "unsignedInt": (0, 2**31 - 1)}
 CALENDAR_TYPES = ("date", "dateTime", "instant")
+# A choice of more types than this is an open one (Extension.value[x], ~50 types): "one type only" as
+# schema rules would take every type's property excluding every other, 2,450 rules for one element,
+# ~8 MB of compiled code and ~300 MB of memory per process. The validator checks those otherwise.
+OPEN_CHOICE_TYPES = 12
 CALENDAR_FORMAT = "calendar-date"
 
 
@@ -163,8 +169,11 @@ def _element_rules() -> dict[str, dict[str, Any]]:
     return rules
 
 
-def _add_element_rules(definitions: dict[str, Any]) -> None:
+def _add_element_rules(definitions: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Add the rules; return per definition its open choices' properties (e.g. Extension's
+    `valueString`) with their stem."""
     rules = _element_rules()
+    open_choices: dict[str, dict[str, str]] = {}
     for name, definition in definitions.items():
         props = definition.get("properties")
         if props is None:
@@ -179,8 +188,11 @@ def _add_element_rules(definitions: dict[str, Any]) -> None:
         if rule is None:
             continue
         exclusive: dict[str, Any] = {}
-        for variants in rule["choices"].values():
+        for stem, variants in rule["choices"].items():
             present = [v for v in variants if v in props]
+            if len(present) > OPEN_CHOICE_TYPES:
+                open_choices.setdefault(name, {}).update((v, stem) for v in present)
+                continue
             for variant in present:
                 others = {other: False for other in present if other != variant}
                 if others:
@@ -195,6 +207,51 @@ def _add_element_rules(definitions: dict[str, Any]) -> None:
         ]
         if alternatives:
             definition["allOf"] = alternatives
+    return open_choices
+
+
+def _refs(spec: Any) -> list[str]:
+    """The definitions a property refers to (directly, as list items, or in an anyOf)."""
+    found: list[str] = []
+    if isinstance(spec, dict):
+        if "$ref" in spec:
+            found.append(spec["$ref"].rsplit("/", 1)[-1])
+        for key in ("items", "anyOf"):
+            value = spec.get(key)
+            for part in value if isinstance(value, list) else [value] if value else []:
+                found.extend(_refs(part))
+    return found
+
+
+def _open_choice_entries(definitions: dict[str, Any], open_choices: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """Per resource type, its top-level properties through which an open choice other than
+    Extension's can be reached (Task.input, StructureDefinition.snapshot...)."""
+    targets = {name for name in open_choices if name != "Extension"}
+    reaches: dict[str, bool] = {}
+
+    def reach(name: str, seen: frozenset[str]) -> bool:
+        if name in targets:
+            return True
+        if name in reaches:
+            return reaches[name]
+        if name in seen or name == "Extension":
+            return False
+        props = definitions.get(name, {}).get("properties") or {}
+        result = any(reach(r, seen | {name}) for spec in props.values() for r in _refs(spec))
+        reaches[name] = result
+        return result
+
+    entries: dict[str, list[str]] = {}
+    for name in sorted(definitions):
+        if "_" in name or not name[:1].isupper():
+            continue
+        props = definitions[name].get("properties") or {}
+        keys = sorted(
+            p for p, spec in props.items() if p != "contained" and any(reach(r, frozenset({name})) for r in _refs(spec))
+        )
+        if keys:
+            entries[name] = keys
+    return entries
 
 
 def _tighten_primitives(definitions: dict[str, Any]) -> None:
@@ -237,7 +294,7 @@ def main(source: Path = DEFAULT_SOURCE) -> None:
                 del props[prop]
     _const_to_enum(definitions)
     _tighten_primitives(definitions)
-    _add_element_rules(definitions)
+    open_choices = _add_element_rules(definitions)
     definitions.setdefault("integer64", definitions["integer"])
     definitions.setdefault("Resource", {"type": "object"})
     definitions["ResourceList"] = {"type": "object"}
@@ -256,6 +313,10 @@ def main(source: Path = DEFAULT_SOURCE) -> None:
         "$schema": schema["$schema"],
         "source": "HL7 FHIR R4 4.0.1 fhir.schema.json (CC0); generated by tools/generate_fhir_schema.py",
         "definitions": definitions,
+        # Open choice elements: their properties by stem, per definition, and per resource type the
+        # top-level properties through which one other than Extension's can be reached (validation.py).
+        "openChoices": {name: dict(sorted(v.items())) for name, v in sorted(open_choices.items())},
+        "openChoiceEntries": _open_choice_entries(definitions, open_choices),
     }
     (TARGET_DIR / "fhir.schema.json").write_text(json.dumps(out, separators=(",", ":"), sort_keys=True))
     (TARGET_DIR / "resource_types.json").write_text(

@@ -65,6 +65,35 @@ def with_(**changes: Any) -> dict[str, Any]:
             "Observation.component[0].value",
             "choice",
         ),
+        (
+            with_(extension=[{"url": "http://example.org/x", "valueString": "a", "valueInteger": 1}]),
+            "Observation.extension[0]",
+            "value",
+        ),
+        (
+            with_(
+                code={
+                    "coding": [
+                        {
+                            "code": "x",
+                            "extension": [{"url": "http://example.org/x", "valueCode": "a", "valueBoolean": True}],
+                        }
+                    ]
+                }
+            ),
+            "Observation.code.coding[0].extension[0]",
+            "value",
+        ),
+        (
+            {
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "input": [{"type": {"text": "t"}, "valueString": "a", "valueInteger": 1}],
+            },
+            "Task.input[0]",
+            "value",
+        ),
         (with_(status=None), "Observation.status", "required"),
         (with_(extension=[{"valueString": "x"}]), "Observation.extension[0].url", "required"),
         (with_(valueQuantity=None, valueInteger=1.5), "Observation.valueInteger", "integer"),
