@@ -32,10 +32,13 @@ schema alone decides whether a resource is valid (the fhir.resources models only
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from fhir_mappings.validation import CALENDAR_FORMAT
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "fhir-r4"
@@ -77,7 +80,6 @@ CALENDAR_TYPES = ("date", "dateTime", "instant")
 # schema rules would take every type's property excluding every other, 2,450 rules for one element,
 # ~8 MB of compiled code and ~300 MB of memory per process. The validator checks those otherwise.
 OPEN_CHOICE_TYPES = 12
-CALENDAR_FORMAT = "calendar-date"
 
 
 def _definition_name(path: str) -> str:
@@ -91,24 +93,31 @@ def _r4_structure() -> tuple[dict[str, set[str]], list[str], dict[str, dict[str,
     children: dict[str, set[str]] = {}
     resource_types: list[str] = []
     summary: dict[str, dict[str, list[str]]] = {}
-    for name in ("profiles-resources.json", "profiles-types.json"):
-        bundle = json.loads((SHARED / name).read_text())
-        for entry in bundle["entry"]:
-            sd = entry["resource"]
-            if sd["resourceType"] != "StructureDefinition" or sd.get("derivation") == "constraint":
-                continue
-            if sd.get("kind") == "resource" and not sd.get("abstract") and sd["name"] not in NOT_R4:
-                resource_types.append(sd["name"])
-                top = [e for e in sd["snapshot"]["element"] if e["path"].count(".") == 1]
-                summary[sd["name"]] = {
-                    "summary": sorted(e["path"].split(".")[1] for e in top if e.get("isSummary")),
-                    "mandatory": sorted(e["path"].split(".")[1] for e in top if e.get("min", 0) > 0),
-                }
-            for element in sd.get("snapshot", {}).get("element", []):
-                if "." in element["path"]:
-                    parent, child = element["path"].rsplit(".", 1)
-                    children.setdefault(_definition_name(parent), set()).add(child)
+    for sd in _structure_definitions():
+        if sd.get("kind") == "resource" and not sd.get("abstract") and sd["name"] not in NOT_R4:
+            resource_types.append(sd["name"])
+            top = [e for e in sd["snapshot"]["element"] if e["path"].count(".") == 1]
+            summary[sd["name"]] = {
+                "summary": sorted(e["path"].split(".")[1] for e in top if e.get("isSummary")),
+                "mandatory": sorted(e["path"].split(".")[1] for e in top if e.get("min", 0) > 0),
+            }
+        for element in sd.get("snapshot", {}).get("element", []):
+            if "." in element["path"]:
+                parent, child = element["path"].rsplit(".", 1)
+                children.setdefault(_definition_name(parent), set()).add(child)
     return children, sorted(resource_types), summary
+
+
+@functools.cache
+def _structure_definitions() -> tuple[dict[str, Any], ...]:
+    """The base (not constraining) StructureDefinitions of the R4 resources and data types."""
+    found = []
+    for name in ("profiles-resources.json", "profiles-types.json"):
+        for entry in json.loads((SHARED / name).read_text())["entry"]:
+            sd = entry["resource"]
+            if sd["resourceType"] == "StructureDefinition" and sd.get("derivation") != "constraint":
+                found.append(sd)
+    return tuple(found)
 
 
 def _is_primitive(type_code: str) -> bool:
@@ -143,29 +152,25 @@ def _element_rules() -> dict[str, dict[str, Any]]:
     """Per schema definition: its choice elements (name -> properties) and its mandatory primitive
     or choice elements (name -> the properties any one of which satisfies it)."""
     rules: dict[str, dict[str, Any]] = {}
-    for name in ("profiles-resources.json", "profiles-types.json"):
-        for entry in json.loads((SHARED / name).read_text())["entry"]:
-            sd = entry["resource"]
-            if sd["resourceType"] != "StructureDefinition" or sd.get("derivation") == "constraint":
+    for sd in _structure_definitions():
+        if "snapshot" not in sd:
+            continue
+        names = _schema_names(sd)
+        for element in sd["snapshot"]["element"]:
+            if "." not in element["path"] or not element.get("type"):
                 continue
-            if "snapshot" not in sd:
-                continue
-            names = _schema_names(sd)
-            for element in sd["snapshot"]["element"]:
-                if "." not in element["path"] or not element.get("type"):
-                    continue
-                parent, child = element["path"].rsplit(".", 1)
-                codes = [t["code"] for t in element["type"]]
-                rule = rules.setdefault(names[parent], {"choices": {}, "mandatory": {}})
-                if child.endswith("[x]"):
-                    stem = child[:-3]
-                    variants = [stem + code[0].upper() + code[1:] for code in codes]
-                    rule["choices"][stem] = variants
-                    if element.get("min", 0) > 0:
-                        siblings = [f"_{v}" for v, code in zip(variants, codes, strict=True) if _is_primitive(code)]
-                        rule["mandatory"][stem] = variants + siblings
-                elif element.get("min", 0) > 0 and all(_is_primitive(code) for code in codes):
-                    rule["mandatory"][child] = [child, f"_{child}"]
+            parent, child = element["path"].rsplit(".", 1)
+            codes = [t["code"] for t in element["type"]]
+            rule = rules.setdefault(names[parent], {"choices": {}, "mandatory": {}})
+            if child.endswith("[x]"):
+                stem = child[:-3]
+                variants = [stem + code[0].upper() + code[1:] for code in codes]
+                rule["choices"][stem] = variants
+                if element.get("min", 0) > 0:
+                    siblings = [f"_{v}" for v, code in zip(variants, codes, strict=True) if _is_primitive(code)]
+                    rule["mandatory"][stem] = variants + siblings
+            elif element.get("min", 0) > 0 and all(_is_primitive(code) for code in codes):
+                rule["mandatory"][child] = [child, f"_{child}"]
     return rules
 
 
@@ -223,7 +228,9 @@ def _refs(spec: Any) -> list[str]:
     return found
 
 
-def _open_choice_entries(definitions: dict[str, Any], open_choices: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+def _open_choice_entries(
+    definitions: dict[str, Any], open_choices: dict[str, dict[str, str]], resource_types: list[str]
+) -> dict[str, list[str]]:
     """Per resource type, its top-level properties through which an open choice other than
     Extension's can be reached (Task.input, StructureDefinition.snapshot...)."""
     targets = {name for name in open_choices if name != "Extension"}
@@ -242,9 +249,7 @@ def _open_choice_entries(definitions: dict[str, Any], open_choices: dict[str, di
         return result
 
     entries: dict[str, list[str]] = {}
-    for name in sorted(definitions):
-        if "_" in name or not name[:1].isupper():
-            continue
+    for name in resource_types:
         props = definitions[name].get("properties") or {}
         keys = sorted(
             p for p, spec in props.items() if p != "contained" and any(reach(r, frozenset({name})) for r in _refs(spec))
@@ -316,7 +321,7 @@ def main(source: Path = DEFAULT_SOURCE) -> None:
         # Open choice elements: their properties by stem, per definition, and per resource type the
         # top-level properties through which one other than Extension's can be reached (validation.py).
         "openChoices": {name: dict(sorted(v.items())) for name, v in sorted(open_choices.items())},
-        "openChoiceEntries": _open_choice_entries(definitions, open_choices),
+        "openChoiceEntries": _open_choice_entries(definitions, open_choices, resource_types),
     }
     (TARGET_DIR / "fhir.schema.json").write_text(json.dumps(out, separators=(",", ":"), sort_keys=True))
     (TARGET_DIR / "resource_types.json").write_text(
