@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastjsonschema
 from fhir.resources.R4B import get_fhir_model_class
@@ -42,10 +42,27 @@ _lock = threading.Lock()
 _validators: dict[str, Callable[[Any], Any]] | None = None
 
 
-@functools.cache
 def _schema() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(resources.files("fhir_mappings").joinpath("data/fhir.schema.json").read_text())
     return loaded
+
+
+class _OpenChoices(NamedTuple):
+    """What the validator checks of the open choice elements, which the schema leaves out."""
+
+    entries: dict[str, tuple[str, ...]]  # resource type -> top-level keys leading to one besides Extension's
+    extension_values: frozenset[str]  # Extension's value[x] properties
+
+
+@functools.cache
+def _open_choices() -> _OpenChoices:
+    # Kept apart from the compiled validators: holding the whole parsed schema for these would cost
+    # more memory than they take.
+    schema = _schema()
+    return _OpenChoices(
+        {name: tuple(keys) for name, keys in schema["openChoiceEntries"].items()},
+        frozenset(schema["openChoices"]["Extension"]),
+    )
 
 
 def _compile_validators() -> dict[str, Callable[[Any], Any]]:
@@ -81,6 +98,7 @@ def is_calendar_date(value: str) -> bool:
 def warm_up() -> None:
     """Compile the schema now (about 3 s) rather than on the first request."""
     _schema_validator("Patient")
+    _open_choices()
 
 
 def _schema_validator(resource_type: str) -> Callable[[Any], Any]:
@@ -166,42 +184,30 @@ def _open_choice_problem(resource: dict[str, Any], resource_type: str, path: str
     """The open choices (~50 types: Extension.value[x], Task.input.value[x]...) take one type too; the
     schema leaves them out (tools/generate_fhir_schema.py). Extensions can be anywhere, and are
     walked here; the rare types with another open choice (Task with inputs, StructureDefinition...)
-    go to their model."""
-    entries = _open_choice_entries().get(resource_type, ())
-    if any(key in resource for key in entries):
-        issues = list(_model_problems(resource, resource_type, path))
-        if issues:
-            return issues[0]
-    if _two_extension_values(resource):
-        issues = list(_model_problems(resource, resource_type, path))
-        return issues[0] if issues else Issue(
-            f"{path}: an extension holds more than one value[x]", "structure", expression=(path,)
-        )
+    go to their model, which also names an extension's fault."""
+    rules = _open_choices()
+    two_values = _two_extension_values(resource, rules.extension_values)
+    if not two_values and not any(key in resource for key in rules.entries.get(resource_type, ())):
+        return None
+    issues = list(_model_problems(resource, resource_type, path))
+    if issues:
+        return issues[0]
+    if two_values:  # a type without a model (Parameters, an R4 type that R4B dropped)
+        return Issue(f"{path}: an extension holds more than one value[x]", "structure", expression=(path,))
     return None
 
 
-@functools.cache
-def _open_choice_entries() -> dict[str, tuple[str, ...]]:
-    return {name: tuple(keys) for name, keys in _schema()["openChoiceEntries"].items()}
-
-
-@functools.cache
-def _extension_values() -> frozenset[str]:
-    return frozenset(_schema()["openChoices"]["Extension"])
-
-
-def _two_extension_values(node: Any) -> bool:
+def _two_extension_values(node: Any, values: frozenset[str]) -> bool:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("extension", "modifierExtension") and isinstance(value, list):
-                values = _extension_values()
                 for item in value:
                     if isinstance(item, dict) and sum(1 for k in item if k in values) > 1:
                         return True
-            if isinstance(value, dict | list) and _two_extension_values(value):
+            if isinstance(value, dict | list) and _two_extension_values(value, values):
                 return True
     elif isinstance(node, list):
-        return any(isinstance(item, dict | list) and _two_extension_values(item) for item in node)
+        return any(isinstance(item, dict | list) and _two_extension_values(item, values) for item in node)
     return False
 
 
