@@ -61,6 +61,14 @@ authorization_codes = Table(
     Column("code_challenge_method", String(8), nullable=False),
     Column("patient", String(128), nullable=True),  # launch context chosen at login ("Patient/ID")
     Column("expires_at", BigInteger, nullable=False),
+    # A used code is kept (until keep_until) with the tokens issued from it: presenting it again
+    # revokes them (RFC 6749 4.1.2). replayed_at marks a replay that raced the first exchange.
+    Column("used_at", BigInteger, nullable=True),
+    Column("replayed_at", BigInteger, nullable=True),
+    Column("token_family", String(64), nullable=True),
+    Column("access_jti", String(64), nullable=True),
+    Column("access_expires_at", BigInteger, nullable=True),
+    Column("keep_until", BigInteger, nullable=True),
     Index("ix_auth_codes_expires_at", "expires_at"),
 )
 

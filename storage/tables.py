@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 naming_convention = {
@@ -49,9 +50,20 @@ resources = Table(
     Column("last_updated", Timestamp, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content", Text, nullable=True),
+    # Who wrote the first version ("Practitioner/P", "Organization/O" or "Client/C"; None: the server
+    # or an administrator): an author may always see and match its own writes (storage.access).
+    Column("created_by", String(128), nullable=True),
     UniqueConstraint("resource_type", "id"),
     Index("ix_resources_type_updated", "resource_type", "last_updated", "pk"),
     Index("ix_resources_updated", "last_updated", "pk"),
+    Index(
+        "ix_resources_created_by",
+        "resource_type",
+        "created_by",
+        "pk",
+        postgresql_where=text("created_by IS NOT NULL"),
+        sqlite_where=text("created_by IS NOT NULL"),
+    ),
 )
 
 resource_history = Table(
@@ -68,6 +80,10 @@ resource_history = Table(
     Column("method", String(8), nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content", Text, nullable=True),
+    # Who wrote this version: the author as in resources.created_by, the OAuth client, the signed-in user.
+    Column("author", String(128), nullable=True),
+    Column("author_client", String(64), nullable=True),
+    Column("author_user", String(128), nullable=True),
     UniqueConstraint("resource_type", "id", "version_id"),
     Index("ix_resource_history_type_updated", "resource_type", "last_updated", "pk"),
     Index("ix_resource_history_updated", "last_updated", "pk"),
