@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, auth_routes, clinical, errors, health, metrics, search_service
+from api import audit, auth_routes, clinical, errors, health, metrics, paths, search_service
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         description="FHIR R4 (4.0.1) interoperability API for community health worker programmes.",
         lifespan=lifespan,
+        redirect_slashes=False,  # api.paths.TrailingSlash serves them in place instead
     )
     app.state.settings = settings
     search_rows.configure(base_url=settings.public_base_url)  # our own absolute URLs index as local references
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
     audit.install(app, settings)
     app.include_router(metrics.router)
-    app.add_middleware(metrics.MetricsMiddleware)  # outermost: counts every answer, errors included
+    app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
+    app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
     for module in (capabilities, clinical, batch, history, search, read, create, update, patch, delete):
         app.include_router(module.router, prefix="/fhir")
