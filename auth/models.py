@@ -99,6 +99,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge_method: str
     expires_at: int
     patient: str | None = None  # launch context ("Patient/ID") chosen at login
+    code_hash: str | None = None  # the stored code's digest, to record what its exchange issues
 
     def get_redirect_uri(self) -> str | None:
         return self.redirect_uri

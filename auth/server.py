@@ -49,7 +49,7 @@ from auth.client_keys import ASSERTION_ALGORITHMS, ClientKeyError, ClientKeys
 from auth.hashing import digest
 from auth.models import PRIVATE_KEY_JWT, PUBLIC, AccessToken, Client, RefreshToken, User
 from auth.signing_keys import SigningKeys
-from auth.store import AuthStore, now
+from auth.store import AuthStore, IssuedTokens, now
 from auth.tokens import AccessTokenIssuer, AccessTokenVerifier, InvalidAccessToken, Lifetimes
 
 # Authlib logs issued tokens at DEBUG ("Issue token %r to %r"): tokens must never reach a log.
@@ -183,21 +183,37 @@ class PuenteAuthorizationServer(AuthorizationServer):
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         refresh = token.get("refresh_token")
-        if not refresh:
-            return  # access tokens are self-contained JWTs: nothing to store
-        previous: RefreshToken | None = request.refresh_token
-        issued = now()
-        record = RefreshToken(
-            token_hash=digest(refresh),
-            family_id=previous.family_id if previous else uuid.uuid4().hex,
-            client_id=request.client.get_client_id(),
-            user_id=request.user.get_user_id(),
-            scope=token.get("scope", ""),
-            patient=request.user.patient,
-            issued_at=issued,
-            expires_at=issued + self.config.lifetimes.refresh,
-        )
-        self.wait(self.store.save_refresh_token, record)
+        family: str | None = None
+        if refresh:  # access tokens are self-contained JWTs: only refresh tokens are stored
+            previous: RefreshToken | None = request.refresh_token
+            issued = now()
+            family = previous.family_id if previous else uuid.uuid4().hex
+            record = RefreshToken(
+                token_hash=digest(refresh),
+                family_id=family,
+                client_id=request.client.get_client_id(),
+                user_id=request.user.get_user_id(),
+                scope=token.get("scope", ""),
+                patient=request.user.patient,
+                issued_at=issued,
+                expires_at=issued + self.config.lifetimes.refresh,
+            )
+            self.wait(self.store.save_refresh_token, record)
+        code: models.AuthorizationCode | None = getattr(request, "authorization_code", None)
+        if code is not None and code.code_hash:
+            claims = self.verifier.verify(token["access_token"])
+            issued_tokens = IssuedTokens(family, str(claims["jti"]), int(claims["exp"]))
+            keep_until = now() + self.config.lifetimes.refresh
+            if self.wait(self.store.record_issued, code.code_hash, issued_tokens, keep_until):
+                self.revoke_issued(issued_tokens)  # the code was replayed while it was being exchanged
+
+    def revoke_issued(self, issued: IssuedTokens) -> None:
+        """Revoke what an authorization code issued: its code was presented twice (RFC 6749 4.1.2)."""
+        if issued.token_family:
+            self.wait(self.store.revoke_family, issued.token_family)
+        if issued.access_jti and issued.access_expires_at:
+            self.wait(self.store.revoke_access_token, issued.access_jti, issued.access_expires_at)
+            self.revoked_hook(issued.access_jti)
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         return request if isinstance(request, OAuth2Request) else _OAuth2Request(request)
@@ -365,11 +381,15 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
         self.server.wait(self.server.store.save_code, digest(code), record)
 
     def query_authorization_code(self, code: str, client: Client) -> models.AuthorizationCode | None:
-        # Consumed on first presentation, even if the exchange then fails: a code works once.
-        return self.server.wait(self.server.store.take_code, digest(code), client.client_id)
+        # Consumed on first presentation, even if the exchange then fails: a code works once, and
+        # presenting it again revokes every token issued from it (someone else holds a copy).
+        found, replayed = self.server.wait(self.server.store.take_code, digest(code), client.client_id)
+        if replayed is not None:
+            self.server.revoke_issued(replayed)
+        return found
 
     def delete_authorization_code(self, authorization_code: models.AuthorizationCode) -> None:
-        pass  # already deleted by query_authorization_code
+        pass  # marked used by query_authorization_code, and kept to recognise a replay
 
     def authenticate_user(self, authorization_code: models.AuthorizationCode) -> User | None:
         user = self.server.wait(self.server.store.get_user, authorization_code.user_id)

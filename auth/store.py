@@ -7,14 +7,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth.models import AuthorizationCode, Client, RefreshToken, User
 from auth.tables import authorization_codes, clients, refresh_tokens, revoked_access_tokens, used_assertions, users
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """What an authorization code's exchange issued: the refresh-token family and the access token."""
+
+    token_family: str | None
+    access_jti: str | None
+    access_expires_at: int | None
 
 
 class DuplicateError(Exception):
@@ -130,23 +140,43 @@ class AuthStore:
     # ---- authorization codes -----------------------------------------------------------------
 
     async def save_code(self, code_hash: str, code: AuthorizationCode) -> None:
+        codes = authorization_codes
         async with self._begin(write=True) as c:
-            await c.execute(delete(authorization_codes).where(authorization_codes.c.expires_at < now()))
-            await c.execute(insert(authorization_codes).values(code_hash=code_hash, **_code_values(code)))
+            await c.execute(delete(codes).where(func.coalesce(codes.c.keep_until, codes.c.expires_at) < now()))
+            await c.execute(insert(codes).values(code_hash=code_hash, **_code_values(code)))
 
-    async def take_code(self, code_hash: str, client_id: str) -> AuthorizationCode | None:
-        """Consume a code: whoever takes it first gets it, once."""
+    async def take_code(self, code_hash: str, client_id: str) -> tuple[AuthorizationCode | None, IssuedTokens | None]:
+        """Consume a code: whoever takes it first gets it, once.
+
+        A code presented again is a replay: it gets nothing, and what was issued from it comes back
+        (second of the pair) for the caller to revoke; a replay that races the first exchange is
+        marked, so the tokens that exchange is about to issue are revoked as they are recorded.
+        """
+        codes = authorization_codes
         async with self._begin(write=True) as c:
             row = (
                 await c.execute(
-                    delete(authorization_codes)
-                    .where(authorization_codes.c.code_hash == code_hash)
-                    .returning(*authorization_codes.c)
+                    update(codes)
+                    .where(codes.c.code_hash == code_hash, codes.c.used_at.is_(None))
+                    .values(used_at=now())
+                    .returning(*codes.c)
                 )
             ).first()
-        if row is None or row.client_id != client_id or row.expires_at <= now():
-            return None
-        return AuthorizationCode(
+            if row is None:
+                replay = (
+                    await c.execute(
+                        update(codes)
+                        .where(codes.c.code_hash == code_hash)
+                        .values(replayed_at=now())
+                        .returning(codes.c.token_family, codes.c.access_jti, codes.c.access_expires_at)
+                    )
+                ).first()
+                if replay is None:
+                    return None, None
+                return None, IssuedTokens(replay.token_family, replay.access_jti, replay.access_expires_at)
+        if row.client_id != client_id or row.expires_at <= now():
+            return None, None
+        code = AuthorizationCode(
             row.client_id,
             row.user_id,
             row.redirect_uri,
@@ -155,7 +185,25 @@ class AuthStore:
             row.code_challenge_method,
             row.expires_at,
             row.patient,
+            code_hash=code_hash,
         )
+        return code, None
+
+    async def record_issued(self, code_hash: str, issued: IssuedTokens, keep_until: int) -> bool:
+        """Remember what a code's exchange issued (kept until `keep_until`); True if the code was
+        replayed meanwhile, in which case the caller revokes it all at once."""
+        codes = authorization_codes
+        async with self._begin(write=True) as c:
+            row = (
+                await c.execute(
+                    update(codes)
+                    .where(codes.c.code_hash == code_hash)
+                    .values(token_family=issued.token_family, access_jti=issued.access_jti,
+                            access_expires_at=issued.access_expires_at, keep_until=keep_until)
+                    .returning(codes.c.replayed_at)
+                )
+            ).first()
+        return row is not None and row.replayed_at is not None
 
     # ---- refresh tokens ----------------------------------------------------------------------
 

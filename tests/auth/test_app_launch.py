@@ -152,6 +152,25 @@ async def test_a_code_works_once(http, auth_app):
     assert again.json()["error"] == "invalid_grant"
 
 
+async def test_a_replayed_code_revokes_the_tokens_issued_from_it(http, auth_app):
+    """RFC 6749 4.1.2: a code presented twice is in someone else's hands; what it bought is revoked."""
+    client_id = await chw_app(auth_app)
+    await add_user(auth_app, "rosa", "Practitioner/chw-1")
+    response, verifier = await login(http, client_id, "rosa")
+    code = redirect_params(response)["code"]
+    tokens = (await exchange_code(http, client_id, code, verifier)).json()
+    assert (await http.get("/fhir/Patient", headers=bearer(tokens["access_token"]))).status_code == 200
+    assert (await exchange_code(http, client_id, code, verifier)).status_code == 400  # the replay
+    revoked = await http.get("/fhir/Patient", headers=bearer(tokens["access_token"]))
+    assert revoked.status_code == 401
+    assert (await refresh(http, client_id, tokens["refresh_token"])).json()["error"] == "invalid_grant"
+    introspected = await http.post("/auth/introspect", data={"token": tokens["access_token"], "client_id": client_id})
+    assert introspected.json().get("active") is not True
+    # another login is not affected
+    fresh = await user_tokens(http, client_id, "rosa")
+    assert (await http.get("/fhir/Patient", headers=bearer(fresh["access_token"]))).status_code == 200
+
+
 async def test_a_code_is_bound_to_its_client(http, auth_app):
     client_id = await chw_app(auth_app)
     other = await chw_app(auth_app)
