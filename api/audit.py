@@ -1,10 +1,15 @@
 """Audit: one FHIR AuditEvent per interaction (who, which client, what, when, outcome, source IP).
 
-The request path only builds a small dict and puts it on a queue once the response has been sent;
-a background task drains the queue in batches, each batch stored as AuditEvent resources (current
-version, history and search-index rows) in one transaction of multi-row inserts. A failing database
-delays the batch (retried with backoff) rather than losing it; an event that cannot be stored at all
-is logged and dropped, never blocking the rest.
+No interaction is acknowledged before its AuditEvent is stored, so a crash (kill -9 included) never
+leaves an answered request without its record:
+
+- a successful write stores its AuditEvent in its own transaction, just before the commit
+  (`record_in_transaction`): both are kept or neither is;
+- everything else (reads, searches, failed writes, the /auth endpoints) hands its event to the
+  `AuditWriter` when the response is about to start, and the response waits until the writer has
+  committed it. The writer stores whatever has queued meanwhile in one transaction (group commit),
+  so a busy server stores many events per commit. If the database cannot take the record, the
+  client gets a 503 instead of an answer nobody could trace.
 
 Records are kept when PUENTE_AUTH is on. With auth off (local exploration on loopback) there is no
 one to attribute an interaction to, and system history stays free of audit records.
@@ -18,22 +23,22 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import FastAPI
-from sqlalchemy import insert
+from fastapi import FastAPI, Request
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
 from fhir_mappings import fhir_json
+from fhir_mappings.outcomes import ServiceUnavailable
 from settings import Settings
+from storage import clock, version_writes
 from storage.database import transaction
-from storage.search_rows import index_rows
-from storage.tables import SEARCH_TABLES, resource_history, resources
-from storage.versions import fhir_instant, now_ms
+from storage.versions import StoredVersion, fhir_instant
 
 log = logging.getLogger("puente.audit")
 
@@ -53,6 +58,13 @@ _ACTIONS = {
 _AUTH_ENDPOINTS = {"/auth/token": "token", "/auth/authorize": "authorize", "/auth/introspect": "introspect",
                    "/auth/revoke": "revoke"}
 _SECRET_PARAMS = {"access_token", "code", "refresh_token", "client_secret", "client_assertion", "password"}
+# request.state keys: when the interaction started, whether its event is already in its transaction,
+# and the answer a write gave (status, Location) for that event.
+STARTED, RECORDED, OUTCOME = "audit_started", "audit_recorded", "audit_outcome"
+
+
+class AuditNotStored(Exception):
+    """The AuditEvent could not be stored: the interaction must not be acknowledged."""
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -72,24 +84,55 @@ async def stop(app: FastAPI) -> None:
         await writer.stop()
 
 
+def enabled(request: Request) -> bool:
+    return getattr(request.app.state, "audit", None) is not None and audited(request.scope)
+
+
+def note_outcome(request: Request, status: int, location: str | None = None) -> None:
+    """What a write answers, for the AuditEvent its transaction stores (`record_in_transaction`)."""
+    request.state.audit_outcome = (status, location)
+
+
+async def record_in_transaction(connection: AsyncConnection, request: Request) -> None:
+    """Store the AuditEvent of a successful write in the write's own transaction (before its commit)."""
+    status, location = getattr(request.state, OUTCOME, (200, None))
+    started = getattr(request.state, STARTED, time.time())
+    await store_events(connection, [audit_event(request.scope, status, location, started)])
+    request.state.audit_recorded = True
+
+
+async def store_events(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
+    """AuditEvents as new resources (current version, history, index rows), written by the server."""
+    write_clock = await clock.write_clock(connection)
+    items = []
+    for event in events:
+        stamp = write_clock.stamp()
+        resource = {"resourceType": AUDIT_EVENT, "id": str(uuid.uuid4()),
+                    "meta": {"versionId": "1", "lastUpdated": fhir_instant(stamp)},
+                    **{k: v for k, v in event.items() if k not in ("resourceType", "id", "meta")}}
+        content = fhir_json.dumps(resource).decode()
+        items.append((StoredVersion(AUDIT_EVENT, resource["id"], 1, stamp, False, content, method="POST"), resource))
+    await version_writes.insert_new(connection, items, version_writes.SERVER)
+
+
 class AuditWriter:
+    """Stores the events it is given, many per transaction, and tells each caller when its event is in."""
+
     def __init__(
         self,
         engine: Callable[[], Any],
         *,
         batch_size: int = 500,
-        linger_seconds: float = 0.5,
         max_queued: int = 50_000,
-        max_retry_delay: float = 30.0,
+        max_retry_delay: float = 2.0,
+        give_up_after: float = 10.0,
     ) -> None:
         self._engine = engine
         self._batch_size = batch_size
-        self._linger = linger_seconds
         self._max_retry_delay = max_retry_delay
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_queued)
+        self._give_up_after = give_up_after
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = asyncio.Queue(max_queued)
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._flushing = 0  # someone waits for the queue to drain: no lingering
         self.written = 0
         self.dropped = 0
 
@@ -98,139 +141,125 @@ class AuditWriter:
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Store what is queued (waiting at most `grace_seconds`), then end the writer."""
-        self._stopping = True
-        self._flushing += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), grace_seconds)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if not self._queue.empty():
-            log.error("audit writer stopped with %d events not stored", self._queue.qsize())
+        while not self._queue.empty():
+            _, waiter = self._queue.get_nowait()
+            if not waiter.done():
+                waiter.set_exception(AuditNotStored("the server is stopping"))
+            self._queue.task_done()
 
     async def record(self, event: dict[str, Any]) -> None:
-        # Waits only when the writer is far behind: slower answers rather than lost audit records.
-        await self._queue.put(event)
+        """Return once `event` is committed; AuditNotStored if it cannot be."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((event, waiter))
+        await waiter
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is stored (tests, shutdown)."""
-        self._flushing += 1
-        try:
-            await self._queue.join()
-        finally:
-            self._flushing -= 1
+        await self._queue.join()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            # Linger a moment so a busy server stores many events per transaction, not one each.
-            deadline = loop.time() + self._linger
-            while len(batch) < self._batch_size:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                elif self._flushing or loop.time() >= deadline:
-                    break
-                else:
-                    await asyncio.sleep(0.02)
+            # No lingering: what queued while the last batch was written goes in this one.
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write(self, batch: list[dict[str, Any]]) -> None:
-        delay = 0.25
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        delay, deadline = 0.05, time.monotonic() + self._give_up_after
         while True:
             try:
-                await self._insert(batch)
-                self.written += len(batch)
-                return
+                async with transaction(self._engine(), write=True) as connection:
+                    await store_events(connection, [event for event, _ in batch])
             except (DBAPIError, OSError) as exc:
-                if self._stopping and delay > 2:
-                    self.dropped += len(batch)
-                    log.error("dropping %d audit events: database unreachable (%s)", len(batch), type(exc).__name__)
+                if time.monotonic() + delay > deadline:
+                    log.error("%d audit events not stored: database unreachable (%s)", len(batch), type(exc).__name__)
+                    self._fail(batch, AuditNotStored("the audit trail cannot be written"))
                     return
-                log.warning("audit events not stored yet (%s); retrying in %.1fs", type(exc).__name__, delay)
+                log.warning("audit events not stored yet (%s); retrying in %.2fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_retry_delay)
+                continue
             except Exception:
                 if len(batch) > 1:  # find the one that fails; store the others
-                    for event in batch:
-                        await self._write([event])
+                    for item in batch:
+                        await self._write([item])
                     return
-                self.dropped += 1
-                log.exception("an audit event could not be stored and was dropped")
+                log.exception("an audit event could not be stored")
+                self._fail(batch, AuditNotStored("the audit event could not be stored"))
                 return
+            self.written += len(batch)
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_result(None)
+            return
 
-    async def _insert(self, batch: list[dict[str, Any]]) -> None:
-        """Store a batch as new AuditEvent resources: a few multi-row INSERTs, not a few per event.
+    def _fail(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]], error: AuditNotStored) -> None:
+        self.dropped += len(batch)
+        for _, waiter in batch:
+            if not waiter.done():
+                waiter.set_exception(error)
 
-        The events are built here (no client input to validate) and trigger no write hooks; each
-        gets its first version, a history row and its search-index rows, as a created resource would.
-        """
-        stamp = now_ms()
-        meta = {"versionId": "1", "lastUpdated": fhir_instant(stamp)}
-        stored = [
-            {"resourceType": AUDIT_EVENT, "id": str(uuid.uuid4()), "meta": meta,
-             **{k: v for k, v in e.items() if k not in ("resourceType", "id", "meta")}}
-            for e in batch
-        ]
-        contents = [fhir_json.dumps(resource).decode() for resource in stored]
-        current = [
-            {"resource_type": AUDIT_EVENT, "id": r["id"], "version_id": 1, "last_updated": stamp, "deleted": False,
-             "content": content}
-            for r, content in zip(stored, contents, strict=True)
-        ]
-        async with transaction(self._engine(), write=True) as connection:
-            inserted = await connection.execute(
-                insert(resources).returning(resources.c.pk, sort_by_parameter_order=True), current
-            )
-            pks = list(inserted.scalars())
-            await connection.execute(
-                insert(resource_history),
-                [{**row, "resource_pk": pk, "method": "POST"} for pk, row in zip(pks, current, strict=True)],
-            )
-            index: dict[str, list[dict[str, Any]]] = {}
-            for pk, resource in zip(pks, stored, strict=True):
-                for kind, rows in index_rows(pk, AUDIT_EVENT, resource).items():
-                    index.setdefault(kind, []).extend(rows)
-            for kind, rows in index.items():
-                if rows:
-                    await connection.execute(insert(SEARCH_TABLES[kind]), rows)
+
+def audited(scope: Scope) -> bool:
+    path = scope.get("path", "") if scope["type"] == "http" else ""
+    if path == "/auth/authorize" and scope.get("method") == "GET":
+        return False  # the login page itself; the sign-in (POST) is audited
+    return _fhir_interaction(scope.get("method", ""), path) is not None or path in _AUTH_ENDPOINTS
 
 
 class AuditMiddleware:
-    """Notes every FHIR and /auth interaction once its response has gone out."""
+    """Holds every audited answer until its AuditEvent is stored (unless its transaction stored it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        audited = _fhir_interaction(scope.get("method", ""), path) is not None or path in _AUTH_ENDPOINTS
-        if not audited or (path == "/auth/authorize" and scope.get("method") == "GET"):
+        if scope["type"] != "http" or not audited(scope):
             await self.app(scope, receive, send)
             return
-        started = time.time()
-        response: dict[str, Any] = {"status": 500, "location": None}
+        state = scope.setdefault("state", {})
+        state[STARTED] = time.time()
+        refused = False
 
         async def observe(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response["status"] = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"location":
-                        response["location"] = value.decode("latin-1")
+            nonlocal refused
+            if refused:
+                return  # the client already has the 503 below
+            if message["type"] == "http.response.start" and not state.get(RECORDED):
+                writer: AuditWriter | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
+                if writer is not None:
+                    location = next((v.decode("latin-1") for k, v in message.get("headers", [])
+                                     if k.lower() == b"location"), None)
+                    try:
+                        await writer.record(audit_event(scope, message["status"], location, state[STARTED]))
+                    except AuditNotStored as exc:
+                        refused = True
+                        await _unavailable(send, str(exc))
+                        return
             await send(message)
 
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            app = scope.get("app")
-            writer: AuditWriter | None = getattr(getattr(app, "state", None), "audit", None)
-            if writer is not None:
-                await writer.record(audit_event(scope, response["status"], response["location"], started))
+        await self.app(scope, receive, observe)
+
+
+async def _unavailable(send: Any, reason: str) -> None:
+    error = ServiceUnavailable(f"The request was not answered: {reason}; try again shortly",
+                               headers={"Retry-After": "5"})
+    body = fhir_json.dumps(error.outcome())
+    headers = [(b"content-type", b"application/fhir+json"), (b"retry-after", b"5"),
+               (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def audit_event(scope: Scope, status: int, location: str | None, started: float) -> dict[str, Any]:

@@ -114,6 +114,7 @@ async def process_bundle(
 async def _transaction(repository: FhirRepository, entries: list[_Entry], search: SearchFn | None) -> list[EntryResult]:
     await _check_resources(entries)
     mapping = await _assign_ids(repository, entries)
+    repository.expect_writes(_written_here(entries))
     for entry in entries:
         if entry.request.resource is not None:
             entry.request.resource = await _rewrite(repository, entry, entry.request.resource, mapping)
@@ -220,6 +221,20 @@ async def _assign_ids(repository: FhirRepository, entries: list[_Entry]) -> dict
         except FhirError as exc:
             raise _at_entry(exc, entry) from exc
     return mapping
+
+
+def _written_here(entries: list[_Entry]) -> set[tuple[str, str]]:
+    """(type, id) of what the transaction's POST and PUT entries write, once their ids are decided."""
+    keys = set()
+    for entry in entries:
+        request = entry.request
+        if request.method == "POST" and request.assigned_id:
+            keys.add((split_url(request.url)[0][0], request.assigned_id))
+        elif request.method == "PUT":
+            segments, _ = split_url(request.url)
+            if len(segments) == 2:
+                keys.add((segments[0], segments[1]))
+    return keys
 
 
 def _map(mapping: dict[str, str], full_url: str | None, reference: str) -> None:

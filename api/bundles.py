@@ -47,11 +47,20 @@ def history_entry(version: StoredVersion, base_url: str) -> dict[str, Any]:
     return entry
 
 
-def bundle(kind: str, entries: list[dict[str, Any]], links: list[tuple[str, str]], total: int | None) -> dict[str, Any]:
+def bundle(
+    kind: str,
+    entries: list[dict[str, Any]],
+    links: list[tuple[str, str]],
+    total: int | None,
+    *,
+    last_updated: str | None = None,
+) -> dict[str, Any]:
+    """`last_updated`: a search's or history's watermark (storage.clock), which the next poll's
+    `_lastUpdated=gt` or `_since` takes as is; other Bundles carry the time they were made."""
     body: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": kind,
-        "meta": {"lastUpdated": fhir_instant(now_ms())},
+        "meta": {"lastUpdated": last_updated or fhir_instant(now_ms())},
     }
     if total is not None:
         body["total"] = total

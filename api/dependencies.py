@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api import audit
 from auth.principal import LOCAL_EXPLORER, Principal
 from settings import Settings
 from storage.database import transaction
@@ -33,7 +34,8 @@ async def get_principal(request: Request) -> Principal:
 async def get_repository(
     request: Request, principal: Annotated[Principal, Depends(get_principal)]
 ) -> AsyncIterator[FhirRepository]:
-    # Committed when the handler returns and before the response is sent: nothing acknowledged is lost.
+    # Committed when the handler returns and before the response is sent: nothing acknowledged is
+    # lost, and a write's AuditEvent is committed with it.
     write = request.method in _WRITE_METHODS and not request.scope["path"].endswith("/_search")
     async with transaction(request.app.state.engine, write=write) as connection:
         yield FhirRepository(
@@ -43,6 +45,8 @@ async def get_repository(
             hooks=request.app.state.write_hooks,
             enrichers=request.app.state.enrichers,
         )
+        if write and audit.enabled(request):
+            await audit.record_in_transaction(connection, request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from api import audit
 from api.media import response_media_type
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Invalid, information
@@ -64,6 +65,7 @@ def resource_response(
 def write_response(request: Request, version: StoredVersion, *, status: int, base_url: str) -> Response:
     """A create/update answer shaped by `Prefer: return=minimal | representation | OperationOutcome`."""
     headers = version_headers(version, base_url)
+    audit.note_outcome(request, status, headers["Location"])
     prefer = _prefer_return(request)
     if prefer == "minimal":
         return Response(status_code=status, headers=headers)

@@ -19,6 +19,7 @@ from fhir_mappings.outcomes import Invalid, Issue, operation_outcome
 from fhir_mappings.search import SearchError, SearchQuery, parse_query, registry
 from fhir_mappings.summary import apply_elements, apply_summary
 from settings import Settings, get_settings
+from storage.clock import fhir_watermark
 from storage.repository import FhirRepository
 from storage.search import Found
 
@@ -82,7 +83,8 @@ async def search_bundle(
         # FHIR search.html#errors: what the server did not do is said in an 'outcome' entry.
         entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": operation_outcome(warnings),
                         "search": {"mode": "outcome"}})
-    return bundle("searchset", entries, links, page.total)
+    watermark = fhir_watermark(page.watermark) if page.watermark is not None else None
+    return bundle("searchset", entries, links, page.total, last_updated=watermark)
 
 
 def parse(resource_type: str, query: Sequence[tuple[str, str]], settings: Settings) -> SearchQuery:

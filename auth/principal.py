@@ -26,6 +26,22 @@ class Principal:
         # patient/ scopes mean "about the patient in context"; without one they grant nothing.
         return tuple(s for s in parsed if s is not None and (s.context != "patient" or self.patient))
 
+    @property
+    def author(self) -> str | None:
+        """Whom the resources this caller writes are attributed to (and who may see them again):
+        the signed-in user's Practitioner, the Organization a clinic client is bound to, or the
+        client itself; None for the server's own callers."""
+        if self.practitioner:
+            return self.practitioner
+        if self.organization:
+            return self.organization
+        return f"Client/{self.client_id}" if self.client_id else None
+
+    @property
+    def user(self) -> str | None:
+        """The signed-in user (token subject) when a person, not a system, makes the request."""
+        return self.subject if self.role else None
+
     def allows(self, resource_type: str, interaction: str) -> bool:
         """May this caller do `interaction` (one SMART v2 letter: c r u d s) on `resource_type`?
 

@@ -108,6 +108,13 @@ class NotImplementedYet(FhirError):
     issue_code = "not-supported"
 
 
+class ServiceUnavailable(FhirError):
+    """The server cannot answer now (e.g. the audit trail cannot be written); the client retries later."""
+
+    status = 503
+    issue_code = "transient"
+
+
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
 

@@ -35,7 +35,20 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import CompoundSelect, FromClause, Select, Table, false, literal, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    false,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union,
+)
 
 from auth.principal import Principal
 from fhir_mappings.outcomes import Forbidden
@@ -60,20 +73,32 @@ DIRECTORY = frozenset({
 USER_ROLES = ("chw", "supervisor")
 
 
+# Types only the server writes: a client (administrators included) may never create, change or
+# delete one. The audit trail is written by the server in the interaction's own transaction.
+SERVER_WRITTEN = frozenset({AUDIT_EVENT})
+
+
 def require(principal: Principal, resource_type: str, interaction: str) -> None:
-    """Refuse (403) an interaction the caller's scopes do not grant."""
-    if resource_type == AUDIT_EVENT:
-        _require_audit(principal, interaction)
+    """Refuse (403) an interaction the caller's scopes (or the type's nature) do not allow.
+
+    The repository calls this for every read and search, and for every write at the point where it
+    is known whether the write creates ("c"), updates ("u") or deletes ("d") a resource: a
+    conditional update or an update-as-create needs "c" when it creates.
+    """
+    if resource_type in SERVER_WRITTEN:
+        if interaction in "cud":
+            raise Forbidden(f"{resource_type} resources are written by the server only")
+        if not principal.is_admin:
+            raise Forbidden(f"{resource_type} resources are for administrators")
     if not principal.allows(resource_type, interaction):
         raise Forbidden(f"The access token's scopes do not allow '{interaction}' on {resource_type}")
 
 
-def _require_audit(principal: Principal, interaction: str) -> None:
-    # The audit trail is for administrators, and nobody rewrites it.
-    if interaction in "ud":
-        raise Forbidden("AuditEvents cannot be changed or deleted")
-    if not principal.is_admin:
-        raise Forbidden("AuditEvents are for administrators")
+def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
+    """Would `require` let this interaction through?"""
+    if resource_type in SERVER_WRITTEN and (interaction in "cud" or not principal.is_admin):
+        return False
+    return principal.allows(resource_type, interaction)
 
 
 def visible(
@@ -82,32 +107,108 @@ def visible(
     """SQL conditions on `table` (resources or resource_history) limiting rows to what the caller may see.
 
     `deleted_too`: also deleted resources the caller could see before the deletion (reads, history);
-    searches leave it off, as they never match deleted resources.
+    searches leave it off, as they never match deleted resources. Whatever the rules, a caller sees
+    what it created itself (`resources.created_by`), deleted or not: a CHW's retried upload finds
+    the Patients she registered before anyone made her their practitioner.
     """
     conditions: list[Any] = []
     pk = _pk(table)
+    authored = _authored(resource_type, principal.author) if not principal.is_admin and principal.author else None
 
-    def allow(rule: Any) -> None:  # rule(final) -> the pks, or None when every one may be seen
+    def allow(rule: Any, *, own_writes: bool) -> None:  # rule(final) -> the pks, or None: every one
         live = rule(search_reference)
         if live is None:
             return
-        conditions.append(or_(pk.in_(live), pk.in_(rule(deleted_reference))) if deleted_too else pk.in_(live))
+        alternatives = [pk.in_(live)]
+        if deleted_too:
+            alternatives.append(pk.in_(rule(deleted_reference)))
+        if own_writes and authored is not None:
+            alternatives.append(pk.in_(authored))
+        conditions.append(or_(*alternatives) if len(alternatives) > 1 else alternatives[0])
 
     if principal.is_admin:
         pass
     elif principal.organization:
-        org_id = _ref_id(principal.organization, "Organization")
-        allow(lambda final: _clinic(org_id, resource_type, final))
+        org_id = reference_id(principal.organization, "Organization")
+        allow(lambda final: _clinic(org_id, resource_type, final), own_writes=True)
     elif principal.practitioner and principal.role in USER_ROLES:
-        practitioner_id = _ref_id(principal.practitioner, "Practitioner")
+        practitioner_id = reference_id(principal.practitioner, "Practitioner")
         supervisor = principal.role == "supervisor"
-        allow(lambda final: _user(practitioner_id, supervisor, resource_type, final))
+        allow(lambda final: _user(practitioner_id, supervisor, resource_type, final), own_writes=True)
     else:
-        conditions.append(false())
+        conditions.append(pk.in_(authored) if authored is not None else false())
     if principal.patient:
-        patient_id = _ref_id(principal.patient, "Patient")
-        allow(lambda final: _patient_compartment(patient_id, resource_type, final))
+        patient_id = reference_id(principal.patient, "Patient")
+        allow(lambda final: _patient_compartment(patient_id, resource_type, final), own_writes=False)
     return conditions
+
+
+def visible_any(
+    principal: Principal, table: Table | FromClause, resource_types: Iterable[str], *, deleted_too: bool = True
+) -> ColumnElement[bool]:
+    """What the caller may see of `table` (resources or resource_history) among all `resource_types`
+    at once: system-level history, with which a CHW app or a clinic syncs in one call.
+
+    The same rules as `visible`, type by type, but grouped so that the statement stays a handful of
+    clauses however many types the caller may read (types whose rule is the same share one).
+    """
+    types = sorted(set(resource_types))
+    if principal.is_admin:
+        return table.c.resource_type.in_(types)
+    pk = _pk(table)
+    everything: list[str] = []  # types the caller may see all of
+    branches: list[ColumnElement[bool]] = []
+    grouped: dict[Any, list[str]] = {}
+    for resource_type in types:
+        conditions = visible(principal, resource_type, table, deleted_too=deleted_too)
+        if not conditions:
+            everything.append(resource_type)
+            continue
+        key = _rule_shape(principal, resource_type)
+        if key is None:
+            branches.append(and_(table.c.resource_type == resource_type, *conditions))
+        else:
+            grouped.setdefault(key, []).append(resource_type)
+    if everything:
+        branches.append(table.c.resource_type.in_(everything))
+    for key, members in grouped.items():
+        branches.append(and_(table.c.resource_type.in_(members), *_shared_rule(principal, key, members, pk,
+                                                                                deleted_too=deleted_too)))
+    return or_(*branches) if branches else false()
+
+
+def _rule_shape(principal: Principal, resource_type: str) -> Any:
+    """A key shared by the types whose rule `_shared_rule` can state for all of them at once; None
+    for the few types with a rule of their own (a clinic's Tasks, a CHW's Patients...)."""
+    if principal.patient:
+        return None  # a launch patient's few types: narrowed per type
+    if principal.organization:
+        return None if resource_type in ("Task", "ServiceRequest", "Organization", "Patient") else "clinic-named"
+    if principal.practitioner and principal.role in USER_ROLES:
+        if resource_type == "Patient" or resource_type in SHARED_WITHOUT_PATIENT:
+            return None
+        return "user-linked"
+    return "own-writes"
+
+
+def _shared_rule(
+    principal: Principal, key: str, members: list[str], pk: Any, *, deleted_too: bool
+) -> list[ColumnElement[bool]]:
+    """`visible`'s conditions for every type of `members` (same rule shape `key`), as one clause."""
+    finals = (search_reference, deleted_reference) if deleted_too else (search_reference,)
+    alternatives: list[Any] = []
+    if key == "clinic-named":
+        org_id = reference_id(principal.organization or "", "Organization")
+        alternatives.extend(pk.in_(_clinic_named_any(org_id, tuple(members), final)) for final in finals)
+    elif key == "user-linked":
+        practitioner_id = reference_id(principal.practitioner or "", "Practitioner")
+        supervisor = principal.role == "supervisor"
+        alternatives.extend(pk.in_(_user_linked_any(practitioner_id, supervisor, tuple(members), final))
+                            for final in finals)
+    if principal.author:
+        alternatives.append(pk.in_(_own(select(resources.c.pk).where(
+            resources.c.resource_type.in_(members), resources.c.created_by == principal.author))))
+    return [or_(*alternatives)] if alternatives else [false()]
 
 
 # ---- building blocks ---------------------------------------------------------------------------
@@ -127,7 +228,7 @@ def _own(statement: Select[Any]) -> Select[Any]:
     return statement.correlate(None)
 
 
-def _ref_id(reference: str, expected_type: str) -> str:
+def reference_id(reference: str, expected_type: str) -> str:
     """The id of a "Type/id" reference ("" if it is of another type: matches nothing)."""
     kind, _, ref_id = reference.partition("/")
     return ref_id if kind == expected_type else ""
@@ -228,7 +329,7 @@ def _clinic(org_id: str, resource_type: str, final: Table = search_reference) ->
 # ---- CHWs and supervisors ----------------------------------------------------------------------
 
 
-def _team(practitioner_id: str) -> CompoundSelect:
+def team(practitioner_id: str) -> CompoundSelect:
     """ids of the practitioners whose patients are this practitioner's catchment (themselves included)."""
     care_teams = _referrers("CareTeam", ("participant",), "Practitioner", [practitioner_id])
     own_roles = _referrers("PractitionerRole", ("practitioner",), "Practitioner", [practitioner_id])
@@ -243,7 +344,7 @@ def _team(practitioner_id: str) -> CompoundSelect:
 
 def _catchment_ids(practitioner_id: str, final: Table = search_reference) -> CompoundSelect:
     """ids of the Patients a CHW (or their supervisor) looks after (`final`: see `_referrers`)."""
-    followed = _referrers("Patient", ("general-practitioner",), "Practitioner", _team(practitioner_id), final)
+    followed = _referrers("Patient", ("general-practitioner",), "Practitioner", team(practitioner_id), final)
     care_teams = _referrers("CareTeam", ("participant",), "Practitioner", [practitioner_id])
     return union(_ids_of("Patient", followed), _targets(care_teams, ("subject", "patient"), "Patient"))
 
@@ -260,7 +361,7 @@ def _user(
     links = _patient_links(resource_type)
     if resource_type == AUDIT_EVENT or not links:
         return _NOTHING
-    authors = _team(practitioner_id) if supervisor else [practitioner_id]
+    authors = team(practitioner_id) if supervisor else [practitioner_id]
     rules: list[Select[Any]] = [_referrers(resource_type, links, "Patient", _catchment_ids(practitioner_id), final)]
     if by_practitioner := _practitioner_links(resource_type):
         # what references them: what they performed, recorded, requested, authored...
@@ -277,6 +378,55 @@ def _user(
                                               resources.c.pk.not_in(about_a_patient)))
         )
     return union(*rules) if len(rules) > 1 else rules[0]
+
+
+def _pairs(members: tuple[str, ...], links: Any) -> list[tuple[str, str]]:
+    return [(t, p) for t in members for p in links(t)]
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _user_linked_any(practitioner_id: str, supervisor: bool, members: tuple[str, ...], final: Table) -> PkSelect:
+    """`_user`'s rule for all the patient-data types `members` at once (system-level history)."""
+    r = final
+    authors = team(practitioner_id) if supervisor else [practitioner_id]
+    rules: list[Select[Any]] = []
+    for target_type, pairs, targets in (
+        ("Patient", _pairs(members, _patient_links), _catchment_ids(practitioner_id)),
+        ("Practitioner", _pairs(members, _practitioner_links), authors),
+    ):
+        if pairs:
+            rules.append(_own(select(r.c.resource_pk).where(
+                tuple_(r.c.resource_type, r.c.param).in_(pairs), r.c.target_type == target_type,
+                r.c.target_id.in_(targets))))
+    return union(*rules) if len(rules) > 1 else rules[0] if rules else _NOTHING
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _clinic_named_any(org_id: str, members: tuple[str, ...], final: Table) -> PkSelect:
+    """`_clinic`'s rule for every type but Task, ServiceRequest, Organization and Patient, at once:
+    what the clinic's referrals name, and the results based on them."""
+    kinds = list(members)
+    tasks = _referrers("Task", ("owner", "requester"), "Organization", [org_id])
+    direct_requests = _referrers("ServiceRequest", ("performer", "requester"), "Organization", [org_id])
+    requests_of_tasks = _targets(tasks, ("focus", "based-on"), "ServiceRequest")
+    referrals = union(tasks, direct_requests, _pks_of("ServiceRequest", requests_of_tasks))
+    request_ids = union(_ids_of("ServiceRequest", direct_requests), requests_of_tasks)
+    s = search_reference
+    named = _own(select(s.c.target_type, s.c.target_id).where(
+        s.c.resource_pk.in_(referrals), s.c.param.in_(list(REFERRAL_NAMES)), s.c.target_type.in_(kinds)))
+    based_on = _own(select(final.c.resource_pk).where(
+        final.c.resource_type.in_(kinds), final.c.param == "based-on", final.c.target_type == "ServiceRequest",
+        final.c.target_id.in_(request_ids)))
+    return union(
+        _own(select(resources.c.pk).where(tuple_(resources.c.resource_type, resources.c.id).in_(named))), based_on
+    )
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _authored(resource_type: str, author: str) -> Select[Any]:
+    """pks of the resources of this type whose first version `author` wrote."""
+    return _own(select(resources.c.pk).where(resources.c.resource_type == resource_type,
+                                             resources.c.created_by == author))
 
 
 # ---- SMART launch patient ----------------------------------------------------------------------

@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from storage import clock
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -85,10 +87,14 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
         return
     bound = engine.execution_options(write=True) if write else engine
     async with bound.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            # Searches keep custom plans (see create_engine), but a write's statements (the batched
-            # inserts, the rules' per-patient lookups) plan the same whatever the values: planning
-            # them every time was ~1 ms each, a third of PostgreSQL's CPU for a household visit.
-            # "auto" lets PostgreSQL keep a generic plan once it costs no more than the custom ones.
-            await connection.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
-        yield connection
+        try:
+            if write and engine.dialect.name == "postgresql":
+                # The write's lease and clock (storage.clock), in the round trip that also sets its
+                # plan cache mode: searches keep custom plans (see create_engine), but a write's
+                # statements plan the same whatever the values, and planning them every time was
+                # ~1 ms each; "auto" keeps a generic plan once it costs no more than the custom ones.
+                # (SQLite opens its clock on the first stamp, under the write lock it already holds.)
+                await clock.open_write(connection)
+            yield connection
+        finally:
+            clock.close_write(connection)

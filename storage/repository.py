@@ -22,14 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
 from fhir_mappings import fhir_json
-from fhir_mappings.outcomes import Conflict, Forbidden, Gone, Invalid, Issue, NotFound, PreconditionFailed
+from fhir_mappings.outcomes import Conflict, Gone, Invalid, Issue, NotFound, PreconditionFailed
 from fhir_mappings.search import SearchQuery
+from fhir_mappings.search.registry import registry
 from fhir_mappings.validation import validate_resource
-from storage import access, version_writes
+from storage import access, clock, grants, version_writes
 from storage import search as search_engine
 from storage.driver_sql import DriverStatement, fetch
 from storage.search import SearchPage
 from storage.tables import resource_history, resources, search_date, search_reference, search_token
+from storage.version_writes import Authorship
 from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
 
 # unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row.
@@ -142,6 +144,7 @@ class HistoryPage:
     versions: list[StoredVersion]
     next_cursor: int | None
     total: int | None
+    watermark: datetime  # storage.clock: the versions are every one stamped until then
 
 
 class ConditionalSearch(Protocol):
@@ -166,7 +169,11 @@ class FhirRepository:
         self._hooks = hooks
         self._enrichers = enrichers
         self._dialect = connection.dialect.name
+        self._by = Authorship(principal.author, principal.client_id, principal.user)
         self._deferred: list[WriteEvent] | None = None
+        # (type, id) this transaction is about to write for its caller (a transaction Bundle's own
+        # entries): references to them are the caller's own, not a widening of what it may see.
+        self._pending: set[tuple[str, str]] = set()
         # Resources of the batch being created, readable before their insert (see _insert_new_many);
         # shared with the repositories made by with_principal, which the enrichers read through.
         self._staged: dict[tuple[str, str], dict[str, Any]] = {}
@@ -398,7 +405,6 @@ class FhirRepository:
         method: str = "PUT",
     ) -> WriteResult:
         validate_resource(resource, expected_type=resource_type)
-        access.require(self.principal, resource_type, "u")
         body_id = resource.get("id")
         if body_id is None:
             raise Invalid("An update must carry the resource's id", issues=[_id_issue(resource_type)])
@@ -411,15 +417,39 @@ class FhirRepository:
         if locked is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
-            created = await self._insert_new(resource_id, resource, method=method)
+            created = await self._create_with_id(resource_type, resource_id, resource, method=method)
             if created is not None:
                 return created
             # Someone created it between our look and our insert: it is now an update.
             locked = await self._current_for_update(resource_type, resource_id)
-            if locked is None:  # it exists, but not for this caller
-                raise Conflict(f"{resource_type}/{resource_id} cannot be written by this client")
+            if locked is None:  # it exists, but not for this caller: answered as if absent
+                raise self._not_creatable(resource_type, resource_id)
         _check_if_match(locked[1], if_match)
         return await self._write_version(locked, resource, method=method)
+
+    async def _create_with_id(
+        self, resource_type: str, resource_id: str, resource: dict[str, Any], *, method: str
+    ) -> WriteResult | None:
+        """Update-as-create under a client-chosen id; None when the id turned out to be taken.
+
+        A caller who may not see everything creates only under a UUID (FHIR's advice for
+        client-assigned ids, and what the Android FHIR SDK sends): a short id such as
+        "cs-la-esperanza" is the programme's to give, and refusing every other id the same way,
+        taken or not, tells the caller nothing about resources it cannot see."""
+        if not self.principal.is_admin and not _is_uuid(resource_id):
+            raise self._not_creatable(resource_type, resource_id)
+        created = await self._insert_new(resource_id, resource, method=method)
+        if created is None and not self.principal.is_admin:
+            raise self._not_creatable(resource_type, resource_id)
+        return created
+
+    @staticmethod
+    def _not_creatable(resource_type: str, resource_id: str) -> NotFound:
+        """The one answer to a write on an id the caller cannot see, whether it exists or not."""
+        return NotFound(
+            f"{resource_type}/{resource_id} is not known to this client "
+            "(a new resource may be created with PUT under a new UUID id)"
+        )
 
     async def conditional_update(
         self, resource_type: str, query: QueryPairs, resource: dict[str, Any], *, if_match: int | None = None
@@ -434,9 +464,13 @@ class FhirRepository:
         if not matches:
             if if_match is not None:
                 raise PreconditionFailed("No resource matches the conditional update (If-Match given)")
-            if body_id is not None and await self._current_for_update(resource_type, body_id) is not None:
+            if body_id is None:
+                created = await self._insert_new(str(uuid.uuid4()), resource, method="PUT")
+                assert created is not None  # a fresh uuid4
+                return created
+            if await self._current_for_update(resource_type, body_id) is not None:
                 raise Conflict(f"{resource_type}/{body_id} exists but does not match the update's criteria")
-            created = await self._insert_new(body_id or str(uuid.uuid4()), resource, method="PUT")
+            created = await self._create_with_id(resource_type, body_id, resource, method="PUT")
             if created is None:
                 raise Conflict(f"{resource_type}/{body_id} already exists")
             return created
@@ -517,9 +551,12 @@ class FhirRepository:
     async def _record_deletions(self, locked: Sequence[tuple[int, StoredVersion]]) -> list[StoredVersion]:
         """A deletion version for each (pk, current version), already locked and checked: the current
         rows emptied in one statement, history and index rows in another, then the hooks."""
+        for resource_type in {now.resource_type for _, now in locked}:
+            access.require(self.principal, resource_type, "d")
+        write_clock = await clock.write_clock(self.connection)
         deletions = [
-            (pk, StoredVersion(now.resource_type, now.id, now.version_id + 1, after(now.last_updated, now_ms()),
-                               True, None, method="DELETE"), now)
+            (pk, StoredVersion(now.resource_type, now.id, now.version_id + 1,
+                               after(now.last_updated, write_clock.stamp()), True, None, method="DELETE"), now)
             for pk, now in locked
         ]
         self._forget((now.resource_type, now.id) for _, now in locked)
@@ -530,7 +567,8 @@ class FhirRepository:
             [{"b_pk": pk, "b_version": v.version_id, "b_stamp": v.last_updated} for pk, v, _ in deletions],
         )
         await version_writes.store_many(
-            self.connection, [version_writes.VersionWrite(pk, v, None, fresh=False) for pk, v, _ in deletions]
+            self.connection, [version_writes.VersionWrite(pk, v, None, fresh=False) for pk, v, _ in deletions],
+            self._by,
         )
         await self._run_hooks(*(WriteEvent(v, None, now) for _, v, now in deletions))
         return [v for _, v, _ in deletions]
@@ -554,15 +592,27 @@ class FhirRepository:
         count: int = 50,
         cursor: int | None = None,
         with_total: bool = True,
+        watermark: datetime | None = None,
     ) -> HistoryPage:
+        """Versions newest first, keyset-paged by `cursor`. Every page of one history answers as of
+        the first page's `watermark` (storage.clock), which `_since` of the next poll can take.
+
+        System level (no `resource_type`) answers what the caller may see of every type it may read,
+        deletions included: one call syncs a CHW's app or a clinic."""
         h = resource_history
         conditions: list[Any] = []
         if resource_type is not None:
             access.require(self.principal, resource_type, "r")
             conditions.append(h.c.resource_type == resource_type)
             conditions.extend(access.visible(self.principal, resource_type, h, deleted_too=True))
-        elif not self.principal.is_admin:
-            raise Forbidden("System-level history is for administrators")
+        elif not self.principal.is_admin or self.principal.scopes:
+            readable = [t for t in registry().resource_types if access.allowed(self.principal, t, "r")]
+            conditions.append(access.visible_any(self.principal, h, readable))
+        limit = watermark or await clock.watermark(self.connection)
+        conditions.append(h.c.last_updated <= limit)
+        # Answer at least `since`: a watermark that came out earlier this time (a write just opened)
+        # must not make the next `_since` poll repeat what this one's `_since` left out.
+        watermark = max(limit, since) if watermark is None and since is not None else limit
         if resource_id is not None:
             conditions.append(h.c.id == resource_id)
         if since is not None:
@@ -589,7 +639,7 @@ class FhirRepository:
         ).all()
         versions = [_version(r) for r in rows[:count]]
         next_cursor = rows[count - 1].pk if len(rows) > count else None
-        return HistoryPage(versions, next_cursor, total)
+        return HistoryPage(versions, next_cursor, total, watermark)
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -606,6 +656,8 @@ class FhirRepository:
 
         Each result is None where the id was taken; the hooks run for those stored.
         """
+        for resource, _ in items:
+            access.require(self.principal, resource["resourceType"], "c")
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
@@ -615,15 +667,20 @@ class FhirRepository:
                     await enrich(self, resource)
         finally:
             self._staged.clear()
+        if not self.principal.is_admin:
+            batch = {(resource["resourceType"], resource_id) for resource, resource_id in items}
+            for resource, _ in items:
+                await self._check_references(resource, previous_pk=None, batch=batch)
+        write_clock = await clock.write_clock(self.connection)
         stored = []
         for resource, resource_id in items:
-            stamp = now_ms()
+            stamp = write_clock.stamp()
             content = _stamp(resource, resource_id, 1, stamp)
             version = StoredVersion(resource["resourceType"], resource_id, 1, stamp, False, content, method=method)
             stored.append((version, resource))
         versions = [version for version, _ in stored]
         self._forget((v.resource_type, v.id) for v in versions)
-        pks = await version_writes.insert_new(self.connection, stored)
+        pks = await version_writes.insert_new(self.connection, stored, self._by)
         if len(pks) < len(versions):
             stored = [(version, resource) for version, resource in stored if (version.resource_type, version.id) in pks]
         await self._run_hooks(*(WriteEvent(version, resource, None) for version, resource in stored))
@@ -634,9 +691,12 @@ class FhirRepository:
     ) -> WriteResult:
         """A new version of the locked current row (pk, version)."""
         pk, current = locked
+        access.require(self.principal, current.resource_type, "c" if current.deleted else "u")
         for enrich in self._enrichers:
             await enrich(self, resource)
-        stamp = after(current.last_updated, now_ms())
+        if not self.principal.is_admin:
+            await self._check_references(resource, previous_pk=None if current.deleted else pk, batch=set())
+        stamp = after(current.last_updated, (await clock.write_clock(self.connection)).stamp())
         new_version = current.version_id + 1
         content = _stamp(resource, current.id, new_version, stamp)
         version = StoredVersion(current.resource_type, current.id, new_version, stamp, False, content, method=method)
@@ -646,7 +706,7 @@ class FhirRepository:
             .where(resources.c.pk == pk)
             .values(version_id=new_version, last_updated=stamp, deleted=False, content=content)
         )
-        await version_writes.store(self.connection, pk, version, resource, fresh=False)
+        await version_writes.store(self.connection, pk, version, resource, fresh=False, by=self._by)
         await self._run_hooks(WriteEvent(version, resource, current))
         return WriteResult(version, created=current.deleted)
 
@@ -667,6 +727,35 @@ class FhirRepository:
         row = (await self.connection.execute(statement)).first()
         return None if row is None else (row.pk, _version(row))
 
+    async def _check_references(
+        self, resource: dict[str, Any], *, previous_pk: int | None, batch: set[tuple[str, str]]
+    ) -> None:
+        """Refuse a version whose new access-conferring references its caller may not set (storage.grants).
+
+        References the previous version already had (`previous_pk`'s index rows) are not new: a
+        clinic updating a Task's status keeps pointing at what it pointed at."""
+        watched = grants.watched_references(self.principal, resource)
+        if not watched:
+            return
+        if previous_pk is not None:
+            r = search_reference
+            rows = await self.connection.execute(
+                select(r.c.param, r.c.target_type, r.c.target_id).where(
+                    r.c.resource_pk == previous_pk, r.c.param.in_(sorted({param for param, _, _ in watched}))
+                )
+            )
+            watched -= {(row.param, row.target_type, row.target_id) for row in rows}
+        if watched:
+            await grants.check_references(
+                self.connection, self.principal, resource["resourceType"], watched, pending=self._pending | batch
+            )
+
+    def expect_writes(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Declare the (type, id) this transaction will write for its caller before it writes them (a
+        transaction Bundle's entries, which may refer to each other in any order). Safe: if one of
+        them cannot be written after all, the whole transaction fails."""
+        self._pending.update(keys)
+
     def with_principal(self, principal: Principal) -> FhirRepository:
         """The same transaction, acting for someone else (e.g. the server's own rules)."""
         other = FhirRepository(
@@ -674,6 +763,7 @@ class FhirRepository:
         )
         other._staged = self._staged
         other._reads = self._reads
+        other._pending = self._pending
         return other
 
     async def lock(self, *keys: str) -> None:
@@ -690,8 +780,10 @@ class FhirRepository:
         await fetch(self.connection, _ADVISORY_LOCKS, {"ids": ids})
 
     async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:
-        """Conditional writes with the same criteria take turns, so parallel retries create one resource."""
-        await self.lock(resource_type + "?" + "&".join(f"{k}={v}" for k, v in sorted(query)))
+        """Conditional writes that could match the same resource take turns, so parallel retries create
+        one resource however each spells its criteria (`identifier=s|v`, `identifier=v`, in another
+        order...): they lock what they name (`criteria_locks`), not the text of the query."""
+        await self.lock(*criteria_locks(resource_type, query))
 
     def defer_hooks(self) -> None:
         """Collect write events instead of running the hooks, until `run_deferred_hooks`."""
@@ -710,6 +802,35 @@ class FhirRepository:
             return
         for hook in self._hooks:
             await hook(self, events)
+
+
+def criteria_locks(resource_type: str, query: QueryPairs) -> list[str]:
+    """The lock keys of conditional-write criteria: the code of each identifier, id or system-qualified
+    token they name, so that every spelling of one identifier (`identifier=s|v`, `identifier=s%7Cv`,
+    `identifier=v`, with other parameters or in another order) takes the same lock; the whole
+    normalised query when it names none. Two criteria that share a key serialise even if they could
+    never match the same resource: harmless, as only conditional writes take these locks."""
+    params = registry().params_for(resource_type)
+    keys: set[str] = set()
+    for name, value in query:
+        param = params.get(name)
+        if name != "_id" and (param is None or param.type != "token"):
+            continue
+        for alternative in value.split(","):
+            system, bar, code = alternative.rpartition("|")
+            if code.strip() and (name in ("_id", "identifier") or (bar and system)):
+                keys.add(f"{resource_type}|{code.strip()}")
+    if not keys:
+        keys.add(resource_type + "?" + "&".join(f"{k}={v}" for k, v in sorted(query)))
+    return sorted(keys)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36
 
 
 def _check_if_match(current: StoredVersion, if_match: int | None) -> None:

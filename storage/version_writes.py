@@ -29,6 +29,19 @@ Row = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Authorship:
+    """Who writes: `author` as access rules know it (auth.Principal.author), the OAuth client and the
+    signed-in user, recorded on every history row; a new resource's author is its `created_by`."""
+
+    author: str | None = None
+    client: str | None = None
+    user: str | None = None
+
+
+SERVER = Authorship()  # the server's own writes (derived facts, audit records, the demo seed)
+
+
+@dataclass(frozen=True, slots=True)
 class VersionWrite:
     """One new version to record: its history row, and index rows replacing the resource's old ones."""
 
@@ -41,7 +54,7 @@ class VersionWrite:
 _HISTORY_COLUMNS = tuple(c.name for c in resource_history.columns if c.name != "pk")
 
 
-def _history_values(write: VersionWrite) -> dict[str, Any]:
+def _history_values(write: VersionWrite, by: Authorship) -> dict[str, Any]:
     version = write.version
     return {
         "resource_pk": write.pk,
@@ -52,6 +65,9 @@ def _history_values(write: VersionWrite) -> dict[str, Any]:
         "method": version.method,
         "deleted": version.deleted,
         "content": version.content,
+        "author": by.author,
+        "author_client": by.client,
+        "author_user": by.user,
     }
 
 
@@ -131,8 +147,8 @@ def _pg_statement() -> DriverStatement:
     return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\nSELECT 1")
 
 
-def _pg_params(writes: Sequence[VersionWrite]) -> dict[str, Any]:
-    histories = [_history_values(w) for w in writes]
+def _pg_params(writes: Sequence[VersionWrite], by: Authorship) -> dict[str, Any]:
+    histories = [_history_values(w, by) for w in writes]
     params: dict[str, Any] = {f"h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
     params["stale"] = [w.pk for w in writes if not w.fresh]
     params["deleted"] = [w.pk for w in writes if w.resource is None]
@@ -142,14 +158,14 @@ def _pg_params(writes: Sequence[VersionWrite]) -> dict[str, Any]:
     return params
 
 
-async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]) -> None:
+async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite], by: Authorship) -> None:
     """Record several versions (of distinct resources) at once: one statement on PostgreSQL."""
     if not writes:
         return
     if connection.dialect.name == "postgresql":
-        await fetch(connection, _pg_statement(), _pg_params(writes))
+        await fetch(connection, _pg_statement(), _pg_params(writes, by))
         return
-    await connection.execute(insert(resource_history), [_history_values(w) for w in writes])
+    await connection.execute(insert(resource_history), [_history_values(w, by) for w in writes])
     stale = [w.pk for w in writes if not w.fresh]
     if stale:
         await connection.execute(delete(deleted_reference).where(deleted_reference.c.resource_pk.in_(stale)))
@@ -180,12 +196,14 @@ def _pg_insert_new_statement() -> DriverStatement:
     joining on (resource_type, id). An id already taken is skipped by `r` and so gets nothing else.
     """
     ctes = [
-        "r AS (INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)"
-        " SELECT t, i, 1, s, false, c FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
-        " CAST(:stamps AS timestamptz[]), CAST(:contents AS text[])) AS u(t, i, s, c)"
+        "r AS (INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content, created_by)"
+        " SELECT t, i, 1, s, false, c, CAST(:author AS text) FROM unnest(CAST(:types AS text[]),"
+        " CAST(:ids AS text[]), CAST(:stamps AS timestamptz[]), CAST(:contents AS text[])) AS u(t, i, s, c)"
         " ON CONFLICT (resource_type, id) DO NOTHING RETURNING pk, resource_type, id, last_updated, content)",
         "h AS (INSERT INTO resource_history (resource_pk, resource_type, id, version_id, last_updated, method,"
-        " deleted, content) SELECT r.pk, r.resource_type, r.id, 1, r.last_updated, u.m, false, r.content"
+        " deleted, content, author, author_client, author_user)"
+        " SELECT r.pk, r.resource_type, r.id, 1, r.last_updated, u.m, false, r.content, CAST(:author AS text),"
+        " CAST(:author_client AS text), CAST(:author_user AS text)"
         " FROM r JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[]), CAST(:methods AS text[])) AS u(t, i, m)"
         " ON r.resource_type = u.t AND r.id = u.i)",
     ]
@@ -200,11 +218,12 @@ def _pg_insert_new_statement() -> DriverStatement:
 
 
 async def insert_new(
-    connection: AsyncConnection, items: Sequence[tuple[StoredVersion, dict[str, Any]]]
+    connection: AsyncConnection, items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Authorship
 ) -> dict[tuple[str, str], int]:
     """Store new resources (version 1) with history and index rows, skipping any whose id is taken.
 
-    Returns (type, id) -> pk of those stored; a skipped one is simply absent.
+    Every writer of new resources comes here (the repository, the audit trail). Returns
+    (type, id) -> pk of those stored; a skipped one is simply absent.
     """
     if not items:
         return {}
@@ -215,6 +234,9 @@ async def insert_new(
             "stamps": [v.last_updated for v, _ in items],
             "contents": [v.content for v, _ in items],
             "methods": [v.method for v, _ in items],
+            "author": by.author,
+            "author_client": by.client,
+            "author_user": by.user,
         }
         # No pks yet: each row carries its resource's id, and the statement joins it to the new pk.
         grouped = _rows_by_kind((0, version.resource_type, resource, version.id) for version, resource in items)
@@ -226,14 +248,15 @@ async def insert_new(
     writes = []
     for version, resource in items:
         values = {"resource_type": version.resource_type, "id": version.id, "version_id": 1,
-                  "last_updated": version.last_updated, "deleted": False, "content": version.content}
+                  "last_updated": version.last_updated, "deleted": False, "content": version.content,
+                  "created_by": by.author}
         statement = sqlite_insert(resources).values(**values).on_conflict_do_nothing(
             index_elements=["resource_type", "id"]).returning(resources.c.pk)
         pk = (await connection.execute(statement)).scalar()
         if pk is not None:
             stored[(version.resource_type, version.id)] = pk
             writes.append(VersionWrite(pk, version, resource, fresh=True))
-    await store_many(connection, writes)
+    await store_many(connection, writes, by)
     return stored
 
 
@@ -244,6 +267,7 @@ async def store(
     resource: dict[str, Any] | None,
     *,
     fresh: bool,
+    by: Authorship,
 ) -> None:
     """History row for `version`; index rows of `resource` (None: a deletion, no rows) replace the old ones."""
-    await store_many(connection, [VersionWrite(pk, version, resource, fresh)])
+    await store_many(connection, [VersionWrite(pk, version, resource, fresh)], by)

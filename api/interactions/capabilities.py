@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from api.openapi_docs import fhir_responses
 from api.rendering import json_response
 from fhir_mappings.resource_types import FHIR_VERSION, R4_RESOURCE_TYPES
+from storage.access import SERVER_WRITTEN
 from storage.versions import fhir_instant, now_ms
 
 router = APIRouter(tags=["capabilities"])
@@ -27,6 +28,18 @@ TYPE_INTERACTIONS = {
     "create": "create",
     "search": "search-type",
 }
+_WRITES = {"create", "update", "patch", "delete"}
+REST_DOCUMENTATION = (
+    "Access follows the token's SMART scopes and Puente's access rules in every clause: a chain or `_has` "
+    "into a type the token may not search is refused (403); `_include`/`_revinclude` leave out types it may "
+    "not read. A write may not add a reference that would let its caller (or anyone) see more than an "
+    "administrator granted (403/404). Callers see and match what they created themselves. "
+    "Update-as-create takes a client-assigned UUID id (callers other than administrators). A conditional "
+    "create matches only what the caller may see; a match it may not see is never revealed. "
+    "Polling: `Bundle.meta.lastUpdated` of every search and history answer is a watermark: poll with "
+    "`_lastUpdated=gt<it>` (or `_history?_since=<it>`) and nothing is missed or repeated. "
+    "AuditEvents are written by the server only, one per interaction, before the answer is sent."
+)
 SYSTEM_INTERACTIONS = {
     "transaction": ("transaction", "batch"),  # one route serves both Bundle types
     "history_system": ("history-system",),
@@ -55,6 +68,7 @@ def capability_statement(request: Request) -> dict[str, Any]:
         if isinstance(operation, dict)
     }
     interactions = [{"code": code} for op, code in TYPE_INTERACTIONS.items() if code and op in implemented]
+    read_only = [i for i in interactions if i["code"] not in _WRITES]
     search_params: Callable[[str], list[dict[str, Any]]] = getattr(app.state, "search_capabilities", lambda _t: [])
     operations = getattr(app.state, "operations", [])
     resources = []
@@ -62,7 +76,7 @@ def capability_statement(request: Request) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "type": resource_type,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
-            "interaction": interactions,
+            "interaction": read_only if resource_type in SERVER_WRITTEN else interactions,
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": "update" in implemented,
@@ -82,6 +96,7 @@ def capability_statement(request: Request) -> dict[str, Any]:
         resources.append(entry)
     rest: dict[str, Any] = {
         "mode": "server",
+        "documentation": REST_DOCUMENTATION,
         "resource": resources,
         "interaction": [
             {"code": code} for op, codes in SYSTEM_INTERACTIONS.items() if op in implemented for code in codes

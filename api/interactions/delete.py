@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from api import audit
 from api.dependencies import RepositoryDep
 from api.openapi_docs import fhir_responses
 from api.preconditions import criteria, version_from_etag
@@ -24,6 +25,7 @@ async def delete(request: Request, resource_type: str, resource_id: str, reposit
     check_resource_type(resource_type)
     if_match = version_from_etag(request.headers.get("if-match"))
     version = await repository.delete(resource_type, resource_id, if_match=if_match)
+    audit.note_outcome(request, 204)
     return Response(status_code=204, headers={"ETag": version.etag} if version else None)
 
 
@@ -39,4 +41,5 @@ async def conditional_delete(request: Request, resource_type: str, repository: R
     if not request.url.query:
         raise Invalid("A conditional delete needs search criteria in the URL")
     await repository.conditional_delete(resource_type, criteria(request.url.query))
+    audit.note_outcome(request, 204)
     return Response(status_code=204)

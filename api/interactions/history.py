@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 
@@ -14,6 +15,7 @@ from fhir_mappings.outcomes import Invalid
 from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.validation import check_resource_type
 from settings import Settings
+from storage.clock import fhir_watermark
 from storage.repository import FhirRepository
 
 router = APIRouter(tags=["history"])
@@ -59,22 +61,41 @@ async def _history(
 ) -> Response:
     params = request.query_params
     count = _count(params.get("_count"), settings)
-    cursor = params.get("_cursor")
-    if cursor is not None and not cursor.isdigit():
-        raise Invalid("_cursor is not a valid paging cursor")
+    cursor, watermark = _cursor(params.get("_cursor"))
     since = _instant(params.get("_since"), "_since")
     at = _instant(params.get("_at"), "_at")
     page = await repository.history(
-        resource_type, resource_id, since=since, at=at, count=count, cursor=int(cursor) if cursor else None
+        resource_type, resource_id, since=since, at=at, count=count, cursor=cursor, watermark=watermark
     )
     base = settings.public_base_url
     links = [("self", page_url(request, base))]
     if cursor is not None:
         links.append(("first", page_url(request, base, drop=["_cursor"])))
     if page.next_cursor is not None:
-        links.append(("next", page_url(request, base, _cursor=str(page.next_cursor))))
+        next_cursor = f"{page.next_cursor}.{_micros(page.watermark)}"
+        links.append(("next", page_url(request, base, _cursor=next_cursor)))
     entries = [history_entry(v, base) for v in page.versions]
-    return json_response(request, bundle("history", entries, links, page.total))
+    body = bundle("history", entries, links, page.total, last_updated=fhir_watermark(page.watermark))
+    return json_response(request, body)
+
+
+# A page cursor: the last pk shown and the first page's watermark (every page answers as of it).
+_CURSOR = re.compile(r"^([0-9]{1,18})(?:\.([0-9]{1,17}))?$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _cursor(value: str | None) -> tuple[int | None, datetime | None]:
+    if value is None:
+        return None, None
+    match = _CURSOR.match(value)
+    if match is None:
+        raise Invalid("_cursor is not a valid paging cursor")
+    pk, micros = match.groups()
+    return int(pk), None if micros is None else _EPOCH + timedelta(microseconds=int(micros))
+
+
+def _micros(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def _count(value: str | None, settings: Settings) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, and_, exists, false, or_, select, true
 
 from auth.principal import Principal
+from fhir_mappings.outcomes import Forbidden
 from fhir_mappings.search.query_ast import ChainLink, Clause, MissingValue, ReverseChain, TokenValue
 from fhir_mappings.search.unions import stored_as
 from storage import access
@@ -64,21 +65,23 @@ def _along(
     link = chain[0]
     if isinstance(link, ChainLink):
         s, t = ctx.alias(search_reference), ctx.alias(resources)
-        inner = _along(ctx, clause, chain[1:], t, link.target_types)
+        target_types = _searchable(ctx.principal, link.target_types, f"{clause.name}")
+        inner = _along(ctx, clause, chain[1:], t, target_types)
         referrers = (
             select(s.c.resource_pk)
             .join(t, and_(t.c.resource_type == s.c.target_type, t.c.id == s.c.target_id))
             .where(
                 one_or_many(s.c.resource_type, types),
                 s.c.param == link.code,
-                one_or_many(s.c.target_type, link.target_types),
+                one_or_many(s.c.target_type, target_types),
                 t.c.deleted.is_(False),
                 inner,
-                *visible_among(ctx.principal, link.target_types, t),
+                *visible_among(ctx.principal, target_types, t),
             )
         )
         return r.c.pk.in_(referrers)
     assert isinstance(link, ReverseChain)
+    _searchable(ctx.principal, (link.source_type,), f"{clause.name}")
     s, src = ctx.alias(search_reference), ctx.alias(resources)
     inner = _along(ctx, clause, chain[1:], src, (link.source_type,))
     return exists().where(
@@ -91,6 +94,17 @@ def _along(
         inner,
         *visible_among(ctx.principal, (link.source_type,), src),
     )
+
+
+def _searchable(principal: Principal, types: tuple[str, ...], parameter: str) -> tuple[str, ...]:
+    """The types a chain or `_has` may reach: those the token may search. A chain that reaches none
+    is refused (403): its answer would tell the caller about data its scopes keep from it."""
+    allowed = tuple(t for t in types if principal.allows(t, "s"))
+    if not allowed:
+        raise Forbidden(
+            f"{parameter} searches {' or '.join(types)}, which this access token's scopes do not allow searching"
+        )
+    return allowed
 
 
 def _final(ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...]) -> ColumnElement[bool]:

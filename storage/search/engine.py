@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
 from auth.principal import Principal
-from fhir_mappings.search.query_ast import SearchQuery
-from storage import access
+from fhir_mappings.search.query_ast import DateValue, SearchQuery
+from storage import access, clock
 from storage.search.clauses import Context, clause_condition
 from storage.search.found import Found
 from storage.search.includes import included
@@ -32,6 +32,7 @@ class SearchPage:
     next_cursor: str | None = None
     previous_cursor: str | None = None
     includes_truncated: bool = False  # MAX_INCLUDED reached: some included resources are left out
+    watermark: datetime | None = None  # storage.clock: the matches are every one stamped until then
 
 
 def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[ColumnElement[bool]]:
@@ -43,6 +44,18 @@ def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[Co
         *access.visible(ctx.principal, resource_type, r),  # type: ignore[arg-type]
         *(clause_condition(ctx, clause, r, resource_type) for clause in query.clauses),
     ]
+
+
+def _polled_after(query: SearchQuery) -> datetime | None:
+    """The instant up to which the query's own `_lastUpdated=gt|sa` clauses exclude every version."""
+    bounds = []
+    for clause in query.clauses:
+        if clause.code != "_lastUpdated" or clause.chain or clause.modifier is not None:
+            continue
+        values = [v for v in clause.values if isinstance(v, DateValue)]
+        if values and len(values) == len(clause.values) and all(v.prefix in ("gt", "sa") for v in values):
+            bounds.append(min(v.range.high for v in values))
+    return max(bounds) if bounds else None
 
 
 async def search(
@@ -59,13 +72,21 @@ async def search(
     ctx = Context(principal, now or datetime.now(UTC))
     r = ctx.alias(resources)
     where = match_conditions(ctx, query, r)
-    if query.summary == "count" or count == 0:
-        if query.total == "none":
-            return SearchPage([])
-        return SearchPage([], total=await count_matches(connection, r, where, estimate=query.total == "estimate"))
-
     terms = sort_terms(query, r, ctx.alias)
     position = decode_cursor(query, terms, cursor) if cursor else None
+    watermark = position.watermark if position is not None and position.watermark else None
+    if watermark is None:
+        watermark = await clock.watermark(connection)
+        # A poll's own `_lastUpdated=gt<W>` takes nothing until W: answer at least W, so a watermark
+        # that came out earlier this time (another write just opened) cannot make the next poll repeat.
+        watermark = max(watermark, _polled_after(query) or watermark)
+    where.append(r.c.last_updated <= watermark)
+    if query.summary == "count" or count == 0:
+        if query.total == "none":
+            return SearchPage([], watermark=watermark)
+        total = await count_matches(connection, r, where, estimate=query.total == "estimate")
+        return SearchPage([], total=total, watermark=watermark)
+
     backwards = position is not None and position.backwards
     columns = [
         r.c.pk,
@@ -94,9 +115,9 @@ async def search(
 
     def cursor_at(row: Any, back: bool) -> str:
         values = tuple(row._mapping[t.label] for t in terms)
-        return encode_cursor(query, terms, values, row.pk, backwards=back)
+        return encode_cursor(query, terms, values, row.pk, backwards=back, watermark=watermark)
 
-    page = SearchPage([Found.of(row) for row in rows])
+    page = SearchPage([Found.of(row) for row in rows], watermark=watermark)
     if rows:
         if backwards:
             page.next_cursor = cursor_at(rows[-1], False)

@@ -87,6 +87,7 @@ class Position:
     values: tuple[Any, ...]
     pk: int
     backwards: bool  # "the page before this row" (a previous link) rather than after it
+    watermark: datetime | None = None  # the first page's (storage.clock): every page answers as of it
 
 
 def order_by(terms: list[SortTerm], columns: Any, pk: ColumnElement[Any], *, backwards: bool) -> list[Any]:
@@ -143,14 +144,22 @@ def _strictly_after(
 
 
 def encode_cursor(
-    query: SearchQuery, terms: list[SortTerm], values: tuple[Any, ...], pk: int, *, backwards: bool
+    query: SearchQuery,
+    terms: list[SortTerm],
+    values: tuple[Any, ...],
+    pk: int,
+    *,
+    backwards: bool,
+    watermark: datetime | None = None,
 ) -> str:
-    payload = {
+    payload: dict[str, Any] = {
         "s": signature(query),
         "v": [_encode_value(term.kind, value) for term, value in zip(terms, values, strict=True)],
         "p": pk,
         "b": 1 if backwards else 0,
     }
+    if watermark is not None:
+        payload["w"] = _utc(watermark).isoformat()
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -167,7 +176,12 @@ def decode_cursor(query: SearchQuery, terms: list[SortTerm], text: str) -> Posit
         if not isinstance(values, list) or len(values) != len(terms) or not isinstance(pk, int):
             raise ValueError("bad shape")
         decoded = tuple(_decode_value(term, value) for term, value in zip(terms, values, strict=True))
-        return Position(decoded, pk, bool(payload.get("b")))
+        watermark = payload.get("w")
+        if watermark is not None:
+            watermark = datetime.fromisoformat(watermark)
+            if watermark.tzinfo is None:
+                raise ValueError("naive watermark")
+        return Position(decoded, pk, bool(payload.get("b")), watermark)
     except SearchError:
         raise
     except (ValueError, KeyError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError) as exc:

@@ -29,3 +29,6 @@ async def test_capability_statement_is_generated_from_the_app(client):
     params = {p["name"]: p["type"] for p in patient["searchParam"]}
     assert params["identifier"] == "token" and params["birthdate"] == "date"
     assert {op["name"] for op in patient["operation"]} >= {"nutrition-status", "growth", "immds-forecast"}
+    audit = {i["code"] for i in by_type["AuditEvent"]["interaction"]}
+    assert audit == {"read", "vread", "history-instance", "history-type", "search-type"}  # the server writes them
+    assert "_has" in rest["documentation"] and "_lastUpdated=gt" in rest["documentation"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 
 import pytest
 
-from api.audit import AuditWriter, audit_event
+from api.audit import AuditNotStored, AuditWriter, audit_event
 from auth.principal import Principal
 from fhir_mappings import fhir_json
 from fhir_mappings.validation import validate_resource
@@ -103,11 +104,13 @@ async def test_an_event_that_cannot_be_stored_does_not_hold_up_the_others(auth_a
     writer = AuditWriter(lambda: auth_app.state.engine)
     await writer.start()
     try:
-        await writer.record({"resourceType": "AuditEvent", "recorded": object()})  # cannot even be serialised
-        await writer.record(audit_event(scope("GET", "/fhir/Patient/p1"), 200, None, time.time()))
-        await writer.flush()
+        broken = writer.record({"resourceType": "AuditEvent", "recorded": object()})  # cannot even be serialised
+        good = writer.record(audit_event(scope("GET", "/fhir/Patient/p1"), 200, None, time.time()))
+        outcomes = await asyncio.gather(broken, good, return_exceptions=True)
     finally:
         await writer.stop()
+    # the broken one is refused to its caller (who must not answer the client), the other is stored
+    assert isinstance(outcomes[0], AuditNotStored) and outcomes[1] is None
     assert (writer.written, writer.dropped) == (1, 1)
 
 

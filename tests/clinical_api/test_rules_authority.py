@@ -18,7 +18,8 @@ from storage.search import find_matches
 from tests.clinical_api.resources import hb, patient
 from tests.fixtures.databases import empty_all_tables
 
-CHW = Principal(subject="chw-07", scopes=frozenset({"user/Observation.cru", "user/Patient.r"}), role="chw")
+CHW = Principal(subject="chw-07", scopes=frozenset({"user/Observation.cru", "user/Patient.r"}), role="chw",
+                practitioner="Practitioner/chw-07")
 
 
 class _Boom(RuntimeError):
@@ -36,7 +37,8 @@ async def test_a_chw_without_flag_scopes_still_gets_the_derived_facts(database_u
     try:
         async with transaction(engine, write=True) as connection:
             admin = FhirRepository(connection, LOCAL_EXPLORER, search=find_matches, hooks=hooks, enrichers=enrichers)
-            await admin.update("Patient", "kid", patient("kid"))
+            await admin.update("Patient", "kid", patient(
+                "kid", generalPractitioner=[{"reference": "Practitioner/chw-07"}]))  # her patient
         async with transaction(engine, write=True) as connection:
             chw = FhirRepository(connection, CHW, search=find_matches, hooks=hooks, enrichers=enrichers)
             stored = await chw.create(hb("x", "kid", 6.5), resource_id="hb1")

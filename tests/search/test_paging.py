@@ -97,11 +97,13 @@ async def test_paging_stays_correct_while_data_changes(client):
     await client.delete("/fhir/Patient/p3")
     await _store(client, [_patient("n1", "Aaron", None), _patient("n2", "Zapata", None)])
     second = await search(client, _link(first, "next"))
-    # continues after "Huamán": nothing skipped, nothing repeated; n1 sorts before, so it is not shown
-    assert _order(second) == ["p2", "p1", "n2"]
-    third = await search(client, _link(second, "next"))
-    assert _order(third) == ["p5"]
-    assert _link(third, "next") is None
+    # continues after "Huamán" as of the first page: nothing skipped, nothing repeated, nothing deleted
+    assert _order(second) == ["p2", "p1", "p5"]
+    assert _link(second, "next") is None
+    watermark = first["meta"]["lastUpdated"]
+    assert second["meta"]["lastUpdated"] == watermark  # every page answers as of the first
+    # what arrived meanwhile, on either side of the cursor, is in the next poll
+    assert _order(await search(client, f"Patient?_sort=family&_lastUpdated=gt{watermark}")) == ["n1", "n2"]
 
 
 async def test_default_order_shows_changes_in_order_for_incremental_pulls(client):
@@ -110,7 +112,10 @@ async def test_default_order_shows_changes_in_order_for_incremental_pulls(client
     assert _order(first) == ["p1", "p2"]
     await _store(client, [{**PEOPLE[0], "gender": "other"}])  # p1 changes after it was seen
     rest = await found_ids(client, _link(first, "next"))
-    assert rest == {"p3", "p4", "p1"}  # the changed p1 comes again, after what had not changed
+    assert rest == {"p3", "p4"}  # as of the first page: the change is not in this pull...
+    changed = await search(client, f"Patient?_lastUpdated=gt{first['meta']['lastUpdated']}")
+    assert _order(changed) == ["p1"]  # ...but in the next one, once
+    assert changed["entry"][0]["resource"]["gender"] == "other"
 
 
 async def test_counts_and_totals(client):

@@ -1,0 +1,129 @@
+"""Version stamps (`meta.lastUpdated`) and the watermark that makes polling safe.
+
+A clinic polls `ServiceRequest?...&_lastUpdated=gt<W>` where W is the `Bundle.meta.lastUpdated` of
+its previous answer. That misses nothing and repeats nothing only if W is a *watermark*: every
+version in the answer is stamped at or before W, and every version not in it (not yet committed,
+or committed after the answer was read) is stamped after W. A write stamped when it happens can
+commit long after a later write (a 1,000-entry transaction against a one-resource create), so
+"now" is not a watermark. How each database keeps one:
+
+- **SQLite** runs one writer at a time (BEGIN IMMEDIATE holds the write lock until COMMIT), so stamps
+  taken under the lock, each later than every committed stamp, are in commit order. The watermark
+  is just after the newest committed stamp.
+- **PostgreSQL** commits writers concurrently. Each write transaction first takes a shared advisory
+  lock whose key is the second it started in (a *lease*, released by COMMIT, ROLLBACK or a dead
+  connection alike) and stamps its versions from the database clock, never before that moment.
+  A reader's watermark is held just before the oldest open lease (or now, when none is open); what
+  committed meanwhile is left for the next poll. One clock (the database's) serves every worker on
+  every host. A hot standby cannot see the primary's leases: poll the primary.
+
+A search inside a write transaction (a Bundle's GET entry) leaves its own lease out: it sees its
+own writes, which the same answer returns anyway.
+
+Stamps fall on whole milliseconds and watermarks half-way between two, so no version is ever
+stamped exactly at a watermark: `_lastUpdated=gtW` (after) and `_history?_since=W` (at or after)
+select the same versions. Searches and history answer only versions stamped at or before W.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.driver_sql import DriverStatement, fetch
+from storage.tables import resources
+from storage.versions import now_ms, utc
+
+# Advisory lock class of write leases ("Pu"); the second key is the lease's start, in seconds since
+# LEASE_EPOCH (an int4 lasts until 2092).
+LEASE_CLASS = 0x5075
+LEASE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_HALF_MS = timedelta(microseconds=500)
+_KEY = "puente.write_clock"
+
+# Opening a write transaction on PostgreSQL, in the one round trip it already made to set its plan
+# cache mode: the lease, then the clock read after it (so every stamp is after the lease's second).
+_PG_OPEN = DriverStatement.from_named(
+    "SELECT set_config('plan_cache_mode', 'auto', true),"
+    " pg_advisory_xact_lock_shared(:lease_class,"
+    " CAST(floor(extract(epoch FROM clock_timestamp())) AS integer) - :lease_epoch),"
+    " clock_timestamp() AS floor"
+)
+_PG_WATERMARK = DriverStatement.from_named(
+    "SELECT clock_timestamp() AS now, (SELECT min(objid) FROM pg_locks WHERE locktype = 'advisory'"
+    " AND classid = :lease_class AND objsubid = 2 AND pid <> pg_backend_pid()"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS oldest"
+)
+_PARAMS = {"lease_class": LEASE_CLASS, "lease_epoch": int(LEASE_EPOCH.timestamp())}
+_NEWEST_STAMP = select(func.max(resources.c.last_updated))
+
+
+@dataclass(frozen=True, slots=True)
+class WriteClock:
+    """The stamps of one write transaction: never before `floor`, on whole milliseconds."""
+
+    floor: datetime
+    started: float  # time.monotonic() when `floor` was read
+
+    def stamp(self) -> datetime:
+        elapsed = timedelta(seconds=time.monotonic() - self.started)
+        return _ceil_ms(self.floor + elapsed)
+
+
+async def open_write(connection: AsyncConnection) -> WriteClock:
+    """Start stamping in this write transaction (and, on PostgreSQL, take its lease)."""
+    if connection.dialect.name == "postgresql":
+        row = (await fetch(connection, _PG_OPEN, _PARAMS))[0]
+        clock = WriteClock(utc(row["floor"]), time.monotonic())
+    else:
+        # Under SQLite's write lock: later than every committed stamp, whatever the wall clock did.
+        newest = (await connection.execute(_NEWEST_STAMP)).scalar()
+        floor = now_ms() if newest is None else max(now_ms(), utc(newest) + _MS)
+        clock = WriteClock(floor, time.monotonic())
+    connection.info[_KEY] = clock
+    return clock
+
+
+def close_write(connection: AsyncConnection) -> None:
+    """Forget the transaction's clock (the pooled connection outlives it)."""
+    connection.info.pop(_KEY, None)
+
+
+async def write_clock(connection: AsyncConnection) -> WriteClock:
+    """This transaction's clock, opened on first use when the transaction was begun elsewhere."""
+    clock: WriteClock | None = connection.info.get(_KEY)
+    return clock if clock is not None else await open_write(connection)
+
+
+async def watermark(connection: AsyncConnection) -> datetime:
+    """A time at or after every committed stamp this connection will read, before every stamp to come."""
+    if connection.dialect.name == "postgresql":
+        row = (await fetch(connection, _PG_WATERMARK, _PARAMS))[0]
+        limit = utc(row["now"])
+        if row["oldest"] is not None:
+            limit = min(limit, LEASE_EPOCH + timedelta(seconds=int(row["oldest"])))
+        return _floor_ms(limit) - _HALF_MS
+    newest = (await connection.execute(_NEWEST_STAMP)).scalar()
+    return (LEASE_EPOCH if newest is None else utc(newest)) + _HALF_MS
+
+
+def fhir_watermark(value: datetime) -> str:
+    """A watermark as a FHIR instant, to the tenth of a millisecond (it falls between two stamps)."""
+    value = utc(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 100:04d}Z"
+
+
+def _ceil_ms(value: datetime) -> datetime:
+    micros = value.microsecond
+    whole = value.replace(microsecond=micros // 1000 * 1000)
+    return whole if whole == value else whole + _MS
+
+
+def _floor_ms(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
