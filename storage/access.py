@@ -14,12 +14,16 @@ Who sees what (the search_reference index says who is linked to whom):
   and its own Organization. Nothing else exists for it;
 - a CHW or supervisor user (`Practitioner/P`) sees the patients of their catchment: those whose
   `general-practitioner` is P, a member of a CareTeam P takes part in, or a practitioner with a
-  PractitionerRole at a Location P is assigned to; and Patients that such a CareTeam is about. Of
+  PractitionerRole at a Location P is assigned to; Patients that such a CareTeam is about; and
+  Patients that P or such a practitioner registered (created). Of
   patient data they see what concerns those patients, and what references them (a CHW: themselves;
   a supervisor: anyone of their teams). Shared reference data (organizations, locations, staff,
   medications, questionnaires, ...) is visible to every user;
 - a launch patient (SMART `patient/` scopes) narrows all of that to that patient's records;
-- anyone else sees nothing.
+- anyone else sees nothing;
+- and whoever wrote a resource's first version (`resources.created_by`) sees that resource.
+
+What a write may point at, so that no write widens these rules for its caller, is storage.grants.
 
 Visibility follows the current version's index rows: older versions of a resource are visible
 exactly when the resource is. A deletion removes the index rows but keeps the references in
@@ -343,10 +347,21 @@ def team(practitioner_id: str) -> CompoundSelect:
 
 
 def _catchment_ids(practitioner_id: str, final: Table = search_reference) -> CompoundSelect:
-    """ids of the Patients a CHW (or their supervisor) looks after (`final`: see `_referrers`)."""
-    followed = _referrers("Patient", ("general-practitioner",), "Practitioner", team(practitioner_id), final)
+    """ids of the Patients a CHW (or their supervisor) looks after (`final`: see `_referrers`): those
+    their team follows as generalPractitioner, those of their CareTeams, and those their team
+    registered (a new Patient is its registering CHW's to follow: she sees the z-scores, flags and
+    referral outcomes written about it before anyone assigns her). Registering a Patient gives
+    nothing else: the new resource is the only one about it."""
+    members = team(practitioner_id)
+    followed = _referrers("Patient", ("general-practitioner",), "Practitioner", members, final)
     care_teams = _referrers("CareTeam", ("participant",), "Practitioner", [practitioner_id])
-    return union(_ids_of("Patient", followed), _targets(care_teams, ("subject", "patient"), "Patient"))
+    member_ids = members.subquery()
+    registered = _own(select(resources.c.id).where(
+        resources.c.resource_type == "Patient",
+        resources.c.created_by.in_(select(literal("Practitioner/") + member_ids.c[0])),
+        resources.c.deleted.is_(final is deleted_reference),  # a deleted Patient grants nothing
+    ))
+    return union(_ids_of("Patient", followed), _targets(care_teams, ("subject", "patient"), "Patient"), registered)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)

@@ -93,5 +93,12 @@ async def test_a_chws_retried_upload_finds_what_she_created(http, auth_app, worl
     for resource_type, expected in (("Patient", 5 + 2), ("RelatedPerson", 1), ("ServiceRequest", 3 + 1)):
         total = (await http.get(f"/fhir/{resource_type}?_total=accurate", headers=admin)).json()["total"]
         assert total == expected, resource_type  # the world's, plus one upload's
-    child = "/fhir" + ids[1].split("/fhir", 1)[1]
-    assert (await http.get(child, headers=chw)).status_code == 200  # hers to read, though nobody assigned her
+    child = ids[1].split("/fhir/", 1)[1]
+    assert (await http.get(f"/fhir/{child}", headers=chw)).status_code == 200  # hers, though nobody assigned her
+    # and what others write about the child she registered is hers to see too: a clinic's outcome
+    outcome = {"resourceType": "Observation", "status": "final", "code": {"text": "hemoglobin"},
+               "subject": ref(child), "valueQuantity": {"value": 10.9, "unit": "g/dL"}}
+    written = await http.post("/fhir/Observation", json=outcome, headers=admin)
+    assert (await http.get(f"/fhir/Observation/{written.json()['id']}", headers=chw)).status_code == 200
+    stranger = await user_token(http, auth_app, "eva", "Practitioner/chw-3")  # another team
+    assert (await http.get(f"/fhir/{child}", headers=stranger)).status_code == 404
