@@ -11,11 +11,13 @@ commit long after a later write (a 1,000-entry transaction against a one-resourc
   taken under the lock, each later than every committed stamp, are in commit order. The watermark
   is just after the newest committed stamp.
 - **PostgreSQL** commits writers concurrently. Each write transaction first takes a shared advisory
-  lock whose key is the second it started in (a *lease*, released by COMMIT, ROLLBACK or a dead
-  connection alike) and stamps its versions from the database clock, never before that moment.
-  A reader's watermark is held just before the oldest open lease (or now, when none is open); what
-  committed meanwhile is left for the next poll. One clock (the database's) serves every worker on
-  every host. A hot standby cannot see the primary's leases: poll the primary.
+  lock whose key carries the millisecond it started (a *lease*, released by COMMIT, ROLLBACK or a
+  dead connection alike) and stamps its versions from the database clock, never before that
+  moment. A reader's watermark is held just before the oldest open lease (or now, when none is
+  open): what other transactions committed meanwhile is left for the next poll, so an answer lags
+  the newest writes by as long as the oldest write still running. One clock (the database's)
+  serves every worker on every host. A hot standby cannot see the primary's leases: poll the
+  primary.
 
 A search inside a write transaction (a Bundle's GET entry) leaves its own lease out: it sees its
 own writes, which the same answer returns anyway.
@@ -38,28 +40,31 @@ from storage.driver_sql import DriverStatement, fetch
 from storage.tables import resources
 from storage.versions import now_ms, utc
 
-# Advisory lock class of write leases ("Pu"); the second key is the lease's start, in seconds since
-# LEASE_EPOCH (an int4 lasts until 2092).
-LEASE_CLASS = 0x5075
+# A lease is an advisory lock on one bigint: LEASE_TAG in its top 20 bits, the millisecond the
+# transaction started (since LEASE_EPOCH) in the low 44 (until the year 2581). pg_locks shows the
+# key as classid (high 32 bits) and objid (low 32 bits), objsubid 1. Puente's other advisory locks
+# use the two-int4 form (objsubid 2), so nothing else takes a key of this shape.
+LEASE_TAG = 0x50756
 LEASE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _HALF_MS = timedelta(microseconds=500)
 _KEY = "puente.write_clock"
 
 # Opening a write transaction on PostgreSQL, in the one round trip it already made to set its plan
-# cache mode: the lease, then the clock read after it (so every stamp is after the lease's second).
+# cache mode: the lease, then the clock read after it (so every stamp is after the lease's instant).
 _PG_OPEN = DriverStatement.from_named(
     "SELECT set_config('plan_cache_mode', 'auto', true),"
-    " pg_advisory_xact_lock_shared(:lease_class,"
-    " CAST(floor(extract(epoch FROM clock_timestamp())) AS integer) - :lease_epoch),"
+    " pg_advisory_xact_lock_shared((CAST(:lease_tag AS bigint) << 44)"
+    " + CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint) - :lease_epoch_ms),"
     " clock_timestamp() AS floor"
 )
 _PG_WATERMARK = DriverStatement.from_named(
-    "SELECT clock_timestamp() AS now, (SELECT min(objid) FROM pg_locks WHERE locktype = 'advisory'"
-    " AND classid = :lease_class AND objsubid = 2 AND pid <> pg_backend_pid()"
+    "SELECT clock_timestamp() AS now, (SELECT min(((CAST(classid AS bigint) & 4095) << 32) + CAST(objid AS bigint))"
+    " FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND (CAST(classid AS bigint) >> 12) = :lease_tag"
+    " AND pid <> pg_backend_pid()"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS oldest"
 )
-_PARAMS = {"lease_class": LEASE_CLASS, "lease_epoch": int(LEASE_EPOCH.timestamp())}
+_PARAMS = {"lease_tag": LEASE_TAG, "lease_epoch_ms": int(LEASE_EPOCH.timestamp()) * 1000}
 _NEWEST_STAMP = select(func.max(resources.c.last_updated))
 
 
@@ -102,14 +107,14 @@ async def write_clock(connection: AsyncConnection) -> WriteClock:
 
 async def watermark(connection: AsyncConnection) -> datetime:
     """A time at or after every committed stamp this connection will read, before every stamp to come."""
-    if connection.dialect.name == "postgresql":
-        row = (await fetch(connection, _PG_WATERMARK, _PARAMS))[0]
-        limit = utc(row["now"])
-        if row["oldest"] is not None:
-            limit = min(limit, LEASE_EPOCH + timedelta(seconds=int(row["oldest"])))
-        return _floor_ms(limit) - _HALF_MS
-    newest = (await connection.execute(_NEWEST_STAMP)).scalar()
-    return (LEASE_EPOCH if newest is None else utc(newest)) + _HALF_MS
+    if connection.dialect.name != "postgresql":
+        newest = (await connection.execute(_NEWEST_STAMP)).scalar()
+        return (LEASE_EPOCH if newest is None else utc(newest)) + _HALF_MS
+    row = (await fetch(connection, _PG_WATERMARK, _PARAMS))[0]
+    limit = utc(row["now"])
+    if row["oldest"] is not None:
+        limit = min(limit, LEASE_EPOCH + timedelta(milliseconds=int(row["oldest"])))
+    return _floor_ms(limit) - _HALF_MS
 
 
 def fhir_watermark(value: datetime) -> str:

@@ -34,9 +34,12 @@ from storage.tables import resource_history, resources, search_date, search_refe
 from storage.version_writes import Authorship
 from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
 
-# unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row.
+# unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row. Two int4 keys,
+# the first a class of Puente's own: the single-bigint key space is storage.clock's write leases.
+LOCK_CLASS = 0x5043
 _ADVISORY_LOCKS = DriverStatement.from_named(
-    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
+    "SELECT pg_advisory_xact_lock(:lock_class, k) FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS t(k, n)"
+    " ORDER BY n"
 )
 
 # The rules' reads, built once: composing a statement (and its cache key) cost SQLAlchemy more CPU
@@ -775,9 +778,10 @@ class FhirRepository:
         """
         if self._dialect != "postgresql" or not keys:
             return
-        ids = [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
-               for k in sorted(set(keys))]
-        await fetch(self.connection, _ADVISORY_LOCKS, {"ids": ids})
+        # 32-bit digests: two keys that share one only take turns, which is harmless.
+        ids = sorted({int.from_bytes(hashlib.blake2b(k.encode(), digest_size=4).digest(), "big", signed=True)
+                      for k in keys})
+        await fetch(self.connection, _ADVISORY_LOCKS, {"ids": ids, "lock_class": LOCK_CLASS})
 
     async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:
         """Conditional writes that could match the same resource take turns, so parallel retries create

@@ -13,7 +13,7 @@ async def test_several_keys_are_held_until_the_transaction_ends(repository_in, b
         if backend != "postgres":
             return  # SQLite: BEGIN IMMEDIATE already serialises writers
         held = await repository.connection.scalar(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND pid = pg_backend_pid()"))
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND pid = pg_backend_pid()"))
         assert held == 2
 
         async def other() -> None:
