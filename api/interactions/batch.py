@@ -6,7 +6,7 @@ import functools
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import prevalidate, read_json
 from api.bundle_processor import process_bundle
 from api.dependencies import RepositoryDep, SettingsDep
 from api.media import require_json_body
@@ -27,6 +27,7 @@ router = APIRouter(tags=["batch/transaction"])
 async def transaction(request: Request, repository: RepositoryDep, settings: SettingsDep) -> Response:
     require_json_body(request)
     bundle = await read_json(request)
+    await prevalidate(request, _entry_resources(bundle))
     response = await process_bundle(
         repository,
         bundle,
@@ -36,3 +37,11 @@ async def transaction(request: Request, repository: RepositoryDep, settings: Set
         minimal=prefers_minimal(request),
     )
     return json_response(request, response)
+
+
+def _entry_resources(bundle: object) -> list[object]:
+    """The resources a batch/transaction would validate (what its POST and PUT entries carry)."""
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import prevalidate, read_json
 from api.dependencies import RepositoryDep, SettingsDep
 from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
@@ -27,6 +27,7 @@ async def create(request: Request, resource_type: str, repository: RepositoryDep
     require_json_body(request)
     resource = await read_json(request)
     check_body_type(resource, resource_type)  # the repository validates the rest
+    await prevalidate(request, [resource])
     if_none_exist = request.headers.get("if-none-exist")
     if if_none_exist:
         result = await repository.conditional_create(resource, criteria(if_none_exist))

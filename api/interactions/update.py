@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import prevalidate, read_json
 from api.dependencies import RepositoryDep, SettingsDep
 from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
@@ -29,6 +29,7 @@ async def update(
     check_resource_type(resource_type)
     require_json_body(request)
     resource = await read_json(request)
+    await prevalidate(request, [resource])
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.update(resource_type, resource_id, resource, if_match=if_match)
     return write_response(
@@ -51,6 +52,7 @@ async def conditional_update(
     if not request.url.query:
         raise Invalid("A conditional update needs search criteria in the URL (e.g. ?identifier=system|value)")
     resource = await read_json(request)
+    await prevalidate(request, [resource])
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.conditional_update(
         resource_type, criteria(request.url.query), resource, if_match=if_match
