@@ -50,7 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(
-            settings.database_url, pool_size=settings.db_pool_size, time_budget=settings.request_time_budget
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
+            time_budget=settings.request_time_budget,
         )
         await statistics.warn_if_statistics_may_go_stale(app.state.engine)
         warm_up()

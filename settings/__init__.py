@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     db_pool_size: int = 10
+    db_pool_timeout: float = 10.0  # seconds a request waits for a pooled connection, then 503
 
     # Hostile input and floods (README "Limits"): each is refused with a 4xx OperationOutcome that
     # names it, before any database work; the defaults leave real CHW and clinic traffic far below.
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
     offload_bytes: int = 64 * 1024  # bodies above this are parsed and validated off the event loop
     limit_concurrency: int = 256  # connections + requests per worker before uvicorn answers 503
     connection_idle_timeout: float = 10.0  # seconds to send a request's head on a new or idle connection
-    worker_memory_mb: int = 0  # address-space cap per worker (0: none), see README "Limits"
+    worker_memory_mb: int = 2048  # data-segment cap per `puente serve` worker (0: none)
     metrics_token: str | None = None  # a bearer token that may read /metrics besides admin clients
 
     # Brute force on the authorization server: per client and per address, per minute (429 with

@@ -22,7 +22,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, time_budget: float | None = None) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, time_budget: float | None = None, pool_timeout: float = 10
+) -> AsyncEngine:
     """`time_budget` (seconds) bounds each transaction's work, for the server's engine: a statement
     past it fails (PostgreSQL's statement_timeout, a progress handler on SQLite) and the request
     answers 503. Tools that legitimately run long (migrations, reindex, seed-demo) pass none.
@@ -31,7 +33,7 @@ def create_engine(url: str, *, pool_size: int = 10, time_budget: float | None = 
     names, birth dates and DNI numbers.
     """
     if is_sqlite(url):
-        return _sqlite_engine(url, time_budget)
+        return _sqlite_engine(url, time_budget, pool_timeout)
     server_settings = {
         "application_name": "puente",
         "plan_cache_mode": "force_custom_plan",
@@ -48,7 +50,7 @@ def create_engine(url: str, *, pool_size: int = 10, time_budget: float | None = 
         pool_size=pool_size,
         max_overflow=pool_size,
         # A request waits this long for a pooled connection, then answers 503 (not SQLAlchemy's 30 s).
-        pool_timeout=10,
+        pool_timeout=pool_timeout,
         # No pre-ping: it costs two round trips per request; a connection the server dropped is
         # invalidated by SQLAlchemy on the first error and the pool replaces it.
         pool_recycle=1800,
@@ -73,7 +75,7 @@ class _Budget:
         return 1 if time.monotonic() > self.deadline else 0  # non-zero interrupts the statement
 
 
-def _sqlite_engine(url: str, time_budget: float | None) -> AsyncEngine:
+def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> AsyncEngine:
     engine = create_async_engine(
         url,
         hide_parameters=True,
@@ -81,6 +83,7 @@ def _sqlite_engine(url: str, time_budget: float | None) -> AsyncEngine:
         # Pooled: opening the file and setting the pragmas on every request costs more than the query.
         pool_size=5,
         max_overflow=10,
+        pool_timeout=pool_timeout,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
