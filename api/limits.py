@@ -106,6 +106,15 @@ class RequestGuard:
 
         try:
             await self.app(scope, receive, tracking)
+        except MemoryError:
+            # Over PUENTE_WORKER_MEMORY_MB: this request's allocations are freed as it unwinds, and the
+            # worker goes on serving the others.
+            log.error("a request was refused: the worker reached PUENTE_WORKER_MEMORY_MB")
+            if not started:
+                await _send_outcome(send, Unavailable(
+                    "The request needed more memory than this worker may use (PUENTE_WORKER_MEMORY_MB)",
+                    headers={"Retry-After": "5"},
+                ))
         except Exception as exc:
             # Starlette's outermost layer would answer 500 and then re-raise to the server, whose log
             # line carries the exception's message; answer here and log without it.
@@ -240,3 +249,21 @@ async def _send_json(send: Send, status: int, body: dict, extra: list[tuple[byte
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
+
+
+def cap_worker_memory(megabytes: int) -> None:
+    """Cap this process's data segment (heap and private mappings, RLIMIT_DATA) at `megabytes`: past
+    it an allocation fails with MemoryError, which the guard answers with 503, instead of the worker
+    growing until the kernel kills it (or its neighbours). Called in `puente serve` workers only."""
+    if megabytes <= 0:
+        return
+    try:
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        limit = megabytes * 1024 * 1024
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, ValueError, OSError) as exc:  # not on this platform: say so, serve anyway
+        log.warning("PUENTE_WORKER_MEMORY_MB is not applied here: %s", type(exc).__name__)
