@@ -1,5 +1,5 @@
 """The edge of every request: the body read in full (bounded in size and time) before anything else
-runs, reads cancelled when their client goes away or the time budget is spent, OPTIONS and 405
+runs, reads cancelled (on PostgreSQL) when their client goes away or the time budget is spent, OPTIONS and 405
 answered with the real Allow list, no-store on answers that may hold patient data, and no failure
 escaping to the server's own logging (which would print its message: names, DNI numbers).
 
@@ -21,6 +21,7 @@ from api.safe_log import log_failure
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError, Issue, LimitExceeded, RequestTimeout, TooLarge, Unavailable
 from settings import Settings
+from storage.database import is_sqlite
 
 log = logging.getLogger("puente.api")
 
@@ -42,6 +43,10 @@ class RequestGuard:
         self.idle_timeout = settings.body_idle_timeout
         self.body_timeout = settings.body_timeout
         self.budget = settings.request_time_budget
+        # Cancelling a statement mid-flight is clean on PostgreSQL (asyncpg cancels it server-side and
+        # the pool gets its connection back); aiosqlite would leave the statement running in its
+        # thread and the connection orphaned. There the progress handler ends a read at the budget.
+        self.cancel_reads = not is_sqlite(settings.database_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +69,7 @@ class RequestGuard:
             await self._options(scope, send)
             return
         send = _response_headers(scope, send)
-        if scope["method"] in _READ_METHODS or scope["path"].endswith("/_search"):
+        if self.cancel_reads and (scope["method"] in _READ_METHODS or scope["path"].endswith("/_search")):
             await self._run_read(scope, body, receive, send)
         else:
             await self._run(scope, _replay(body, receive), send)
