@@ -184,12 +184,10 @@ def allowed_methods(scope: Scope) -> list[str]:
     """Every method some route takes at this path (Starlette's 405 names only the first route's)."""
     methods: set[str] = set()
     for route in getattr(scope.get("app"), "routes", ()):
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
             match, _ = route.matches({**scope, "method": method})
             if match == Match.FULL:
                 methods.add(method)
-    if "GET" in methods:
-        methods.add("HEAD")
     if methods:
         methods.add("OPTIONS")
     return sorted(methods)
