@@ -43,9 +43,10 @@ class RequestGuard:
         self.idle_timeout = settings.body_idle_timeout
         self.body_timeout = settings.body_timeout
         self.budget = settings.request_time_budget
-        # Cancelling a statement mid-flight is clean on PostgreSQL (asyncpg cancels it server-side and
-        # the pool gets its connection back); aiosqlite would leave the statement running in its
-        # thread and the connection orphaned. There the progress handler ends a read at the budget.
+        # Cancelling a read mid-statement is clean on PostgreSQL (the pool replaces the dropped
+        # connection, and the server ends the orphaned statement, within statement_timeout at worst);
+        # aiosqlite would leave the statement running in its thread and the connection orphaned, so
+        # there a read runs to its end and the progress handler stops it at the budget.
         self.cancel_reads = not is_sqlite(settings.database_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
