@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import event
 
 from tests.api.test_errors import assert_outcome, count
 from tests.fixtures.builders import patient
@@ -220,3 +221,25 @@ async def test_answers_with_patient_data_are_not_stored_by_caches(client):
     assert (await client.get("/fhir/Patient")).headers["cache-control"] == "no-store"
     assert (await client.get("/fhir/Patient/missing")).headers["cache-control"] == "no-store"
     assert "no-store" not in (await client.get("/fhir/metadata")).headers.get("cache-control", "")
+
+
+async def test_refused_bodies_never_take_a_pooled_connection(client, app):
+    """Parsing, the limits and the Content-Type check come before the request's transaction."""
+    checkouts: list[object] = []
+
+    def checked_out(*_: object) -> None:
+        checkouts.append(1)
+
+    created = (await client.post("/fhir/Patient", json=patient(), headers=FHIR)).json()
+    event.listen(app.state.engine.sync_engine, "checkout", checked_out)
+    try:
+        refused(await client.post("/fhir/Patient", content=nested(1_000), headers=FHIR), 400)
+        refused(await client.put(f"/fhir/Patient/{created['id']}", content=b'{"a":"\\ud800"}', headers=FHIR), 400)
+        refused(await client.post("/fhir", content=b'{"resourceType":"Bundle","n":1e999999}', headers=FHIR), 400)
+        refused(await client.post("/fhir/Patient", content=b"{}"), 415)
+        operations = [{"op": "test", "path": "/id", "value": "x"}] * 101
+        refused(await client.patch(f"/fhir/Patient/{created['id']}", json=operations, headers=PATCH), 400)
+        refused(await client.post("/fhir/Patient", content=b"{not json", headers=FHIR), 400)
+    finally:
+        event.remove(app.state.engine.sync_engine, "checkout", checked_out)
+    assert checkouts == []
