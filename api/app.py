@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, auth_routes, clinical, errors, health, metrics, paths, search_service
+from api import audit, auth_routes, clinical, errors, health, limits, metrics, paths, search_service
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
+from fhir_mappings.search import QueryLimits
+from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
 from settings import Settings, get_settings
 from storage import search_rows, statistics
@@ -47,7 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
+            time_budget=settings.request_time_budget,
+        )
         await statistics.warn_if_statistics_may_go_stale(app.state.engine)
         warm_up()
         auth_routes.start(app)  # signing keys: loaded, or generated on the first run
@@ -79,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
     audit.install(app, settings)
     app.include_router(metrics.router)
+    configure_search_limits(QueryLimits(settings.max_search_params, settings.max_search_values,
+                                        settings.max_chain_depth, settings.max_has_depth))
+    app.add_middleware(limits.RequestGuard, settings=settings)  # the body in memory before any handler runs
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.

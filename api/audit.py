@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api import safe_log
 from auth.principal import Principal
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import ServiceUnavailable
@@ -190,12 +191,12 @@ class AuditWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_retry_delay)
                 continue
-            except Exception:
+            except Exception as exc:
                 if len(batch) > 1:  # find the one that fails; store the others
                     for item in batch:
                         await self._write([item])
                     return
-                log.exception("an audit event could not be stored")
+                safe_log.log_failure("an audit event could not be stored", exc, log)
                 self._fail(batch, AuditNotStored("the audit event could not be stored"))
                 return
             self.written += len(batch)

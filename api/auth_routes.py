@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from auth.client_keys import ASSERTION_ALGORITHMS
 from auth.hashing import check_password, dummy_password_hash
 from auth.models import Client, User
 from auth.principal import Principal
+from auth.rate_limits import AuthThrottle
 from auth.scopes import split_scopes
 from auth.server import AuthConfig, FormRequest
 from auth.service import AuthService, MissingToken, create_auth_service
 from auth.tokens import InvalidAccessToken, Lifetimes
-from fhir_mappings.outcomes import Unauthorized
+from fhir_mappings.outcomes import TooManyRequests, Unauthorized
 from settings import Settings
 from storage.database import transaction
 from storage.repository import FhirRepository
@@ -49,6 +51,13 @@ def install(app: FastAPI, settings: Settings) -> None:
         return
     config = auth_config(settings)
     app.state.auth_config = config
+    app.state.auth_throttle = AuthThrottle(
+        per_address_per_minute=settings.auth_rate_per_minute,
+        client_failures_per_minute=settings.auth_client_failures_per_minute,
+        failures_before_lockout=settings.login_failures_before_lockout,
+        lockout_seconds=settings.login_lockout_seconds,
+        lockout_max_seconds=settings.login_lockout_max_seconds,
+    )
     app.state.authenticate = authenticate
     app.state.security_capability = security_capability(config)
     app.include_router(router)
@@ -187,10 +196,31 @@ async def revoke(request: Request) -> Response:
 async def _oauth_endpoint(request: Request, endpoint: str) -> Response:
     """token / introspect / revoke: Authlib's synchronous endpoint, run off the event loop."""
     service: AuthService = request.app.state.auth
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    _throttle_address(request, endpoint)
     form = await _form_request(request, endpoint)
-    request.state.audit_client = _claimed_client(form)
+    client_id = _claimed_client(form)
+    request.state.audit_client = client_id
+    if client_id and (wait := throttle.client_wait(client_id)):
+        raise _throttled(f"Too many failed authentications for client {client_id[:64]!r}", wait)
     handle = getattr(service.server, endpoint)
-    return _oauth_response(*await anyio.to_thread.run_sync(handle, form))
+    status, body, headers = await anyio.to_thread.run_sync(handle, form)
+    if (client_id and status == 401) or (isinstance(body, dict) and body.get("error") == "invalid_client"):
+        throttle.client_failed(client_id or "")
+    return _oauth_response(status, body, headers)
+
+
+def _throttle_address(request: Request, endpoint: str) -> None:
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = request.client.host if request.client else "unknown"
+    if wait := throttle.address_wait(endpoint, address):
+        raise _throttled(f"Too many requests to /auth/{endpoint} from this address", wait)
+
+
+def _throttled(message: str, wait: float) -> TooManyRequests:
+    """429 with Retry-After; the audit record of the request notes it (outcome 4, HTTP 429)."""
+    seconds = str(math.ceil(wait))
+    return TooManyRequests(f"{message}; retry after {seconds} s", headers={"Retry-After": seconds})
 
 
 @router.get("/auth/authorize", operation_id="auth_authorize", summary="Authorization endpoint: the login page")
@@ -202,6 +232,7 @@ async def authorize_page(request: Request) -> Response:
     "/auth/authorize", operation_id="auth_authorize_post", summary="Authorization endpoint: log in and consent"
 )
 async def authorize_submit(request: Request) -> Response:
+    _throttle_address(request, "authorize")
     form = await _form_request(request, "authorize")
     if "username" not in form.params and "deny" not in form.params:
         return await _authorize(request, form)  # SMART authorize-post: the app POSTed the request itself
@@ -214,10 +245,17 @@ async def authorize_submit(request: Request) -> Response:
     if "deny" in form.params:
         return _oauth_response(*await anyio.to_thread.run_sync(service.server.authorize, oauth, None))
     username = _first(form, "username")
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    request.state.audit_user = username
+    if wait := throttle.account_wait(username):
+        # The password is not checked while the account is locked: guessing gains nothing.
+        return _locked_page(oauth, client, wait)
     user = await _login(service, username, _first(form, "password"))
     if user is None:
-        request.state.audit_user = username
+        if wait := throttle.login_failed(username):
+            return _locked_page(oauth, client, wait)
         return _login_page(oauth, client, error="Wrong username or password.", status=401)
+    throttle.login_succeeded(username)
     request.state.audit_user = user.username
     launch_patient = None
     if "launch/patient" in split_scopes(_first(oauth, "scope")):
@@ -330,6 +368,15 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def _locked_page(form: FormRequest, client: Client, wait: float) -> HTMLResponse:
+    seconds = math.ceil(wait)
+    page = _login_page(
+        form, client, status=429, error=f"Too many wrong passwords: this account is locked for {seconds} s."
+    )
+    page.headers["Retry-After"] = str(seconds)
+    return page
 
 
 def _login_page(

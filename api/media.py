@@ -36,6 +36,7 @@ def response_media_type(request: Request) -> str:
 def require_json_body(request: Request, *, allowed: tuple[str, ...] = (FHIR_JSON, "application/json")) -> None:
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type:
-        return  # curl without -H: assume FHIR JSON rather than refuse
+        # A body of unknown type is not guessed at: a client that sends none is broken or probing.
+        raise UnsupportedMediaType(f"The request has no Content-Type; send {' or '.join(allowed)}")
     if content_type not in allowed and content_type != "application/json+fhir":
         raise UnsupportedMediaType(f"Content-Type {content_type} is not supported here; send {' or '.join(allowed)}")

@@ -8,11 +8,13 @@ PROMETHEUS_MULTIPROC_DIR (set by `serve`) and a scrape, answered by any one work
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,6 +25,8 @@ from prometheus_client import (
     multiprocess,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fhir_mappings.outcomes import Forbidden
 
 REQUESTS = Counter("puente_http_requests", "HTTP requests answered", ["method", "route", "status"])
 DURATION = Histogram(
@@ -37,12 +41,33 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await _require_scraper(request)
+    return await run_in_threadpool(_scrape)  # the multiprocess collector reads files
+
+
+def _scrape() -> Response:
     registry: CollectorRegistry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _require_scraper(request: Request) -> None:
+    """Who may scrape: anyone when PUENTE_AUTH=off (loopback only), else a bearer token that is
+    PUENTE_METRICS_TOKEN or an access token of an admin client. Route names and request rates say
+    what a programme is doing and when; they are not for anyone who can reach the port."""
+    settings = request.app.state.settings
+    if not settings.auth_enabled:
+        return
+    token = settings.metrics_token
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return
+    principal = await request.app.state.authenticate(request)  # 401 without a valid token
+    if not principal.is_admin:
+        raise Forbidden("/metrics is for admin clients or the PUENTE_METRICS_TOKEN bearer token")
 
 
 class MetricsMiddleware:

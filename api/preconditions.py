@@ -8,10 +8,13 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from fhir_mappings.outcomes import Invalid
+from fhir_mappings.outcomes import Invalid, Issue
 from fhir_mappings.search.dates import parse_date_range
 from storage.versions import StoredVersion
 
+_RESULT_PARAMS = frozenset(
+    {"_count", "_sort", "_total", "_summary", "_elements", "_format", "_pretty", "_include", "_revinclude", "_cursor"}
+)
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
@@ -55,6 +58,11 @@ def criteria(query: str) -> list[tuple[str, str]]:
     """Search criteria from an If-None-Exist header or a conditional URL's query string."""
     query = query.split("?", 1)[1] if "?" in query else query
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not pairs:
-        raise Invalid("Conditional criteria are empty")
+    # `=`, `identifier=` or `_count=1` alone select nothing, so they would match every resource.
+    if not any(name and value and name.split(":", 1)[0] not in _RESULT_PARAMS for name, value in pairs):
+        raise Invalid(
+            f"Conditional criteria {query[:100]!r} select nothing: name at least one search parameter with a value",
+            issues=[Issue("Conditional criteria need a search parameter with a value (e.g. identifier=system|value)",
+                          "invalid")],
+        )
     return pairs

@@ -76,16 +76,36 @@ def serve(
 
 
 def _run_uvicorn(host: str, port: int, workers: int) -> None:
+    settings = get_settings()
+    _raise_open_files_limit()
     uvicorn.run(
         "api.main:app",
         host=host,
         port=port,
         workers=workers,
         log_level="info",
-        access_log=False,
+        access_log=False,  # an access log would write search URLs: names and DNI numbers
         # A worker compiles the R4 schema at start-up (seconds on a busy machine): do not take it for hung.
         timeout_worker_healthcheck=60,
+        # Floods: a deadline and a size limit on each request's head (cli.http_protocol), idle
+        # kept-alive connections closed after 5 s, and past PUENTE_LIMIT_CONCURRENCY connections or
+        # requests in one worker, new requests answered 503 at once instead of queueing.
+        http="cli.http_protocol:GuardedHttpToolsProtocol",
+        timeout_keep_alive=5,
+        limit_concurrency=settings.limit_concurrency or None,
     )
+
+
+def _raise_open_files_limit() -> None:
+    """Each connection is a file descriptor; the soft limit (often 1,024) is raised to the hard one."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 20), hard))
+    except (ImportError, ValueError, OSError):  # not on this platform, or not allowed: keep the default
+        pass
 
 
 # Subcommands live with the package they serve.

@@ -83,6 +83,32 @@ class TooLarge(FhirError):
     issue_code = "too-costly"
 
 
+class LimitExceeded(FhirError):
+    """A request over one of the server's explicit limits (README "Limits"); the diagnostics name it."""
+
+    status = 400
+    issue_code = "too-costly"
+
+
+class RequestTimeout(FhirError):
+    status = 408
+    issue_code = "timeout"
+
+
+class TooManyRequests(FhirError):
+    """Rate limited: `headers` carries Retry-After."""
+
+    status = 429
+    issue_code = "throttled"
+
+
+class Unavailable(FhirError):
+    """A transient condition (the database busy, out of connections, over the time budget); retry later."""
+
+    status = 503
+    issue_code = "transient"
+
+
 class UnsupportedMediaType(FhirError):
     status = 415
     issue_code = "not-supported"

@@ -20,7 +20,8 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from datetime import date
 from importlib import resources
 from typing import Any, NamedTuple
@@ -39,6 +40,9 @@ _UNSPECIFIC = ("must contain", "cannot be validated")
 CALENDAR_FORMAT = "calendar-date"  # tools/generate_fhir_schema.py puts it on date, dateTime and instant
 
 _lock = threading.Lock()
+# Resources of a large body that the API validated in a worker thread (off the event loop) for this
+# request: the repository's validation of the same objects, later in the same task, is skipped.
+_prevalidated: ContextVar[dict[int, Any] | None] = ContextVar("prevalidated", default=None)
 _validators: dict[str, Callable[[Any], Any]] | None = None
 
 
@@ -146,10 +150,19 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> str:
             f"resourceType '{resource_type}' does not match the URL's type '{expected_type}'",
             issues=[_issue(f"resourceType must be '{expected_type}'", "invalid", "resourceType")],
         )
+    known = _prevalidated.get()
+    if known is not None and known.get(id(resource)) is resource:
+        return resource_type
     problems = list(_problems(resource, resource_type))
     if problems:
         raise Invalid(problems[0].diagnostics, issues=problems)
     return resource_type
+
+
+def mark_validated(resources: Iterable[Any]) -> None:
+    """Record, for the current request's context, that these objects passed `validate_resource`
+    (the identity is checked too, so a recycled id() matches nothing)."""
+    _prevalidated.set({id(r): r for r in resources})
 
 
 def _problems(resource: dict[str, Any], resource_type: str, prefix: str = "") -> Iterator[Issue]:

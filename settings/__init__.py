@@ -25,6 +25,36 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     db_pool_size: int = 10
+    db_pool_timeout: float = 10.0  # seconds a request waits for a pooled connection, then 503
+
+    # Hostile input and floods (README "Limits"): each is refused with a 4xx OperationOutcome that
+    # names it, before any database work; the defaults leave real CHW and clinic traffic far below.
+    max_json_depth: int = 64
+    max_array_items: int = 10_000
+    max_string_chars: int = 4 * 1024 * 1024
+    max_number_digits: int = 32
+    max_number_exponent: int = 100
+    max_search_params: int = 100
+    max_search_values: int = 200
+    max_chain_depth: int = 3
+    max_has_depth: int = 2
+    max_patch_operations: int = 100
+    body_idle_timeout: float = 15.0  # seconds without a byte of the body
+    body_timeout: float = 120.0  # seconds for the whole body (a 10 MiB upload over a slow 2G link)
+    request_time_budget: float = 30.0  # seconds: PostgreSQL statement_timeout, SQLite progress handler, reads
+    offload_bytes: int = 64 * 1024  # bodies above this are parsed and validated off the event loop
+    limit_concurrency: int = 256  # connections + requests per worker before uvicorn answers 503
+    connection_idle_timeout: float = 10.0  # seconds to send a request's head on a new or idle connection
+    worker_memory_mb: int = 2048  # data-segment cap per `puente serve` worker (0: none)
+    metrics_token: str | None = None  # a bearer token that may read /metrics besides admin clients
+
+    # Brute force on the authorization server: per client and per address, per minute (429 with
+    # Retry-After), and a per-account lockout whose delay doubles with each wrong password.
+    auth_rate_per_minute: int = 60  # requests per address
+    auth_client_failures_per_minute: int = 20  # failed client authentications per client
+    login_failures_before_lockout: int = 5
+    login_lockout_seconds: float = 30.0
+    login_lockout_max_seconds: float = 3600.0
 
     # OAuth: token lifetimes in seconds, and signing keys supplied as a file (JWK Set or PEM) instead
     # of generated into data_dir on the first run.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,46 +11,81 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from storage import clock
+
+# How many SQLite virtual-machine instructions run between two checks of the time budget: a check
+# is a call into Python, and ~1,000 per second of query are too few to show in a profile.
+_PROGRESS_INSTRUCTIONS = 100_000
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, time_budget: float | None = None, pool_timeout: float = 10
+) -> AsyncEngine:
+    """`time_budget` (seconds) bounds each transaction's work, for the server's engine: a statement
+    past it fails (PostgreSQL's statement_timeout, a progress handler on SQLite) and the request
+    answers 503. Tools that legitimately run long (migrations, reindex, seed-demo) pass none.
+
+    SQL parameters are never rendered into exceptions or logs (`hide_parameters`): they are
+    names, birth dates and DNI numbers.
+    """
     if is_sqlite(url):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, time_budget, pool_timeout)
+    server_settings = {
+        "application_name": "puente",
+        "plan_cache_mode": "force_custom_plan",
+        "max_parallel_workers_per_gather": "0",
+    }
+    if time_budget:
+        # Per connection, so it holds in every transaction and in the autocommit reads alike; a
+        # transaction left idle (a handler waiting on something) is ended by the same budget.
+        budget_ms = str(math.ceil(time_budget * 1000))
+        server_settings |= {"statement_timeout": budget_ms, "idle_in_transaction_session_timeout": budget_ms}
     return create_async_engine(
         url,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
+        # A request waits this long for a pooled connection, then answers 503 (not SQLAlchemy's 30 s).
+        pool_timeout=pool_timeout,
         # No pre-ping: it costs two round trips per request; a connection the server dropped is
         # invalidated by SQLAlchemy on the first error and the pool replaces it.
         pool_recycle=1800,
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
         # Custom plans: asyncpg prepares every statement, and PostgreSQL's generic plans ignore the
         # values that make a search selective; parallel workers cost more to start than they save here.
-        connect_args={
-            "server_settings": {
-                "application_name": "puente",
-                "plan_cache_mode": "force_custom_plan",
-                "max_parallel_workers_per_gather": "0",
-            }
-        }
-        if "asyncpg" in url
-        else {},
+        connect_args={"server_settings": server_settings} if "asyncpg" in url else {},
     )
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+class _Budget:
+    """The deadline of the transaction a SQLite connection is running (read by the progress handler,
+    in aiosqlite's thread)."""
+
+    __slots__ = ("deadline", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = math.inf
+
+    def exceeded(self) -> int:
+        return 1 if time.monotonic() > self.deadline else 0  # non-zero interrupts the statement
+
+
+def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> AsyncEngine:
     engine = create_async_engine(
         url,
+        hide_parameters=True,
         connect_args={"timeout": 30},
         # Pooled: opening the file and setting the pragmas on every request costs more than the query.
         pool_size=5,
         max_overflow=10,
+        pool_timeout=pool_timeout,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -61,12 +98,19 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if time_budget:
+            budget = _Budget(time_budget)
+            _record.info["budget"] = budget
+            await_(dbapi_connection.driver_connection.set_progress_handler(budget.exceeded, _PROGRESS_INSTRUCTIONS))
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A writer takes the write lock up front: two writers that both read first would otherwise
         # deadlock on the upgrade and one would fail with "database is locked".
         immediate = connection.get_execution_options().get("write", False)
+        budget = connection.connection.info.get("budget")
+        if budget is not None:
+            budget.deadline = time.monotonic() + budget.seconds
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine

@@ -6,13 +6,13 @@ import functools
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import ResourceBody
 from api.bundle_processor import process_bundle
 from api.dependencies import RepositoryDep, SettingsDep
-from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
 from api.rendering import json_response, prefers_minimal
 from api.search_service import search_bundle
+from fhir_mappings.outcomes import TooLarge
 
 router = APIRouter(tags=["batch/transaction"])
 
@@ -24,9 +24,13 @@ router = APIRouter(tags=["batch/transaction"])
     responses=fhir_responses(200, "batch-response or transaction-response Bundle", 404, 409, 412, 413, 415, 422),
     openapi_extra=fhir_body("A Bundle of type batch or transaction"),
 )
-async def transaction(request: Request, repository: RepositoryDep, settings: SettingsDep) -> Response:
-    require_json_body(request)
-    bundle = await read_json(request)
+async def transaction(
+    request: Request, bundle: ResourceBody, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if isinstance(entries, list) and len(entries) > settings.max_bundle_entries:
+        limit = settings.max_bundle_entries
+        raise TooLarge(f"The Bundle has {len(entries)} entries; the limit is {limit} (PUENTE_MAX_BUNDLE_ENTRIES)")
     response = await process_bundle(
         repository,
         bundle,
@@ -36,3 +40,4 @@ async def transaction(request: Request, repository: RepositoryDep, settings: Set
         minimal=prefers_minimal(request),
     )
     return json_response(request, response)
+

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import ResourceBody
 from api.dependencies import RepositoryDep, SettingsDep
-from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
 from api.preconditions import criteria
 from api.rendering import write_response
@@ -22,10 +21,10 @@ router = APIRouter(tags=["create"])
     responses=fhir_responses(201, "Created", 404, 412, 413, 415, 422),
     openapi_extra=fhir_body("The resource to create"),
 )
-async def create(request: Request, resource_type: str, repository: RepositoryDep, settings: SettingsDep) -> Response:
+async def create(
+    request: Request, resource_type: str, resource: ResourceBody, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
     check_resource_type(resource_type)
-    require_json_body(request)
-    resource = await read_json(request)
     check_body_type(resource, resource_type)  # the repository validates the rest
     if_none_exist = request.headers.get("if-none-exist")
     if if_none_exist:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import PatchBody
 from api.dependencies import RepositoryDep, SettingsDep
-from api.media import JSON_PATCH, require_json_body
+from api.media import JSON_PATCH
 from api.openapi_docs import fhir_body, fhir_responses
 from api.preconditions import version_from_etag
 from api.rendering import write_response
@@ -23,11 +23,14 @@ router = APIRouter(tags=["patch"])
     openapi_extra=fhir_body("A JSON Patch (RFC 6902) document", JSON_PATCH),
 )
 async def patch(
-    request: Request, resource_type: str, resource_id: str, repository: RepositoryDep, settings: SettingsDep
+    request: Request,
+    resource_type: str,
+    resource_id: str,
+    operations: PatchBody,
+    repository: RepositoryDep,
+    settings: SettingsDep,
 ) -> Response:
     check_resource_type(resource_type)
-    require_json_body(request, allowed=(JSON_PATCH,))
-    operations = await read_json(request)
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.patch(resource_type, resource_id, operations, if_match=if_match)
     return write_response(request, result.version, status=200, base_url=settings.public_base_url)

@@ -12,7 +12,7 @@ from api.media import FORM, response_media_type
 from api.openapi_docs import fhir_responses
 from api.search_service import search_bundle
 from fhir_mappings import fhir_json
-from fhir_mappings.outcomes import Invalid, UnsupportedMediaType
+from fhir_mappings.outcomes import Invalid, Issue, LimitExceeded, UnsupportedMediaType
 from fhir_mappings.validation import check_resource_type
 
 router = APIRouter(tags=["search"])
@@ -49,9 +49,16 @@ async def search_post(
     if raw.strip() and content_type != FORM:
         raise UnsupportedMediaType(f"POST _search takes a {FORM} body, not {content_type or 'an untyped one'}")
     try:
-        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        # Counting '&' first: 50,000 parameters are refused before any is decoded.
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=settings.max_search_params)
     except UnicodeDecodeError as exc:
         raise Invalid("The form body is not UTF-8") from exc
+    except ValueError as exc:
+        limit = settings.max_search_params
+        raise LimitExceeded(
+            f"The search exceeds a limit (PUENTE_MAX_SEARCH_PARAMS): more than {limit} search parameters",
+            issues=[Issue(f"more than {limit} search parameters (limit PUENTE_MAX_SEARCH_PARAMS)", "too-costly")],
+        ) from exc
     pairs = [*request.query_params.multi_items(), *form]
     body = await search_bundle(repository, resource_type, pairs, settings=settings, strict=_strict(request))
     return _respond(request, body, pairs)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.body import read_json
+from api.body import ResourceBody
 from api.dependencies import RepositoryDep, SettingsDep
-from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
 from api.preconditions import criteria, version_from_etag
 from api.rendering import write_response
@@ -24,11 +23,14 @@ router = APIRouter(tags=["update"])
     openapi_extra=fhir_body("The new version of the resource, with its id"),
 )
 async def update(
-    request: Request, resource_type: str, resource_id: str, repository: RepositoryDep, settings: SettingsDep
+    request: Request,
+    resource_type: str,
+    resource_id: str,
+    resource: ResourceBody,
+    repository: RepositoryDep,
+    settings: SettingsDep,
 ) -> Response:
     check_resource_type(resource_type)
-    require_json_body(request)
-    resource = await read_json(request)
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.update(resource_type, resource_id, resource, if_match=if_match)
     return write_response(
@@ -44,13 +46,11 @@ async def update(
     openapi_extra=fhir_body("The resource to store for the single match of the criteria"),
 )
 async def conditional_update(
-    request: Request, resource_type: str, repository: RepositoryDep, settings: SettingsDep
+    request: Request, resource_type: str, resource: ResourceBody, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
     check_resource_type(resource_type)
-    require_json_body(request)
     if not request.url.query:
         raise Invalid("A conditional update needs search criteria in the URL (e.g. ?identifier=system|value)")
-    resource = await read_json(request)
     if_match = version_from_etag(request.headers.get("if-match"))
     result = await repository.conditional_update(
         resource_type, criteria(request.url.query), resource, if_match=if_match

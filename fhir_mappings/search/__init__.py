@@ -8,7 +8,7 @@ parse_query(type, pairs)    typed query (query_ast.py), SearchError for malforme
 from fhir_mappings.search.dates import DATE_MAX, DATE_MIN, DateRange, InvalidDate, parse_date_range
 from fhir_mappings.search.errors import SearchError
 from fhir_mappings.search.extract import extract_index_values
-from fhir_mappings.search.query import parse_query
+from fhir_mappings.search.query import QueryLimits, configure_limits, parse_query
 from fhir_mappings.search.query_ast import SearchQuery
 from fhir_mappings.search.registry import SearchParam, SearchRegistry, registry
 from fhir_mappings.search.rows import (
@@ -34,6 +34,7 @@ __all__ = [
     "InvalidDate",
     "NumberRow",
     "QuantityRow",
+    "QueryLimits",
     "ReferenceRow",
     "SearchError",
     "SearchParam",
@@ -42,6 +43,7 @@ __all__ = [
     "StringRow",
     "TokenRow",
     "UriRow",
+    "configure_limits",
     "extract_index_values",
     "normalise",
     "parse_date_range",

@@ -17,6 +17,7 @@ from datetime import UTC, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import cast
 
+from fhir_mappings.outcomes import Issue, LimitExceeded
 from fhir_mappings.search.dates import InvalidDate, parse_date_range
 from fhir_mappings.search.errors import SearchError
 from fhir_mappings.search.query_ast import (
@@ -78,6 +79,37 @@ _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?$")
 _ELEMENT = re.compile(r"^(?:[A-Z][A-Za-z]+\.)?[a-z][A-Za-z0-9]*(?:\[x\])?$")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]+$")
 _AP_FRACTION = Decimal("0.1")
+# Numbers both index columns hold alike (PostgreSQL numeric, SQLite REAL), as for stored resources.
+_NUMBER_DIGITS = 32
+_NUMBER_EXPONENT = 100
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """How much one search may ask for (README "Limits"): a query's cost grows with each of these,
+    and 1,500 AND-ed parameters or a 60-link chain ran for minutes before they were bounded."""
+
+    params: int = 100  # PUENTE_MAX_SEARCH_PARAMS: name=value pairs, result parameters included
+    values: int = 200  # PUENTE_MAX_SEARCH_VALUES: comma-separated values of one parameter
+    chain_depth: int = 3  # PUENTE_MAX_CHAIN_DEPTH: links in subject.organization.partof.name
+    has_depth: int = 2  # PUENTE_MAX_HAS_DEPTH: nested _has:...:_has:...
+
+
+_limits = QueryLimits()
+
+
+def configure_limits(limits: QueryLimits) -> None:
+    """Set the process's search limits (the app does, from its settings); every parse uses them."""
+    global _limits
+    _limits = limits
+
+
+def _refuse(env: str, what: str, param: str | None = None) -> LimitExceeded:
+    expression = (param,) if param else ()
+    return LimitExceeded(
+        f"The search exceeds a limit ({env}): {what}",
+        issues=[Issue(f"{what} (limit {env})", "too-costly", expression=expression)],
+    )
 
 
 class _Skip(Exception):
@@ -129,7 +161,12 @@ def parse_query(
     if resource_type not in reg.resource_types:
         raise SearchError(f"unknown resource type {resource_type!r}")
     state = _State(resource_type, reg, base_url, tz)
+    limits = _limits
+    params = list(params)
+    if len(params) > limits.params:
+        raise _refuse("PUENTE_MAX_SEARCH_PARAMS", f"{len(params)} search parameters; at most {limits.params}")
     for name, value in params:
+        _check_cost(name, value, limits)
         _check_text(name, value)
         if name in reserved:
             state.passthrough.append((name, value))
@@ -163,6 +200,19 @@ def parse_query(
         passthrough=tuple(state.passthrough),
         accepted=tuple(state.accepted),
     )
+
+
+def _check_cost(name: str, value: str, limits: QueryLimits) -> None:
+    """Refuse, before parsing, what would make one parameter expensive (counted on the raw text)."""
+    if value.count(",") >= limits.values:
+        raise _refuse("PUENTE_MAX_SEARCH_VALUES", f"more than {limits.values} values in one parameter", name[:100])
+    has = name.count("_has:")
+    if has > limits.has_depth:
+        raise _refuse("PUENTE_MAX_HAS_DEPTH", f"_has nested {has} deep; at most {limits.has_depth}", name[:100])
+    links = name.rsplit(":", 1)[-1].count(".") if has else name.count(".")
+    if links > limits.chain_depth:
+        raise _refuse("PUENTE_MAX_CHAIN_DEPTH", f"a chain {links} links deep; at most {limits.chain_depth}",
+                      name[:100])
 
 
 def _check_text(name: str, value: str) -> None:
@@ -404,9 +454,15 @@ def parse_number(text: str, name: str = "") -> Decimal:
     if not _NUMBER.match(text):
         raise SearchError(f"{text!r} is not a number", param=name or None)
     try:
-        return Decimal(text)
+        number = Decimal(text)
     except InvalidOperation as exc:  # pragma: no cover - the pattern admits only valid decimals
         raise SearchError(f"{text!r} is not a number", param=name or None) from exc
+    if len(number.as_tuple().digits) > _NUMBER_DIGITS or (number and abs(number.adjusted()) > _NUMBER_EXPONENT):
+        raise SearchError(
+            f"{text[:40]!r} is out of range (at most {_NUMBER_DIGITS} digits, magnitude 1e±{_NUMBER_EXPONENT})",
+            param=name or None,
+        )
+    return number
 
 
 def _range(prefix: Prefix, number: Decimal, name: str) -> tuple[Decimal, Decimal]:

@@ -74,6 +74,7 @@ async def http(auth_app: FastAPI, database_url: str) -> AsyncIterator[httpx.Asyn
     await auth_app.state.audit.flush()
     await empty_all_tables(database_url)
     await empty_auth_tables(database_url)
+    auth_app.state.auth_throttle.reset()  # each test starts with no rate-limit counts or lockouts
     transport = httpx.ASGITransport(app=auth_app)
     async with httpx.AsyncClient(transport=transport, base_url=support.BASE) as client:
         yield client

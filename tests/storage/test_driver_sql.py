@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from api.errors import _is_transient
+from api.errors import transient_reason
 from storage.driver_sql import DriverStatement
 from tests.storage.conftest import statements_sent
 
@@ -59,7 +59,7 @@ async def test_a_deadlock_is_a_transient_database_error_without_the_parameters(r
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     assert len(failures) == 1
     error = failures[0]
-    assert isinstance(error, DBAPIError) and _is_transient(error)
+    assert isinstance(error, DBAPIError) and transient_reason(error) is not None
     assert getattr(error.orig, "sqlstate", None) == "40P01"
     assert "deadlock:" not in str(error) and "[SQL parameters hidden" in str(error)
 

@@ -1,10 +1,11 @@
-"""Property: any query string gives a SearchQuery or a SearchError (a 400), never another exception."""
+"""Property: any query string gives a SearchQuery, a SearchError or LimitExceeded (a 400), never another exception."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fhir_mappings.outcomes import LimitExceeded
 from fhir_mappings.search.errors import SearchError
 from fhir_mappings.search.query import parse_query
 from fhir_mappings.search.query_ast import SearchQuery
@@ -144,7 +145,7 @@ VALUES = st.one_of(st.lists(st.sampled_from(FRAGMENTS), max_size=6).map("".join)
 def test_any_query_gives_a_query_or_a_search_error(resource_type: str, pairs: list[tuple[str, str]]) -> None:
     try:
         result = parse_query(resource_type, pairs, base_url="http://example.org/fhir", max_count=100)
-    except SearchError as exc:
+    except (SearchError, LimitExceeded) as exc:  # both a 400
         assert str(exc)
         return
     assert isinstance(result, SearchQuery)
