@@ -84,11 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
-    audit.install(app, settings)
     app.include_router(metrics.router)
     configure_search_limits(QueryLimits(settings.max_search_params, settings.max_search_values,
                                         settings.max_chain_depth, settings.max_has_depth))
     app.add_middleware(limits.RequestGuard, settings=settings)  # the body in memory before any handler runs
+    audit.install(app, settings)  # outside the guard: its refusals (408, 413...) are interactions too
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.

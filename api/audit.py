@@ -216,6 +216,8 @@ def audited(scope: Scope) -> bool:
     path = scope.get("path", "") if scope["type"] == "http" else ""
     if path == "/auth/authorize" and scope.get("method") == "GET":
         return False  # the login page itself; the sign-in (POST) is audited
+    if scope.get("method") == "OPTIONS":
+        return False  # what a path allows: no interaction with anyone's data
     return _fhir_interaction(scope.get("method", ""), path) is not None or path in _AUTH_ENDPOINTS
 
 

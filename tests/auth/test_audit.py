@@ -145,3 +145,16 @@ def test_audit_events_are_valid_r4(method, path, status, code):
     assert event["subtype"][0]["code"] == code
     assert event["outcome"] == ("0" if status < 400 else "4" if status < 500 else "8")
     assert event["agent"][0]["network"]["address"] == "10.0.0.7"
+
+
+async def test_refusals_before_any_handler_are_recorded_too(http, auth_app, rsa, database_url):
+    """The request guard's refusals (here a body over the limit) are interactions, audited like any."""
+    admin_id, _ = await register(auth_app, scopes="system/*.cruds", keys=(rsa,), admin=True)
+    admin = bearer(await support.access_token(http, admin_id, rsa, "system/*.cruds"))
+    huge = b'{"resourceType": "Patient", "text": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+    refused = await http.post("/fhir/Patient", content=huge, headers={**admin, "Content-Type": "application/fhir+json"})
+    assert refused.status_code == 413
+    events = find(await audit_trail(http, auth_app, admin), "create")
+    assert [e["outcomeDesc"] for e in events] == ["HTTP 413"]
+    assert (await http.options("/fhir/Patient", headers=admin)).status_code in (200, 204)
+    assert not find(await audit_trail(http, auth_app, admin), "search-type")  # OPTIONS is no interaction
