@@ -1,5 +1,14 @@
 # syntax=docker/dockerfile:1
-# Multi-stage: dependencies are installed from uv.lock in a builder; the runtime image has no build tools.
+# Multi-stage: dependencies are installed from uv.lock in a builder; the runtime image has no build tools,
+# runs as a non-root user, and keeps its data (SQLite file, signing keys, exports) in the /data volume.
+#
+#   docker build -t puente .
+#   docker run -p 8000:8000 -v puente-data:/data -e PUENTE_BASE_URL=http://localhost:8000 puente
+#
+# Behind a TLS-terminating proxy set PUENTE_BASE_URL to the public https address (links, Location
+# headers and token audiences use it; OAuth refuses a non-loopback http one) and
+# PUENTE_FORWARDED_ALLOW_IPS to the proxy's address, so that X-Forwarded-For/-Proto are believed.
+# compose.yaml runs it with PostgreSQL.
 
 FROM python:3.11-slim AS builder
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
@@ -25,11 +34,14 @@ COPY --from=builder --chown=puente:puente /app /app
 ENV PATH="/app/.venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     PUENTE_DATA_DIR=/data \
-    PUENTE_DATABASE_URL=sqlite+aiosqlite:////data/puente.db
+    PUENTE_DATABASE_URL=sqlite+aiosqlite:////data/puente.db \
+    PUENTE_HOST=0.0.0.0 \
+    PUENTE_PORT=8000 \
+    PUENTE_LOG_FORMAT=json
 RUN mkdir -p /data && chown puente:puente /data
 VOLUME ["/data"]
 USER puente
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["puente", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+CMD ["puente", "serve", "--workers", "2"]

@@ -9,8 +9,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, auth_routes, clinical, errors, health, limits, metrics, paths, search_service
-from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update
+from api import (
+    audit,
+    auth_routes,
+    clinical,
+    docs,
+    edges,
+    errors,
+    health,
+    limits,
+    metrics,
+    openapi_spec,
+    paths,
+    search_service,
+)
+from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update, validate
 from fhir_mappings.search import QueryLimits
 from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
@@ -73,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="FHIR R4 (4.0.1) interoperability API for community health worker programmes.",
         lifespan=lifespan,
         redirect_slashes=False,  # api.paths.TrailingSlash serves them in place instead
+        openapi_url=None,  # served by api.docs: cached, and the UIs' assets from a package, not a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     search_rows.configure(base_url=settings.public_base_url)  # our own absolute URLs index as local references
@@ -87,11 +103,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     configure_search_limits(QueryLimits(settings.max_search_params, settings.max_search_values,
                                         settings.max_chain_depth, settings.max_has_depth))
+    # Middleware, innermost first: each one added wraps everything added before it.
     app.add_middleware(limits.RequestGuard, settings=settings)  # the body in memory before any handler runs
     audit.install(app, settings)  # outside the guard: its refusals (408, 413...) are interactions too
+    # Request ids, security headers, CORS, HEAD, gzip both ways: outside the guard, so that a preflight
+    # never reaches it and an upload is inflated before its size is judged.
+    edges.install(app, settings)
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
-    for module in (capabilities, clinical, batch, history, search, read, create, update, patch, delete):
+    for module in (capabilities, clinical, validate, batch, history, search, read, create, update, patch, delete):
         app.include_router(module.router, prefix="/fhir")
+    openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
+    docs.install(app)  # /openapi.json, /docs, /redoc, offline
     return app

@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from api import login_text as text
 from auth.client_keys import ASSERTION_ALGORITHMS
 from auth.hashing import check_password, dummy_password_hash
 from auth.models import Client, User
@@ -161,13 +162,38 @@ async def smart_configuration(request: Request) -> JSONResponse:
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": [
                 "system/*.cruds", "system/*.rs", "user/*.cruds", "user/*.rs", "patient/*.rs", "launch/patient",
-                "offline_access", "online_access",
+                "offline_access", "online_access", "openid", "fhirUser",
             ],
             "capabilities": [
                 "launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
                 "client-confidential-asymmetric", "context-standalone-patient", "permission-offline",
                 "permission-online", "permission-patient", "permission-user", "permission-v1", "permission-v2",
+                "sso-openid-connect",
             ],
+        }
+    )
+
+
+@router.get(
+    "/auth/.well-known/openid-configuration",
+    operation_id="openid_configuration",
+    summary="OpenID Connect discovery for the id_token that `openid fhirUser` brings",
+)
+async def openid_configuration(request: Request) -> JSONResponse:
+    config: AuthConfig = request.app.state.auth_config
+    service: AuthService = request.app.state.auth
+    return JSONResponse(
+        {
+            "issuer": config.issuer,
+            "authorization_endpoint": config.url("authorize"),
+            "token_endpoint": config.url("token"),
+            "jwks_uri": config.url("jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [service.keys.algorithm],
+            "scopes_supported": ["openid", "fhirUser"],
+            "claims_supported": ["iss", "sub", "aud", "iat", "exp", "preferred_username", "fhirUser"],
+            "code_challenge_methods_supported": ["S256"],
         }
     )
 
@@ -254,14 +280,14 @@ async def authorize_submit(request: Request) -> Response:
     if user is None:
         if wait := throttle.login_failed(username):
             return _locked_page(oauth, client, wait)
-        return _login_page(oauth, client, error="Wrong username or password.", status=401)
+        return _login_page(oauth, client, error=text.WRONG_LOGIN, status=401)
     throttle.login_succeeded(username)
     request.state.audit_user = user.username
     launch_patient = None
     if "launch/patient" in split_scopes(_first(oauth, "scope")):
         launch_patient = await _launch_patient(request, user, _first(form, "patient"))
         if launch_patient is None:
-            return _login_page(oauth, client, error="Choose a patient you may see.", status=400, ask_patient=True)
+            return _login_page(oauth, client, error=text.CHOOSE_PATIENT, status=400, ask_patient=True)
     answer = await anyio.to_thread.run_sync(service.server.authorize, oauth, user, launch_patient)
     return _oauth_response(*answer)
 
@@ -359,7 +385,7 @@ def _authorization_error(error: OAuth2Error) -> Response:
         return _oauth_response(status, body, headers)
     # An unknown client or an unregistered redirect URI: never redirect, tell the person.
     message = html.escape(f"{error.error}: {error.description or ''}")
-    return HTMLResponse(_page("Authorization failed", f"<p>{message}</p>"), status_code=400, headers=_PAGE_HEADERS)
+    return HTMLResponse(_page(text.FAILED, f"<p>{message}</p>"), status_code=400, headers=_PAGE_HEADERS)
 
 
 _PAGE_HEADERS = {
@@ -373,7 +399,7 @@ _PAGE_HEADERS = {
 def _locked_page(form: FormRequest, client: Client, wait: float) -> HTMLResponse:
     seconds = math.ceil(wait)
     page = _login_page(
-        form, client, status=429, error=f"Too many wrong passwords: this account is locked for {seconds} s."
+        form, client, status=429, error=text.LOCKED.format(seconds=seconds)
     )
     page.headers["Retry-After"] = str(seconds)
     return page
@@ -388,29 +414,32 @@ def _login_page(
         if k not in (*_LOGIN_FIELDS, "patient")
         for v in values
     )
-    scopes = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in split_scopes(_first(form, "scope")))
+    scopes = "".join(
+        f'<li title="{html.escape(s)}">{html.escape(text.describe_scope(s))}</li>'
+        for s in split_scopes(_first(form, "scope"))
+    )
     patient = (
-        '<label>Patient id <input name="patient" autocomplete="off" required></label>' if ask_patient else ""
+        f'<label>{text.PATIENT} <input name="patient" autocomplete="off" required></label>' if ask_patient else ""
     )
     body = f"""
-<p><strong>{html.escape(client.name)}</strong> asks to use Puente on your behalf with:</p>
-<ul>{scopes or "<li>its registered scopes</li>"}</ul>
+<p><strong>{html.escape(client.name)}</strong> {text.ASKS}</p>
+<ul>{scopes or f"<li>{text.REGISTERED}</li>"}</ul>
 {f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""}
 <form method="post" action="authorize">
 {hidden}
-<label>Username <input name="username" autocomplete="username" required autofocus></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<label>{text.USERNAME} <input name="username" autocomplete="username" required autofocus></label>
+<label>{text.PASSWORD} <input name="password" type="password" autocomplete="current-password" required></label>
 {patient}
-<button type="submit" name="login" value="1">Sign in and allow</button>
+<button type="submit" name="login" value="1">{text.ALLOW}</button>
 </form>
-<form method="post" action="authorize">{hidden}<button type="submit" name="deny" value="1">Cancel</button></form>
+<form method="post" action="authorize">{hidden}<button type="submit" name="deny" value="1">{text.CANCEL}</button></form>
 """
-    return HTMLResponse(_page("Sign in to Puente", body), status_code=status, headers=_PAGE_HEADERS)
+    return HTMLResponse(_page(text.TITLE, body), status_code=status, headers=_PAGE_HEADERS)
 
 
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="es"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:26rem;margin:2rem auto;padding:0 1rem}}
 label{{display:block;margin:.8rem 0}}input{{display:block;width:100%;padding:.5rem;font-size:1rem}}

@@ -114,9 +114,16 @@ async def resource_body(request: Request) -> Any:
 
 
 async def patch_body(request: Request) -> Any:
-    """A JSON Patch document, parsed within the limits and at most PUENTE_MAX_PATCH_OPERATIONS long."""
-    require_json_body(request, allowed=(JSON_PATCH,))
+    """A JSON Patch document, parsed within the limits and at most PUENTE_MAX_PATCH_OPERATIONS long.
+
+    `application/json` is taken too when the body is an array: many clients send a patch that way."""
+    require_json_body(request, allowed=(JSON_PATCH, "application/json"))
     operations = await read_json(request)
+    if not isinstance(operations, list):
+        raise Invalid(
+            'A JSON Patch is an array of operations, e.g. [{"op": "replace", "path": "/active", "value": false}]',
+            issues=[Issue("The body must be a JSON array of JSON Patch operations", "structure")],
+        )
     check_operation_count(operations, request.app.state.settings.max_patch_operations)
     return operations
 

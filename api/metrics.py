@@ -106,3 +106,7 @@ def _route(scope: Scope) -> str:
     if (path == FHIR or path.startswith(FHIR + "/")) and not template.startswith(FHIR):
         template = FHIR + ("" if template == "/" else template)
     return str(template)
+
+
+# The route template of a request (for the access log), as the metrics label it.
+route_template = _route

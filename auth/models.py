@@ -84,6 +84,7 @@ class User:
     role: str
     active: bool = True
     patient: str | None = None  # the launch context of this sign-in ("Patient/ID"), if any
+    nonce: str | None = None  # the OpenID Connect nonce of this sign-in's authorization request
 
     def get_user_id(self) -> str:
         return self.id
@@ -99,6 +100,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge_method: str
     expires_at: int
     patient: str | None = None  # launch context ("Patient/ID") chosen at login
+    nonce: str | None = None  # OpenID Connect: the id_token of this code's exchange echoes it
     code_hash: str | None = None  # the stored code's digest, to record what its exchange issues
 
     def get_redirect_uri(self) -> str | None:

@@ -377,6 +377,7 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
             code_challenge_method=data["code_challenge_method"],
             expires_at=now() + self.server.config.lifetimes.code,
             patient=getattr(request, "launch_patient", None),
+            nonce=(data.get("nonce") or None) and str(data["nonce"])[:255],
         )
         self.server.wait(self.server.store.save_code, digest(code), record)
 
@@ -393,7 +394,9 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: models.AuthorizationCode) -> User | None:
         user = self.server.wait(self.server.store.get_user, authorization_code.user_id)
-        return None if user is None else replace(user, patient=authorization_code.patient)
+        if user is None:
+            return None
+        return replace(user, patient=authorization_code.patient, nonce=authorization_code.nonce)
 
 
 class SmartPkce(CodeChallenge):

@@ -185,6 +185,7 @@ class AuthStore:
             row.code_challenge_method,
             row.expires_at,
             row.patient,
+            nonce=row.nonce,
             code_hash=code_hash,
         )
         return code, None
@@ -301,6 +302,7 @@ def _code_values(code: AuthorizationCode) -> dict[str, Any]:
         "code_challenge_method": code.code_challenge_method,
         "expires_at": code.expires_at,
         "patient": code.patient,
+        "nonce": code.nonce,
     }
 
 

@@ -60,6 +60,7 @@ authorization_codes = Table(
     Column("code_challenge", String(128), nullable=False),
     Column("code_challenge_method", String(8), nullable=False),
     Column("patient", String(128), nullable=True),  # launch context chosen at login ("Patient/ID")
+    Column("nonce", String(255), nullable=True),  # OpenID Connect: echoed in the id_token
     Column("expires_at", BigInteger, nullable=False),
     # A used code is kept (until keep_until) with the tokens issued from it: presenting it again
     # revokes them (RFC 6749 4.1.2). replayed_at marks a replay that raced the first exchange.

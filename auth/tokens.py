@@ -79,7 +79,30 @@ class AccessTokenIssuer(BearerTokenGenerator):
         token: dict[str, Any] = super().generate(grant_type, client, user, " ".join(granted), expires_in, include)
         if user is not None and user.patient:
             token["patient"] = user.patient.removeprefix("Patient/")  # SMART launch context: the id
+        if user is not None and "openid" in granted:
+            token["id_token"] = self._id_token(client, user, fhir_user="fhirUser" in granted)
         return token
+
+    def _id_token(self, client: Client, user: User, *, fhir_user: bool) -> str:
+        """An OpenID Connect id_token for the app (SMART App Launch: `openid fhirUser`): who signed in,
+        and with `fhirUser` the absolute URL of their Practitioner, which the app reads to show or fetch
+        the user's own resource."""
+        issued = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user.id,
+            "aud": client.client_id,
+            "iat": issued,
+            "exp": issued + self.lifetimes.user_access,
+            "preferred_username": user.username,
+        }
+        if fhir_user and user.practitioner:
+            claims["fhirUser"] = f"{self.audience.rstrip('/')}/{user.practitioner}"
+        if user.nonce:  # OpenID Connect: the app checks its sign-in was not replayed
+            claims["nonce"] = user.nonce
+        key = self.keys.signing_key
+        return jwt.encode({"alg": self.keys.algorithm, "kid": key.kid, "typ": "JWT"}, claims, key,
+                          algorithms=[self.keys.algorithm])
 
     def _expires_in(self, client: Client, grant_type: str) -> int:
         return self.lifetimes.backend_access if grant_type == "client_credentials" else self.lifetimes.user_access

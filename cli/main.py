@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import logging.config
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from api.logs import log_config
 from auth import cli as auth_cli
 from cli import seed_demo
 from settings import get_settings
@@ -57,25 +59,32 @@ def serve(
         os.environ["PUENTE_DATABASE_URL"] = database_url
     get_settings.cache_clear()
     settings = get_settings()
+    logging.config.dictConfig(log_config(settings.log_format))  # the same lines as the server's, from here on
     if not settings.auth_enabled:
         if not _is_loopback(host):
             typer.echo("PUENTE_AUTH=off is refused unless Puente is bound to a loopback address", err=True)
             raise typer.Exit(code=2)
-        typer.echo("WARNING: PUENTE_AUTH=off: no authentication, for local exploration only", err=True)
+        log.warning("PUENTE_AUTH=off: no authentication, for local exploration only")
     run_upgrade(settings.database_url)
     # Each worker process writes its metrics here; /metrics, answered by any worker, sums them. (One
     # worker runs in this process, which has already imported prometheus_client: it counts in memory.)
     own_metrics_dir = workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if own_metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="puente-metrics-")
+    if not settings.base_url and not _is_loopback(host):
+        log.warning(
+            "PUENTE_BASE_URL is not set: links, Location headers and token audiences will say %s, which "
+            "clients cannot reach; set it to the public https address",
+            settings.public_base_url,
+        )
     try:
-        _run_uvicorn(host, port, workers)
+        _run_uvicorn(host, port, workers, log_format=settings.log_format, forwarded=settings.forwarded_allow_ips)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
 
 
-def _run_uvicorn(host: str, port: int, workers: int) -> None:
+def _run_uvicorn(host: str, port: int, workers: int, *, log_format: str = "text", forwarded: str = "") -> None:
     settings = get_settings()
     _raise_open_files_limit()
     uvicorn.run(
@@ -84,7 +93,14 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
-        access_log=False,  # an access log would write search URLs: names and DNI numbers
+        log_config=log_config(log_format),
+        # No uvicorn access log: it would write search URLs (names, DNI numbers). JSON logs have
+        # Puente's own access line, without query strings (api/access_log.py).
+        access_log=False,
+        # X-Forwarded-For / -Proto are believed from these proxies only (PUENTE_FORWARDED_ALLOW_IPS; by
+        # default the loopback, as uvicorn does): then audit records name the real client address.
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded or "127.0.0.1",
         # A worker compiles the R4 schema at start-up (seconds on a busy machine): do not take it for hung.
         timeout_worker_healthcheck=60,
         # Floods: a deadline and a size limit on each request's head (cli.http_protocol), idle

@@ -1,6 +1,7 @@
 """FHIR JSON in and out without losing what the client wrote.
 
-Decimals are parsed as `decimal.Decimal` (so `72.50` keeps its two places) and written back
+Decimals are parsed as `decimal.Decimal` (so `72.50` keeps its two places) that also remember the
+text they were written as (`1.0e2` would come back as `1.0E+2` from `str`), and are written back
 verbatim through orjson fragments; everything else goes through orjson for speed.
 """
 
@@ -13,6 +14,18 @@ from typing import Any
 import orjson
 
 JsonObject = dict[str, Any]
+
+
+class JsonDecimal(Decimal):
+    """A decimal as the client wrote it: equal to the Decimal, serialised as the original text."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonDecimal:
+        value = super().__new__(cls, text)
+        value.text = text
+        return value
 
 
 class MalformedJson(ValueError):
@@ -37,7 +50,7 @@ def loads(data: bytes | str) -> Any:
     try:
         return json.loads(
             data,
-            parse_float=Decimal,
+            parse_float=JsonDecimal,
             parse_constant=_reject_constant,
             object_pairs_hook=_reject_duplicate_keys,
         )
@@ -51,10 +64,12 @@ def loads_stored(content: bytes | str) -> Any:
     """Parse JSON this server stored: it came through `loads` and `dumps`, so it has no duplicate
     keys or NaN to refuse, and the per-object check is skipped (it made parsing ~3x slower; the
     rules parse a child's whole record on every measurement). Decimals stay exact."""
-    return json.loads(content, parse_float=Decimal)
+    return json.loads(content, parse_float=JsonDecimal)
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, JsonDecimal):
+        return orjson.Fragment(value.text)
     if isinstance(value, Decimal):
         return orjson.Fragment(str(value))
     raise TypeError(f"cannot serialise {type(value).__name__}")

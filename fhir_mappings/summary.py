@@ -7,6 +7,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from fhir.resources.R4B import get_fhir_model_class
+
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 _ALWAYS = ("resourceType", "id", "meta")
 
@@ -45,8 +47,35 @@ def apply_summary(resource: dict[str, Any], mode: str) -> dict[str, Any]:
     return _subsetted(resource, keep)
 
 
+@cache
+def _choice_names(resource_type: str) -> dict[str, str]:
+    """JSON key of each choice element's type -> the element's name (`valueQuantity` -> `value`).
+
+    `_elements=value` names the element `value[x]`, whatever type a resource gives it; the R4B model
+    knows which keys are the types of which choice element, so `valueSet` is never taken for one."""
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):  # not a type R4B knows: nothing is a choice
+        return {}
+    names: dict[str, str] = {}
+    for field_name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("one_of_many"), str):
+            names[field.alias or field_name] = str(extra["one_of_many"])
+    return names
+
+
 def apply_elements(resource: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    spec = _elements().get(resource.get("resourceType", ""), {"summary": [], "mandatory": []})
+    resource_type = resource.get("resourceType", "")
+    spec = _elements().get(resource_type, {"summary": [], "mandatory": []})
     wanted = [n.split(".")[-1] for n in names]
-    keep = {k for k in resource if k in _ALWAYS or _matches(k, wanted) or _matches(k, spec["mandatory"])}
+    choices = _choice_names(resource_type) if resource_type else {}
+    keep = {
+        k
+        for k in resource
+        if k in _ALWAYS
+        or _matches(k, wanted)
+        or _matches(k, spec["mandatory"])
+        or choices.get(k.lstrip("_")) in wanted
+    }
     return _subsetted(resource, keep)

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     clinical_hooks: bool = True
     default_altitude_m: Decimal = Decimal(0)
 
+    # The edges toward browsers, proxies and log collectors (api/edges.py): origins allowed by CORS
+    # (comma-separated, `*` for any), the proxies whose X-Forwarded-* headers are believed
+    # (comma-separated addresses or networks, `*` for any; uvicorn's forwarded_allow_ips), JSON logs.
+    cors_origins: str = ""
+    forwarded_allow_ips: str = ""
+    log_format: str = "text"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     @property
     def public_base_url(self) -> str:
         """Base URL of the FHIR endpoint, without a trailing slash (e.g. http://host:8000/fhir)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,18 @@ from fastapi import FastAPI
 from api.app import create_app
 from settings import Settings
 from tests.fixtures.databases import empty_all_tables, fresh_database, skip_postgres
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A skipped test is a failed one: whatever it needs (data, tools, a database) must be there, or
+    the run says so loudly instead of passing with less tested than it claims."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and this suite allows no skips: {report.longrepr}"
+
 
 BACKENDS = ["sqlite"] if skip_postgres() else ["sqlite", "postgres"]
 BASE = "http://testserver"

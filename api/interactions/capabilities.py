@@ -1,14 +1,25 @@
-"""The CapabilityStatement (FHIR R4 http.html#capabilities), generated from what the app really serves."""
+"""The CapabilityStatement (FHIR R4 http.html#capabilities), generated from what the app really serves.
+
+It is half a megabyte (147 types with their search parameters) and only changes with the code, so it
+is built once per app, with an ETag: a client that has it gets 304, one that takes gzip gets the bytes
+compressed once.
+"""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from api.media import response_media_type
 from api.openapi_docs import fhir_responses
-from api.rendering import json_response
+from api.openapi_spec import served_operations
+from api.rendering import json_response, wants_pretty
+from fhir_mappings import fhir_json
 from fhir_mappings.resource_types import FHIR_VERSION, R4_RESOURCE_TYPES
 from storage.access import SERVER_WRITTEN
 from storage.versions import fhir_instant, now_ms
@@ -54,19 +65,48 @@ SYSTEM_INTERACTIONS = {
     responses=fhir_responses(200, "CapabilityStatement"),
 )
 async def capabilities(request: Request) -> Response:
-    return json_response(request, capability_statement(request))
+    built = _built(request)
+    headers = {"ETag": built.etag, "Vary": "Accept-Encoding"}
+    if _has(request.headers.get("if-none-match"), built.etag):
+        return Response(status_code=304, headers=headers)
+    if wants_pretty(request):
+        return json_response(request, built.statement, headers=headers)
+    media_type = response_media_type(request)
+    if "gzip" in request.headers.get("accept-encoding", "").lower():
+        return Response(built.gzipped, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(built.body, media_type=media_type, headers=headers)
+
+
+@dataclass(frozen=True)
+class _Built:
+    statement: dict[str, Any]
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+def _built(request: Request) -> _Built:
+    built: _Built | None = getattr(request.app.state, "capability_statement", None)
+    if built is None:
+        statement = capability_statement(request)
+        body = fhir_json.dumps(statement)
+        etag = f'W/"{hashlib.sha256(body).hexdigest()[:16]}"'
+        built = _Built(statement, body, gzip.compress(body, compresslevel=9, mtime=0), etag)
+        request.app.state.capability_statement = built
+    return built
+
+
+def _has(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag.removeprefix("W/") for t in tags)
 
 
 def capability_statement(request: Request) -> dict[str, Any]:
     app = request.app
     settings = app.state.settings
-    # The OpenAPI document lists every route the app really serves, however routers are nested.
-    implemented = {
-        operation.get("operationId")
-        for path in app.openapi()["paths"].values()
-        for operation in path.values()
-        if isinstance(operation, dict)
-    }
+    implemented = served_operations(app)  # the routes the app really serves
     interactions = [{"code": code} for op, code in TYPE_INTERACTIONS.items() if code and op in implemented]
     read_only = [i for i in interactions if i["code"] not in _WRITES]
     search_params: Callable[[str], list[dict[str, Any]]] = getattr(app.state, "search_capabilities", lambda _t: [])

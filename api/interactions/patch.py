@@ -1,4 +1,8 @@
-"""patch with JSON Patch (FHIR R4 http.html#patch)."""
+"""patch with JSON Patch (FHIR R4 http.html#patch).
+
+The body is a JSON Patch (RFC 6902) array, sent as application/json-patch+json or, as many HTTP
+clients and generated SDKs do, as application/json. FHIRPath Patch (a Parameters resource) is not
+supported: application/fhir+json is a 415."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ router = APIRouter(tags=["patch"])
 @router.patch(
     "/{resource_type}/{resource_id}",
     operation_id="patch",
-    summary="Patch a resource with a JSON Patch document (application/json-patch+json)",
+    summary="Patch a resource with a JSON Patch document",
     responses=fhir_responses(200, "Patched", 404, 410, 412, 413, 415, 422),
     openapi_extra=fhir_body("A JSON Patch (RFC 6902) document", JSON_PATCH),
 )

@@ -6,7 +6,8 @@ its own writes, so a CHW's retried upload finds the Patients it created. `resour
 who wrote every version (the author, the OAuth client and the signed-in user).
 
 `auth_codes` keeps a used code (instead of deleting it) with the tokens issued from it, so that a
-replayed code revokes them (RFC 6749 4.1.2).
+replayed code revokes them (RFC 6749 4.1.2), and the authorization request's OpenID Connect
+`nonce`, which the id_token must echo.
 
 Revision ID: 0008
 Revises: 0007
@@ -45,11 +46,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("access_jti", sa.String(64), nullable=True))
         batch.add_column(sa.Column("access_expires_at", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("keep_until", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("nonce", sa.String(255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("auth_codes") as batch:
-        for column in ("keep_until", "access_expires_at", "access_jti", "token_family", "replayed_at", "used_at"):
+        for column in ("nonce", "keep_until", "access_expires_at", "access_jti", "token_family", "replayed_at",
+                       "used_at"):
             batch.drop_column(column)
     with op.batch_alter_table("resource_history") as batch:
         for column in ("author_user", "author_client", "author"):

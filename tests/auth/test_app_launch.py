@@ -75,7 +75,7 @@ async def test_wrong_password_shows_the_page_again(http, auth_app):
     await add_user(auth_app, "rosa", "Practitioner/chw-1")
     response, _ = await login(http, client_id, "rosa", password="wrong password")
     assert response.status_code == 401
-    assert "Wrong username or password" in response.text
+    assert "Usuario o contraseña incorrectos" in response.text
     response, _ = await login(http, client_id, "nobody", password="wrong password")
     assert response.status_code == 401
 

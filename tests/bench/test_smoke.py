@@ -65,8 +65,9 @@ def test_smoke_run_prints_a_complete_report(tmp_path: Path) -> None:
     assert {t["target"] for t in report["targets"]} >= {"read_by_id >= 0.8 x read floor"}
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt-get install -y wrk)")
 def test_wrk_and_the_python_driver_report_the_same_shape(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail("wrk is not installed: apt-get install -y wrk (.ci/run does)")
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "bench.floors:app", "--port", str(port), "--log-level", "warning"]
     with Server("floors", cmd, {}, port, "/healthz", tmp_path, ROOT) as server:

@@ -1,8 +1,8 @@
 """Golden tests: Puente's z-scores against WHO's own LMS tables, computed independently here.
 
-The reference below reads the raw WHO anthro tables from ../shared/data/who-growth (never the
-committed copies) and follows the anthro R code: age in days picks the row; lying/standing ±0.7 cm
-around 731 days (no adjustment for a standing measurement under 9 months); weight-for-length
+The reference below reads the raw WHO anthro tables from tests/data/who-growth (never the copies
+committed under clinical/data) and follows the anthro R code: age in days picks the row; lying/standing
+±0.7 cm around 731 days (no adjustment for a standing measurement under 9 months); weight-for-length
 below 731 days, weight-for-height from 731 days with L, M, S interpolated between 0.1 cm rows;
 BMI from the adjusted length; restricted tails for weight, wflh, BMI and MUAC; z rounded to
 2 decimals; z only for age < 60 months.
@@ -11,21 +11,17 @@ BMI from the adjusted length; restricted tails for weight, wflh, BMI and MUAC; z
 from __future__ import annotations
 
 import math
-import os
 import random
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
 from clinical import Indicator, growth_zscores
 from clinical.growth import lms_zscore, restricted_zscore
 from clinical.growth_tables import load_table
+from tests.fixtures.reference_data import WHO_GROWTH
 
-WHO_DIR = Path(os.environ.get(
-    "PUENTE_WHO_GROWTH_DIR", Path(__file__).resolve().parents[3] / "shared" / "data" / "who-growth"))
-if not WHO_DIR.is_dir():  # a missing reference must fail loudly, never skip
-    raise RuntimeError(f"WHO reference tables not found at {WHO_DIR}; set PUENTE_WHO_GROWTH_DIR")
+WHO_DIR = WHO_GROWTH
 
 RAW_FILES = {"wfa": "weianthro.txt", "lhfa": "lenanthro.txt", "wfl": "wflanthro.txt", "wfh": "wfhanthro.txt",
              "bfa": "bmianthro.txt", "hcfa": "hcanthro.txt", "acfa": "acanthro.txt"}

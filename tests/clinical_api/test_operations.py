@@ -169,8 +169,11 @@ async def test_openapi_documents_the_operations_as_fhir(client):
                          ("/fhir/Patient/{patient_id}/$immds-forecast", "get"),
                          ("/fhir/$immds-forecast", "post")]:
         operation = spec["paths"][path][method]
-        assert "application/fhir+json" in operation["responses"]["200"]["content"]
-        assert "OperationOutcome" in str(operation["responses"]["400"])
+        assert operation["responses"]["200"]["content"]["application/fhir+json"]["schema"] == {
+            "$ref": "#/components/schemas/Parameters"
+        }
+        assert operation["responses"]["400"] == {"$ref": "#/components/responses/400"}
+        assert "OperationOutcome" in str(spec["components"]["responses"]["400"])
     assert "application/fhir+json" in spec["paths"]["/fhir/$immds-forecast"]["post"]["requestBody"]["content"]
 
 

@@ -8,14 +8,13 @@ import pytest
 
 from seed import growth
 from seed.derive_growth import render
+from tests.fixtures.reference_data import WHO_GROWTH
 
-WHO = Path(__file__).resolve().parents[3] / "shared" / "data" / "who-growth"
 COMMITTED = Path(growth.__file__).with_name("growth_lms.py")
 
 
-@pytest.mark.skipif(not WHO.is_dir(), reason="WHO reference tables (../shared/data) not present")
 def test_committed_table_is_derived_from_the_who_tables() -> None:
-    assert COMMITTED.read_text() == render(WHO)
+    assert COMMITTED.read_text() == render(WHO_GROWTH)
 
 
 def test_median_child_has_the_who_median() -> None:

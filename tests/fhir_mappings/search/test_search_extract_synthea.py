@@ -1,4 +1,4 @@
-"""Extraction over Synthea R4 patient bundles: never crashes, and fast paths equal fhirpathpy."""
+"""Extraction over Synthea R4 resources: never crashes, and fast paths equal fhirpathpy."""
 
 from __future__ import annotations
 
@@ -10,23 +10,22 @@ from hypothesis import strategies as st
 
 from fhir_mappings.search.extract import extract_index_values
 from fhir_mappings.search.rows import CompositeRow, DateRow, ReferenceRow, TokenRow
-
-from .helpers import bundle_resources, synthea_bundles
+from tests.fixtures.reference_data import synthea_resources
 
 
 def test_every_synthea_resource_indexes_without_error() -> None:
     per_type: Counter[str] = Counter()
-    for path in synthea_bundles():
-        for res in bundle_resources(path):
-            found = extract_index_values(res)
-            assert TokenRow("_id", None, res["id"]) in found
-            per_type[res["resourceType"]] += len(found)
-    assert per_type["Observation"] > 10_000
+    for res in synthea_resources():
+        found = extract_index_values(res)
+        assert TokenRow("_id", None, res["id"]) in found
+        per_type[res["resourceType"]] += len(found)
+    assert len(per_type) == 16
+    assert per_type["Observation"] > 1_500
     assert per_type["Patient"] > 0
 
 
-def test_fast_paths_equal_fhirpathpy_on_a_synthea_bundle() -> None:
-    resources = bundle_resources(synthea_bundles()[0])
+def test_fast_paths_equal_fhirpathpy_on_every_synthea_resource() -> None:
+    resources = synthea_resources()
     assert len({r["resourceType"] for r in resources}) >= 10
     for res in resources:
         fast = extract_index_values(res)
@@ -35,7 +34,7 @@ def test_fast_paths_equal_fhirpathpy_on_a_synthea_bundle() -> None:
 
 
 def test_synthea_observation_rows_look_right() -> None:
-    resources = bundle_resources(synthea_bundles()[0])
+    resources = synthea_resources()
     observation = next(r for r in resources if r["resourceType"] == "Observation" and "component" in r)
     found = extract_index_values(observation)
     subject = observation["subject"]["reference"]  # "urn:uuid:..." inside a transaction bundle
