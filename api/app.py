@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from api import (
     audit,
     auth_routes,
-    clinical,
     docs,
     edges,
     errors,
@@ -21,31 +20,32 @@ from api import (
     metrics,
     openapi_spec,
     paths,
-    search_service,
+    services,
 )
-from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update, validate
+from api.interactions import (
+    batch,
+    capabilities,
+    clinical,
+    create,
+    delete,
+    history,
+    patch,
+    read,
+    search,
+    update,
+    validate,
+)
 from fhir_mappings.search import QueryLimits
 from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
+from rules.config import ClinicalConfig
 from settings import Settings, get_settings
 from storage import search_rows, statistics
 from storage.database import create_engine
-from storage.repository import EnrichHook, WriteHook
+from wiring import write_subscribers
 
 log = logging.getLogger("puente")
 VERSION = "0.1.0"
-
-
-def write_hooks(settings: Settings) -> tuple[list[WriteHook], list[EnrichHook]]:
-    """What runs around every write, for HTTP requests and for `puente seed-demo` alike."""
-    hooks: list[WriteHook] = []
-    enrichers: list[EnrichHook] = []
-    config = clinical.ClinicalConfig.from_settings(settings)
-    if config.hooks_enabled:
-        enricher, write_hook = clinical.clinical_hooks(config, hooks, enrichers)
-        enrichers.append(enricher)
-        hooks.append(write_hook)
-    return hooks, enrichers
 
 
 def _freeze_startup_objects() -> None:
@@ -62,23 +62,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = create_engine(
+        shared.engine_or_none = create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
             pool_timeout=settings.db_pool_timeout,
             time_budget=settings.request_time_budget,
         )
-        await statistics.warn_if_statistics_may_go_stale(app.state.engine)
+        await statistics.warn_if_statistics_may_go_stale(shared.engine)
         warm_up()
-        auth_routes.start(app)  # signing keys: loaded, or generated on the first run
-        await audit.start(app)
+        auth_routes.start(shared)  # signing keys: loaded, or generated on the first run
+        await audit.start(shared)
         _freeze_startup_objects()
         try:
             yield
         finally:
             gc.unfreeze()  # an app started again in the same process (the tests) starts from scratch
-            await audit.stop(app)
-            await app.state.engine.dispose()
+            await audit.stop(shared)
+            await shared.engine.dispose()
+            shared.engine_or_none = None
 
     app = FastAPI(
         title="Puente",
@@ -90,16 +91,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
+    shared = services.Services(
+        settings=settings,
+        # Fails closed: with auth on every FHIR request needs a valid token; off is a setting, never a fallback.
+        authenticate=auth_routes.authenticate if settings.auth_enabled else services.local_explorer,
+        subscribers=write_subscribers(settings),  # the rules (and later the exchange) hear every write
+        clinical=ClinicalConfig.from_settings(settings),
+        operations=tuple(clinical.OPERATIONS),
+        auth=auth_routes.parts(settings),
+    )
+    app.state.services = shared
     search_rows.configure(base_url=settings.public_base_url)  # our own absolute URLs index as local references
-    app.state.search_capabilities = search_service.search_capabilities  # searchParam lists, from the registry
-    app.state.clinical = clinical.ClinicalConfig.from_settings(settings)
-    # after-write hooks (run in the request's transaction) and before-write enrichers
-    app.state.write_hooks, app.state.enrichers = write_hooks(settings)
-    app.state.operations = [*clinical.OPERATIONS]  # {"name", "definition", "type", "level"}
     errors.install(app)
     app.include_router(health.router)
-    auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
+    auth_routes.install(app)  # before the FHIR routes: /fhir/.well-known is not a resource type
     app.include_router(metrics.router)
     configure_search_limits(QueryLimits(settings.max_search_params, settings.max_search_values,
                                         settings.max_chain_depth, settings.max_has_depth))

@@ -32,14 +32,16 @@ from fastapi import FastAPI, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import safe_log
+from api import safe_log, services
+from api.services import Services
 from auth.principal import Principal
 from fhir_mappings import fhir_json
+from fhir_mappings.code_systems import AUDIT_EVENT_TYPE, DICOM, RESTFUL_INTERACTION, SECURITY_SOURCE_TYPE
 from fhir_mappings.outcomes import ServiceUnavailable
 from settings import Settings
 from storage import clock, version_writes
 from storage.database import transaction
-from storage.versions import StoredVersion, fhir_instant
+from storage.versions import fhir_instant
 
 log = logging.getLogger("puente.audit")
 
@@ -48,9 +50,6 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 AUDIT_EVENT = "AuditEvent"
-AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
-RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
-DICOM = "http://dicom.nema.org/resources/ontology/DCM"
 _ACTIONS = {
     "read": "R", "vread": "R", "history-instance": "R", "history-type": "R", "history-system": "R",
     "search-type": "E", "search-system": "E", "create": "C", "update": "U", "patch": "U", "delete": "D",
@@ -73,20 +72,25 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(AuditMiddleware)
 
 
-async def start(app: FastAPI) -> None:
-    if app.state.settings.auth_enabled:
-        app.state.audit = AuditWriter(lambda: app.state.engine)
-        await app.state.audit.start()
+async def start(shared: Services) -> None:
+    if shared.settings.auth_enabled:
+        shared.audit = AuditWriter(lambda: shared.engine)
+        await shared.audit.start()
 
 
-async def stop(app: FastAPI) -> None:
-    writer: AuditWriter | None = getattr(app.state, "audit", None)
-    if writer is not None:
-        await writer.stop()
+async def stop(shared: Services) -> None:
+    if shared.audit is not None:
+        await shared.audit.stop()
+        shared.audit = None
+
+
+def _services(scope: Scope) -> Services | None:
+    app = scope.get("app")
+    return None if app is None else services.of_app(app)
 
 
 def enabled(request: Request) -> bool:
-    return getattr(request.app.state, "audit", None) is not None and audited(request.scope)
+    return services.of(request).audit is not None and audited(request.scope)
 
 
 def note_outcome(request: Request, status: int, location: str | None = None) -> None:
@@ -107,12 +111,10 @@ async def store_events(connection: AsyncConnection, events: Sequence[dict[str, A
     write_clock = await clock.write_clock(connection)
     items = []
     for event in events:
-        stamp = write_clock.stamp()
-        resource = {"resourceType": AUDIT_EVENT, "id": str(uuid.uuid4()),
-                    "meta": {"versionId": "1", "lastUpdated": fhir_instant(stamp)},
-                    **{k: v for k, v in event.items() if k not in ("resourceType", "id", "meta")}}
-        content = fhir_json.dumps(resource).decode()
-        items.append((StoredVersion(AUDIT_EVENT, resource["id"], 1, stamp, False, content, method="POST"), resource))
+        resource = {k: v for k, v in event.items() if k not in ("id", "meta")}
+        resource["resourceType"] = AUDIT_EVENT
+        version = version_writes.new_version(resource, str(uuid.uuid4()), 1, write_clock.stamp(), method="POST")
+        items.append((version, resource))
     await version_writes.insert_new(connection, items, version_writes.SERVER)
 
 
@@ -240,7 +242,8 @@ class AuditMiddleware:
             if refused:
                 return  # the client already has the 503 below
             if message["type"] == "http.response.start" and not state.get(RECORDED):
-                writer: AuditWriter | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
+                shared = _services(scope)
+                writer = None if shared is None else shared.audit
                 if writer is not None:
                     location = next((v.decode("latin-1") for k, v in message.get("headers", [])
                                      if k.lower() == b"location"), None)
@@ -278,7 +281,7 @@ def audit_event(scope: Scope, status: int, location: str | None, started: float)
         "outcomeDesc": f"HTTP {status}",
         "source": {
             "observer": {"display": "Puente FHIR server"},
-            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
+            "type": [{"system": SECURITY_SOURCE_TYPE, "code": "4",
                       "display": "Application Server"}],
         },
         "agent": _agents(scope, principal, state, str(client_addr)),
@@ -343,8 +346,9 @@ def _agents(scope: Scope, principal: Principal | None, state: dict[str, Any], ad
 
 
 def _client_system(scope: Scope) -> str:
-    config = getattr(getattr(scope.get("app"), "state", None), "auth_config", None)
-    return f"{config.issuer}/clients" if config is not None else "urn:ietf:rfc:3986"
+    shared = _services(scope)
+    auth = None if shared is None else shared.auth
+    return f"{auth.config.issuer}/clients" if auth is not None else "urn:ietf:rfc:3986"
 
 
 def _fhir_interaction(method: str, path: str) -> tuple[str, str | None, str | None] | None:

@@ -1,8 +1,9 @@
 """The OAuth 2.0 / SMART endpoints under /auth, the SMART configuration, and the bearer-token check.
 
-`install(app, settings)` wires them in (when PUENTE_AUTH is on); `start(app)` loads or generates the
-signing keys when the app starts. Authlib does the OAuth work in a worker thread (see auth.server);
-this module only turns HTTP requests into `FormRequest`s and answers back into HTTP responses.
+`parts(settings)` builds the authorization server's parts (when PUENTE_AUTH is on), `install(app)`
+serves them, `start(services)` loads or generates the signing keys when the app starts. Authlib does
+the OAuth work in a worker thread (see auth.server); this module only turns HTTP requests into
+`FormRequest`s and answers back into HTTP responses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from api import login_text as text
+from api import services
+from api.services import AuthParts, Services
 from auth.client_keys import ASSERTION_ALGORITHMS
 from auth.hashing import check_password, dummy_password_hash
 from auth.models import Client, User
@@ -30,11 +33,11 @@ from auth.scopes import split_scopes
 from auth.server import AuthConfig, FormRequest
 from auth.service import AuthService, MissingToken, create_auth_service
 from auth.tokens import InvalidAccessToken, Lifetimes
+from fhir_mappings.code_systems import RESTFUL_SECURITY_SERVICE
 from fhir_mappings.outcomes import TooManyRequests, Unauthorized
 from settings import Settings
 from storage.database import transaction
 from storage.repository import FhirRepository
-from storage.search import find_matches
 
 log = logging.getLogger("puente.auth")
 router = APIRouter(tags=["authorization"])
@@ -43,39 +46,40 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _LOGIN_FIELDS = ("username", "password", "deny", "login")
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Serve /auth and the SMART configuration, and require a bearer token on the FHIR API.
-
-    Include before the FHIR routers: `/fhir/.well-known/...` must not be read as a resource type.
-    """
+def parts(settings: Settings) -> AuthParts | None:
     if not settings.auth_enabled:
-        return
+        return None
     config = auth_config(settings)
-    app.state.auth_config = config
-    app.state.auth_throttle = AuthThrottle(
+    throttle = AuthThrottle(
         per_address_per_minute=settings.auth_rate_per_minute,
         client_failures_per_minute=settings.auth_client_failures_per_minute,
         failures_before_lockout=settings.login_failures_before_lockout,
         lockout_seconds=settings.login_lockout_seconds,
         lockout_max_seconds=settings.login_lockout_max_seconds,
     )
-    app.state.authenticate = authenticate
-    app.state.security_capability = security_capability(config)
-    app.include_router(router)
+    return AuthParts(config, throttle, security_capability(config))
 
 
-def start(app: FastAPI) -> None:
+def install(app: FastAPI) -> None:
+    """Serve /auth and the SMART configuration, when the authorization server is configured.
+
+    Include before the FHIR routers: `/fhir/.well-known/...` must not be read as a resource type.
+    """
+    if services.of_app(app).auth is not None:
+        app.include_router(router)
+
+
+def start(shared: Services) -> None:
     """At startup: signing keys loaded, or generated into PUENTE_DATA_DIR on the first run."""
-    settings: Settings = app.state.settings
-    if not settings.auth_enabled:
+    if shared.auth is None:
         return
-    supplied = settings.signing_keys_file
-    app.state.auth = create_auth_service(
-        lambda: app.state.engine,
-        settings.public_base_url,
-        settings.data_dir,
+    supplied = shared.settings.signing_keys_file
+    shared.auth.service = create_auth_service(
+        lambda: shared.engine,
+        shared.settings.public_base_url,
+        shared.settings.data_dir,
         signing_keys_file=Path(supplied) if supplied else None,
-        config=app.state.auth_config,
+        config=shared.auth.config,
     )
 
 
@@ -89,8 +93,8 @@ def auth_config(settings: Settings) -> AuthConfig:
 
 
 async def authenticate(request: Request) -> Principal:
-    """The caller of a FHIR request, from its bearer token (app.state.authenticate)."""
-    service: AuthService = request.app.state.auth
+    """The caller of a FHIR request, from its bearer token (Services.authenticate with PUENTE_AUTH on)."""
+    service = services.of(request).auth_service()
     try:
         principal = await service.principal(request.headers.get("authorization"))
     except MissingToken:
@@ -127,7 +131,7 @@ def security_capability(config: AuthConfig) -> dict[str, Any]:
             {
                 "coding": [
                     {
-                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "system": RESTFUL_SECURITY_SERVICE,
                         "code": "SMART-on-FHIR",
                         "display": "SMART-on-FHIR",
                     }
@@ -146,7 +150,7 @@ def security_capability(config: AuthConfig) -> dict[str, Any]:
     summary="SMART on FHIR configuration: endpoints, scopes, client authentication methods",
 )
 async def smart_configuration(request: Request) -> JSONResponse:
-    config: AuthConfig = request.app.state.auth_config
+    config = services.of(request).auth_parts().config
     return JSONResponse(
         {
             "issuer": config.issuer,
@@ -180,8 +184,8 @@ async def smart_configuration(request: Request) -> JSONResponse:
     summary="OpenID Connect discovery for the id_token that `openid fhirUser` brings",
 )
 async def openid_configuration(request: Request) -> JSONResponse:
-    config: AuthConfig = request.app.state.auth_config
-    service: AuthService = request.app.state.auth
+    config = services.of(request).auth_parts().config
+    service = services.of(request).auth_service()
     return JSONResponse(
         {
             "issuer": config.issuer,
@@ -200,7 +204,7 @@ async def openid_configuration(request: Request) -> JSONResponse:
 
 @router.get("/auth/jwks", operation_id="auth_jwks", summary="The public keys that verify access tokens")
 async def jwks(request: Request) -> JSONResponse:
-    service: AuthService = request.app.state.auth
+    service = services.of(request).auth_service()
     return JSONResponse(service.keys.public_jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
@@ -221,8 +225,8 @@ async def revoke(request: Request) -> Response:
 
 async def _oauth_endpoint(request: Request, endpoint: str) -> Response:
     """token / introspect / revoke: Authlib's synchronous endpoint, run off the event loop."""
-    service: AuthService = request.app.state.auth
-    throttle: AuthThrottle = request.app.state.auth_throttle
+    service = services.of(request).auth_service()
+    throttle = services.of(request).auth_parts().throttle
     _throttle_address(request, endpoint)
     form = await _form_request(request, endpoint)
     client_id = _claimed_client(form)
@@ -237,7 +241,7 @@ async def _oauth_endpoint(request: Request, endpoint: str) -> Response:
 
 
 def _throttle_address(request: Request, endpoint: str) -> None:
-    throttle: AuthThrottle = request.app.state.auth_throttle
+    throttle = services.of(request).auth_parts().throttle
     address = request.client.host if request.client else "unknown"
     if wait := throttle.address_wait(endpoint, address):
         raise _throttled(f"Too many requests to /auth/{endpoint} from this address", wait)
@@ -262,7 +266,7 @@ async def authorize_submit(request: Request) -> Response:
     form = await _form_request(request, "authorize")
     if "username" not in form.params and "deny" not in form.params:
         return await _authorize(request, form)  # SMART authorize-post: the app POSTed the request itself
-    service: AuthService = request.app.state.auth
+    service = services.of(request).auth_service()
     oauth = _without_login_fields(form)
     try:
         client = await anyio.to_thread.run_sync(service.server.check_authorization, oauth)
@@ -271,7 +275,7 @@ async def authorize_submit(request: Request) -> Response:
     if "deny" in form.params:
         return _oauth_response(*await anyio.to_thread.run_sync(service.server.authorize, oauth, None))
     username = _first(form, "username")
-    throttle: AuthThrottle = request.app.state.auth_throttle
+    throttle = services.of(request).auth_parts().throttle
     request.state.audit_user = username
     if wait := throttle.account_wait(username):
         # The password is not checked while the account is locked: guessing gains nothing.
@@ -293,7 +297,7 @@ async def authorize_submit(request: Request) -> Response:
 
 
 async def _authorize(request: Request, form: FormRequest) -> Response:
-    service: AuthService = request.app.state.auth
+    service = services.of(request).auth_service()
     try:
         client = await anyio.to_thread.run_sync(service.server.check_authorization, form)
     except OAuth2Error as error:
@@ -321,13 +325,13 @@ async def _launch_patient(request: Request, user: User, patient_id: str) -> str 
         is_admin=user.role == "admin",
         scopes=frozenset({"user/Patient.r"}),
     )
-    async with transaction(request.app.state.engine, write=False) as connection:
-        repository = FhirRepository(connection, principal, search=find_matches)
+    async with transaction(services.of(request).engine, write=False) as connection:
+        repository = FhirRepository(connection, principal)
         return f"Patient/{patient_id}" if await repository.exists("Patient", patient_id) else None
 
 
 async def _form_request(request: Request, endpoint: str) -> FormRequest:
-    config: AuthConfig = request.app.state.auth_config
+    config = services.of(request).auth_parts().config
     params: dict[str, list[str]] = {}
     if request.method == "POST":
         form = await request.form()

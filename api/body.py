@@ -17,6 +17,7 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
+from api import services
 from api.media import JSON_PATCH, require_json_body
 from fhir_mappings import fhir_json
 from fhir_mappings.json_limits import JsonLimits, check_json
@@ -27,7 +28,7 @@ from settings import Settings
 
 
 async def read_body(request: Request) -> bytes:
-    limit: int = request.app.state.settings.max_body_bytes
+    limit: int = services.of(request).settings.max_body_bytes
     chunks: list[bytes] = []
     size = 0
     try:
@@ -55,7 +56,7 @@ def json_limits(settings: Settings) -> JsonLimits:
 async def read_json(request: Request) -> Any:
     body = await read_body(request)
     request.state.body_bytes = len(body)
-    settings: Settings = request.app.state.settings
+    settings: Settings = services.of(request).settings
     if len(body) > settings.offload_bytes:
         return await anyio.to_thread.run_sync(parse_json, body, json_limits(settings))
     return parse_json(body, json_limits(settings))
@@ -85,7 +86,7 @@ async def prevalidate(request: Request, resources: list[Any]) -> None:
     """For a large body, validate its resources in a worker thread now, so that the repository's
     validation of the same objects (on the event loop) is skipped. Invalid ones are left for the
     repository to report (it names the element, or the Bundle entry)."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = services.of(request).settings
     size: int = getattr(request.state, "body_bytes", 0)
     if size <= settings.offload_bytes or not resources:
         return
@@ -124,7 +125,7 @@ async def patch_body(request: Request) -> Any:
             'A JSON Patch is an array of operations, e.g. [{"op": "replace", "path": "/active", "value": false}]',
             issues=[Issue("The body must be a JSON array of JSON Patch operations", "structure")],
         )
-    check_operation_count(operations, request.app.state.settings.max_patch_operations)
+    check_operation_count(operations, services.of(request).settings.max_patch_operations)
     return operations
 
 

@@ -13,21 +13,19 @@ A batch runs each entry in its own savepoint: one entry's failure is its own Ope
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 from api.bundles import raw
-from api.entry_router import EntryRequest, EntryResult, dispatch, split_url
-from api.entry_router import written as entry_result
-from api.preconditions import criteria
+from api.fhir_router import FhirRequest, FhirResult, SearchFn, dispatch
+from api.fhir_router import written as entry_result
+from api.preconditions import checked_criteria, criteria
 from fhir_mappings.outcomes import FhirError, Invalid, Issue, PreconditionFailed, TooLarge
 from fhir_mappings.validation import validate_resource
 from storage.repository import FhirRepository
 from storage.versions import fhir_instant, now_ms
 
-SearchFn = Callable[[FhirRepository, str, list[tuple[str, str]]], Awaitable[dict[str, Any]]]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
@@ -35,8 +33,8 @@ _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 class _Entry:
     index: int
     full_url: str | None
-    request: EntryRequest
-    preresolved: EntryResult | None = None  # a conditional create that found its match
+    request: FhirRequest
+    preresolved: FhirResult | None = None  # a conditional create that found its match
 
 
 def _entries(bundle: dict[str, Any], max_entries: int, transaction: bool) -> list[_Entry]:
@@ -64,9 +62,9 @@ def _entries(bundle: dict[str, Any], max_entries: int, transaction: bool) -> lis
             _Entry(
                 i,
                 entry.get("fullUrl"),
-                EntryRequest(
-                    method=method,
-                    url=url,
+                FhirRequest.from_url(
+                    method,
+                    url,
                     resource=resource,
                     if_match=request.get("ifMatch"),
                     if_none_match=request.get("ifNoneMatch"),
@@ -111,14 +109,14 @@ async def process_bundle(
     }
 
 
-async def _transaction(repository: FhirRepository, entries: list[_Entry], search: SearchFn | None) -> list[EntryResult]:
+async def _transaction(repository: FhirRepository, entries: list[_Entry], search: SearchFn | None) -> list[FhirResult]:
     await _check_resources(entries)
     mapping = await _assign_ids(repository, entries)
     repository.expect_writes(_written_here(entries))
     for entry in entries:
         if entry.request.resource is not None:
             entry.request.resource = await _rewrite(repository, entry, entry.request.resource, mapping)
-    results: dict[int, EntryResult] = {}
+    results: dict[int, FhirResult] = {}
     # Hooks (derived clinical facts) judge the Bundle's writes together, once, before any read.
     repository.defer_hooks()
     ordered = sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index))
@@ -142,7 +140,7 @@ async def _transaction(repository: FhirRepository, entries: list[_Entry], search
     return [results[e.index] for e in entries]
 
 
-async def _create_together(repository: FhirRepository, creates: list[_Entry], results: dict[int, EntryResult]) -> None:
+async def _create_together(repository: FhirRepository, creates: list[_Entry], results: dict[int, FhirResult]) -> None:
     """The POSTs in one go, right after the DELETEs (their place in the processing order)."""
     written = await repository.create_many(
         [(e.request.resource, e.request.assigned_id) for e in creates],  # type: ignore[misc]
@@ -163,14 +161,14 @@ def _plain_create(entry: _Entry) -> bool:
     )
 
 
-async def _batch(repository: FhirRepository, entries: list[_Entry], search: SearchFn | None) -> list[EntryResult]:
-    results: dict[int, EntryResult] = {}
+async def _batch(repository: FhirRepository, entries: list[_Entry], search: SearchFn | None) -> list[FhirResult]:
+    results: dict[int, FhirResult] = {}
     for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
         try:
             async with repository.savepoint():
                 results[entry.index] = await dispatch(repository, entry.request, search)
         except FhirError as exc:
-            results[entry.index] = EntryResult(exc.status, body=_at_entry(exc, entry).outcome())
+            results[entry.index] = FhirResult(exc.status, body=_at_entry(exc, entry).outcome())
     return [results[e.index] for e in entries]
 
 
@@ -178,7 +176,7 @@ async def _check_resources(entries: list[_Entry]) -> None:
     for entry in entries:
         if entry.request.method in ("POST", "PUT") and entry.request.resource is not None:
             try:
-                segments, _ = split_url(entry.request.url)
+                segments = entry.request.segments
                 validate_resource(entry.request.resource, expected_type=segments[0] if segments else None)
             except FhirError as exc:
                 raise _at_entry(exc, entry) from exc
@@ -189,17 +187,17 @@ async def _assign_ids(repository: FhirRepository, entries: list[_Entry]) -> dict
     mapping: dict[str, str] = {}
     for entry in entries:
         request = entry.request
-        segments, query = split_url(request.url)
+        segments, query = request.segments, request.query
         try:
             if request.method == "POST" and isinstance(request.resource, dict):
                 resource_type = segments[0]
                 if request.if_none_exist:
-                    matches = await repository.conditional_matches(resource_type, criteria(request.if_none_exist))
-                    if len(matches) > 1:
-                        raise PreconditionFailed(f"ifNoneExist matched {len(matches)} resources")
-                    if matches:
-                        version = await repository.read(resource_type, matches[0][1])
-                        entry.preresolved = EntryResult(200, version=version)
+                    match_id = await repository.single_match(
+                        resource_type, criteria(request.if_none_exist), what="ifNoneExist"
+                    )
+                    if match_id is not None:
+                        version = await repository.read(resource_type, match_id)
+                        entry.preresolved = FhirResult(200, version=version)
                         _map(mapping, entry.full_url, version.reference)
                         continue
                 request.assigned_id = str(uuid.uuid4())
@@ -207,16 +205,16 @@ async def _assign_ids(repository: FhirRepository, entries: list[_Entry]) -> dict
                 _map(mapping, entry.full_url, f"{resource_type}/{request.assigned_id}")
             elif request.method == "PUT" and segments:
                 if len(segments) == 1:  # conditional update: resolve to a plain PUT on the match or a new id
-                    matches = await repository.conditional_matches(segments[0], query)
-                    if len(matches) > 1:
-                        raise PreconditionFailed(f"The conditional update matched {len(matches)} resources")
-                    target_id = matches[0][1] if matches else str(uuid.uuid4())
+                    match_id = await repository.single_match(
+                        segments[0], checked_criteria(query), what="The conditional update"
+                    )
+                    target_id = match_id or str(uuid.uuid4())
                     body_id = (request.resource or {}).get("id")
-                    if matches and body_id not in (None, target_id):
+                    if match_id is not None and body_id not in (None, target_id):
                         raise Invalid(f"The resource's id '{body_id}' differs from the match '{target_id}'")
-                    request.url = f"{segments[0]}/{target_id}"
+                    request.point_at(target_id)
                     request.resource = {**(request.resource or {}), "id": target_id}
-                    segments = [segments[0], target_id]
+                    segments = request.segments
                 _map(mapping, entry.full_url, f"{segments[0]}/{segments[1]}")
         except FhirError as exc:
             raise _at_entry(exc, entry) from exc
@@ -229,11 +227,9 @@ def _written_here(entries: list[_Entry]) -> set[tuple[str, str]]:
     for entry in entries:
         request = entry.request
         if request.method == "POST" and request.assigned_id:
-            keys.add((split_url(request.url)[0][0], request.assigned_id))
-        elif request.method == "PUT":
-            segments, _ = split_url(request.url)
-            if len(segments) == 2:
-                keys.add((segments[0], segments[1]))
+            keys.add((request.resource_type, request.assigned_id))
+        elif request.method == "PUT" and len(request.segments) == 2:
+            keys.add((request.segments[0], request.segments[1]))
     return keys
 
 
@@ -263,15 +259,18 @@ async def _resolve_reference(repository: FhirRepository, entry: _Entry, value: s
         raise _at_entry(Invalid(f"Reference '{value}' names no fullUrl in this Bundle"), entry)
     if "?" in value and not value.startswith(("http://", "https://")):
         resource_type, _, query = value.partition("?")
-        matches = await repository.conditional_matches(resource_type, parse_qsl(query, keep_blank_values=True))
-        if len(matches) != 1:
+        try:
+            match_id = await repository.single_match(
+                resource_type, parse_qsl(query, keep_blank_values=True), what=f"Conditional reference '{value}'"
+            )
+        except PreconditionFailed as exc:
+            raise _at_entry(exc, entry) from exc
+        if match_id is None:
             raise _at_entry(
-                PreconditionFailed(
-                    f"Conditional reference '{value}' matched {len(matches)} resources; it must match one"
-                ),
+                PreconditionFailed(f"Conditional reference '{value}' matched no {resource_type}; it must match one"),
                 entry,
             )
-        resolved = f"{resource_type}/{matches[0][1]}"
+        resolved = f"{resource_type}/{match_id}"
         mapping[value] = resolved
         return resolved
     return value
@@ -298,7 +297,7 @@ def _at_entry(exc: FhirError, entry: _Entry) -> FhirError:
     return new
 
 
-def _response_entry(result: EntryResult, base_url: str, minimal: bool) -> dict[str, Any]:
+def _response_entry(result: FhirResult, base_url: str, minimal: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     version = result.version
     if version is not None:
@@ -307,7 +306,7 @@ def _response_entry(result: EntryResult, base_url: str, minimal: bool) -> dict[s
             entry["resource"] = raw(version.content)
     elif result.body is not None and result.status < 300 and not minimal:
         entry["resource"] = result.body
-    response = result.response(base_url)
+    response = result.response()
     if result.status >= 400 and result.body is not None:
         response["outcome"] = result.body
     entry["response"] = response

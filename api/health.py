@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from api import services
 from api.rendering import json_response
 from storage.migrations import current_revision, head_revision
 
@@ -18,7 +19,7 @@ async def healthz(request: Request) -> Response:
 @router.get("/readyz", operation_id="readyz", summary="The database is reachable and migrated to head")
 async def readyz(request: Request) -> Response:
     try:
-        async with request.app.state.engine.connect() as connection:
+        async with services.of(request).engine.connect() as connection:
             revision = await connection.run_sync(current_revision)
     except Exception as exc:  # any database failure means "not ready", never a crash
         return json_response(request, {"status": "unavailable", "reason": type(exc).__name__}, status=503)

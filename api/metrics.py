@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import services
 from fhir_mappings.outcomes import Forbidden
 
 REQUESTS = Counter("puente_http_requests", "HTTP requests answered", ["method", "route", "status"])
@@ -58,14 +59,14 @@ async def _require_scraper(request: Request) -> None:
     """Who may scrape: anyone when PUENTE_AUTH=off (loopback only), else a bearer token that is
     PUENTE_METRICS_TOKEN or an access token of an admin client. Route names and request rates say
     what a programme is doing and when; they are not for anyone who can reach the port."""
-    settings = request.app.state.settings
+    settings = services.of(request).settings
     if not settings.auth_enabled:
         return
     token = settings.metrics_token
     scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
     if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
         return
-    principal = await request.app.state.authenticate(request)  # 401 without a valid token
+    principal = await services.of(request).authenticate(request)  # 401 without a valid token
     if not principal.is_admin:
         raise Forbidden("/metrics is for admin clients or the PUENTE_METRICS_TOKEN bearer token")
 

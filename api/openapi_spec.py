@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api import services
 from api.openapi_examples import FORECAST_REQUEST, HOUSEHOLD_VISIT
 from api.openapi_schemas import REF, component_schemas, referenced
 from api.openapi_types import INTERACTIONS, RESPONSE, shared_parameters, type_paths
@@ -92,11 +93,10 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 def _routes_document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's own description of the routes as declared (its routers nest, so it is the one census)."""
-    cached: dict[str, Any] | None = getattr(app.state, "routes_openapi", None)
-    if cached is None:
-        cached = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        app.state.routes_openapi = cached
-    return cached
+    shared = services.of_app(app)
+    if shared.routes_openapi is None:
+        shared.routes_openapi = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    return shared.routes_openapi
 
 
 def served_operations(app: FastAPI) -> set[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from api.openapi_examples import REQUEST_EXAMPLES
 from api.openapi_schemas import REF
+from fhir_mappings.ids import ID_PATTERN
 from fhir_mappings.search.registry import SearchParam, registry
 
 FHIR_JSON = "application/fhir+json"
@@ -274,7 +275,7 @@ def shared_parameters() -> dict[str, dict[str, Any]]:
     date = {"type": "string", "pattern": _PATTERNS["date"]}
     return {
         "id": {"name": "id", "in": "path", "required": True, "description": "The resource's logical id",
-               "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$"}},
+               "schema": {"type": "string", "pattern": ID_PATTERN}},
         "vid": {"name": "vid", "in": "path", "required": True, "description": "A version id (meta.versionId)",
                 "schema": {"type": "string", "pattern": "^[0-9]+$"}},
         "_id": query("_id", "Logical id (token)"),

@@ -57,11 +57,16 @@ def unchanged_since(version: StoredVersion, if_none_match: str | None, if_modifi
 def criteria(query: str) -> list[tuple[str, str]]:
     """Search criteria from an If-None-Exist header or a conditional URL's query string."""
     query = query.split("?", 1)[1] if "?" in query else query
-    pairs = parse_qsl(query, keep_blank_values=True)
+    return checked_criteria(parse_qsl(query, keep_blank_values=True))
+
+
+def checked_criteria(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The criteria of a conditional interaction, if they select something."""
     # `=`, `identifier=` or `_count=1` alone select nothing, so they would match every resource.
     if not any(name and value and name.split(":", 1)[0] not in _RESULT_PARAMS for name, value in pairs):
+        shown = "&".join(f"{name}={value}" for name, value in pairs)
         raise Invalid(
-            f"Conditional criteria {query[:100]!r} select nothing: name at least one search parameter with a value",
+            f"Conditional criteria {shown[:100]!r} select nothing: name at least one search parameter with a value",
             issues=[Issue("Conditional criteria need a search parameter with a value (e.g. identifier=system|value)",
                           "invalid")],
         )

@@ -20,13 +20,14 @@ from auth.hashing import digest, hash_password, random_secret
 from auth.models import CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, PUBLIC, ROLES, Client
 from auth.scopes import NON_CLINICAL, parse_scope, split_scopes
 from auth.store import AuthStore, DuplicateError
+from fhir_mappings.ids import RELATIVE_REFERENCE
 from settings import get_settings
 
 T = TypeVar("T")
 clients_app = typer.Typer(help="OAuth clients: clinic EHRs, CHW apps, integrators.", no_args_is_help=True)
 users_app = typer.Typer(help="People who sign in through the login page (CHWs, supervisors, admins).",
                         no_args_is_help=True)
-_REFERENCE = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}$")
+
 
 DatabaseUrl = Annotated[str | None, typer.Option(envvar="PUENTE_DATABASE_URL", help="SQLAlchemy URL")]
 
@@ -188,7 +189,7 @@ def _check_scopes(scopes: str) -> None:
 
 
 def _check_reference(reference: str, expected: str, option: str) -> None:
-    m = _REFERENCE.match(reference)
+    m = RELATIVE_REFERENCE.match(reference)
     if m is None or m["type"] != expected:
         _fail(f"{option} must look like {expected}/ID")
 

@@ -12,7 +12,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import write_hooks
 from auth.principal import Principal
 from seed.generator import RESOURCES_PER_CHILD, Unit, children_for_resources, generate_units
 from seed.load import load_units
@@ -21,7 +20,7 @@ from storage import statistics
 from storage.database import create_engine, transaction
 from storage.migrations import upgrade_async
 from storage.repository import FhirRepository
-from storage.search import find_matches
+from wiring import write_subscribers
 
 SEEDER = Principal(subject="puente-seed-demo", is_admin=True)
 
@@ -31,11 +30,11 @@ UnitWriter = Callable[[Unit], Awaitable[None]]
 
 def unit_writer(engine: AsyncEngine, settings: Settings) -> UnitWriter:
     """Writes one household (or the programme) per transaction, through the repository."""
-    hooks, enrichers = write_hooks(settings)
+    subscribers = write_subscribers(settings)
 
     async def write_unit(unit: Unit) -> None:
         async with transaction(engine, write=True) as connection:
-            repository = FhirRepository(connection, SEEDER, search=find_matches, hooks=hooks, enrichers=enrichers)
+            repository = FhirRepository(connection, SEEDER, subscribers=subscribers)
             repository.defer_hooks()  # the rules judge the household once, with all of it stored
             first = unit.resources[0]
             if await repository.exists(first["resourceType"], first["id"]):

@@ -1,4 +1,4 @@
-"""Code systems and codes that clinical results carry. Every URI lives here and nowhere else.
+"""Codes that clinical results carry; their systems come from fhir_mappings.code_systems.
 
 Plain values only (no FHIR objects): the API layer turns a `Coding` into FHIR JSON.
 """
@@ -7,23 +7,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-UCUM = "http://unitsofmeasure.org"
-CVX = "http://hl7.org/fhir/sid/cvx"
-V3_OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
-# FHIR R4 core status codes for ImmunizationRecommendation.recommendation.forecastStatus.
-IMMUNIZATION_RECOMMENDATION_STATUS = "http://terminology.hl7.org/CodeSystem/immunization-recommendation-status"
-# HL7 Immunization Decision Support Forecast IG (ImmDS) forecast status code system.
-IMMDS_FORECAST_STATUS = "http://hl7.org/fhir/us/immds/CodeSystem/ForecastStatus"
+from fhir_mappings import code_systems
 
-# Puente's own code systems. Peru has no national FHIR vaccine code system (domain.md §4), so
-# Puente publishes one; the base is configurable later by changing it here only.
-PUENTE_CODE_SYSTEM_BASE = "https://puente.example.org/fhir/CodeSystem"
-PE_VACCINE_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/pe-vacunas"
-GROWTH_INDICATOR_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/growth-indicator"
-GROWTH_CLASSIFICATION_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/growth-classification"
-ANAEMIA_CLASSIFICATION_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/anaemia-classification"
+# The systems the rules name as codes.X (fhir_mappings.code_systems holds them all).
+ANAEMIA_CLASSIFICATION_SYSTEM = code_systems.ANAEMIA_CLASSIFICATION_SYSTEM
+CLINICAL_FLAG_SYSTEM = code_systems.CLINICAL_FLAG_SYSTEM
+CVX = code_systems.CVX
+DATA_ORIGIN_SYSTEM = code_systems.DATA_ORIGIN_SYSTEM
+FLAG_CATEGORY = code_systems.FLAG_CATEGORY
+FLAG_DETAIL_EXTENSION = code_systems.FLAG_DETAIL_EXTENSION
+GROWTH_CLASSIFICATION_SYSTEM = code_systems.GROWTH_CLASSIFICATION_SYSTEM
+GROWTH_INDICATOR_SYSTEM = code_systems.GROWTH_INDICATOR_SYSTEM
+IMMDS_FORECAST_OPERATION = code_systems.IMMDS_FORECAST_OPERATION
+IMMDS_FORECAST_STATUS = code_systems.IMMDS_FORECAST_STATUS
+IMMUNIZATION_EVALUATION_DOSE_STATUS = code_systems.IMMUNIZATION_EVALUATION_DOSE_STATUS
+IMMUNIZATION_RECOMMENDATION_STATUS = code_systems.IMMUNIZATION_RECOMMENDATION_STATUS
+LOINC = code_systems.LOINC
+OBSERVATION_CATEGORY = code_systems.OBSERVATION_CATEGORY
+OPERATION_DEFINITION_BASE = code_systems.OPERATION_DEFINITION_BASE
+PE_VACCINE_SYSTEM = code_systems.PE_VACCINE_SYSTEM
+PUENTE_CODE_SYSTEM_BASE = code_systems.PUENTE_CODE_SYSTEM_BASE
+PUENTE_FHIR_BASE = code_systems.PUENTE_FHIR_BASE
+RESIDENCE_LOCATION_EXTENSION = code_systems.RESIDENCE_LOCATION_EXTENSION
+RULESET_SYSTEM = code_systems.RULESET_SYSTEM
+SNOMED = code_systems.SNOMED
+UCUM = code_systems.UCUM
+V3_OBSERVATION_INTERPRETATION = code_systems.V3_OBSERVATION_INTERPRETATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +69,6 @@ SNOMED_ANAEMIA = "271737000"
 SNOMED_PREGNANT = "77386006"
 
 # --- used by the API integration (api/clinical) -------------------------------------------------
-PUENTE_FHIR_BASE = "https://puente.example.org/fhir"
-OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
-# Core R4 extension on Flag: the records that support it.
-FLAG_DETAIL_EXTENSION = "http://hl7.org/fhir/StructureDefinition/flag-detail"
-IMMUNIZATION_EVALUATION_DOSE_STATUS = "http://terminology.hl7.org/CodeSystem/immunization-evaluation-dose-status"
-# Same system the demo seed uses for its "synthetic" tag; "derived" marks what the rules wrote.
-DATA_ORIGIN_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/data-origin"
-CLINICAL_FLAG_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/clinical-flag"
-RULESET_SYSTEM = f"{PUENTE_CODE_SYSTEM_BASE}/ruleset"
-# Patient extension (valueReference to a Location) naming where the patient lives; its altitude
-# drives the hemoglobin adjustment.
-RESIDENCE_LOCATION_EXTENSION = f"{PUENTE_FHIR_BASE}/StructureDefinition/residence-location"
-OPERATION_DEFINITION_BASE = f"{PUENTE_FHIR_BASE}/OperationDefinition"
-IMMDS_FORECAST_OPERATION = "http://hl7.org/fhir/us/immds/OperationDefinition/immds-forecast"
 
 SNOMED_PATIENT_REFERRAL = "3457005"
 LOINC_PREGNANT_ANSWER = "LA15173-0"

@@ -9,7 +9,9 @@ from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
-SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+from fhir_mappings.code_systems import V3_OBSERVATION_VALUE
+
+SUBSETTED = {"system": V3_OBSERVATION_VALUE, "code": "SUBSETTED"}
 _ALWAYS = ("resourceType", "id", "meta")
 
 

@@ -30,10 +30,10 @@ import fastjsonschema
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from fhir_mappings.ids import is_id
 from fhir_mappings.outcomes import Invalid, Issue, NotFound
 from fhir_mappings.resource_types import R4_RESOURCE_TYPES
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _SCHEMA_MESSAGE = re.compile(r"^(data[^ ]*) (must .*|cannot .*)$", re.S)
 # The schema's messages that do not say what is wrong: the model names the element instead.
 _UNSPECIFIC = ("must contain", "cannot be validated")
@@ -168,7 +168,7 @@ def mark_validated(resources: Iterable[Any]) -> None:
 def _problems(resource: dict[str, Any], resource_type: str, prefix: str = "") -> Iterator[Issue]:
     path = prefix or resource_type
     resource_id = resource.get("id")
-    if resource_id is not None and (not isinstance(resource_id, str) or not _ID.match(resource_id)):
+    if resource_id is not None and not is_id(resource_id):
         yield Issue(f"{path}.id: an id is 1-64 characters of A-Z a-z 0-9 - .", "value", expression=(f"{path}.id",))
         return
     try:

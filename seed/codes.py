@@ -1,50 +1,17 @@
-"""Code systems, codes and identifier systems used by the generated programme.
-
-Standard systems are the FHIR canonical URIs. Puente's own systems (identifiers, local codes) live
-under one base URI; they should follow whatever `fhir_mappings` publishes once it has them.
-"""
+"""Codes and identifier helpers the generated programme writes; the systems are
+fhir_mappings.code_systems', re-exported here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-UCUM = "http://unitsofmeasure.org"
-ATC = "http://www.whocc.no/atc"
-CVX = "http://hl7.org/fhir/sid/cvx"
-BCP47 = "urn:ietf:bcp:47"
-
-OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
-PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
-LOCATION_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
-IMMUNIZATION_ORIGIN = "http://terminology.hl7.org/CodeSystem/immunization-origin"
-TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
-FATHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-fathers-family"
-MOTHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-mothers-family"
-
-PUENTE = "https://puente.example.org/fhir"
-SID_DNI = f"{PUENTE}/sid/pe-dni"
-SID_CE = f"{PUENTE}/sid/pe-ce"
-SID_PTP = f"{PUENTE}/sid/pe-ptp"
-SID_CNV = f"{PUENTE}/sid/pe-cnv"
-SID_RENIPRESS = f"{PUENTE}/sid/pe-renipress"
-SID_DEVICE_SERIAL = f"{PUENTE}/sid/device-serial"
-CS_IDENTIFIER_TYPE = f"{PUENTE}/CodeSystem/identifier-type"
-CS_ROLE = f"{PUENTE}/CodeSystem/programme-role"
-CS_VISIT = f"{PUENTE}/CodeSystem/visit-type"
-CS_VACCINE = f"{PUENTE}/CodeSystem/pe-vacunas"  # as clinical.codes.PE_VACCINE_SYSTEM
+# The generator names every system as codes.X, beside the codes and helpers below.
+from fhir_mappings.code_systems import *  # noqa: F403
+from fhir_mappings.code_systems import DATA_ORIGIN_SYSTEM, IDENTIFIER_TYPE_SYSTEM, SID_CE, SID_CNV, SID_DNI, SID_PTP
 
 # Synthetic data must be recognisable as such wherever it ends up.
-SYNTHETIC_TAG = {"system": f"{PUENTE}/CodeSystem/data-origin", "code": "synthetic"}
+SYNTHETIC_TAG = {"system": DATA_ORIGIN_SYSTEM, "code": "synthetic"}
 
 IDENTIFIER_TYPES = {
     "DNI": "Documento Nacional de Identidad",
@@ -69,7 +36,7 @@ def identifier(kind: str, value: str) -> dict[str, Any]:
     system = {"DNI": SID_DNI, "CE": SID_CE, "PTP": SID_PTP, "CNV": SID_CNV}[kind]
     return {
         "use": "official",
-        "type": {"coding": [coding(CS_IDENTIFIER_TYPE, kind, IDENTIFIER_TYPES[kind])], "text": kind},
+        "type": {"coding": [coding(IDENTIFIER_TYPE_SYSTEM, kind, IDENTIFIER_TYPES[kind])], "text": kind},
         "system": system,
         "value": value,
     }

@@ -63,16 +63,16 @@ _REPORT_ORIGIN = codes.concept(codes.IMMUNIZATION_ORIGIN, "record", "Written Rec
 @cache
 def _dose_parts(dose: Dose) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     # Built once per dose and shared by every Immunization of it (see the generator's docstring).
-    vaccine = codes.concept(codes.CS_VACCINE, dose.code, dose.display)
+    vaccine = codes.concept(codes.PE_VACCINE_SYSTEM, dose.code, dose.display)
     if dose.cvx:
-        vaccine["coding"].append(codes.coding(codes.CVX, dose.cvx, dose.cvx_display or dose.code))
+        vaccine["coding"].append({"system": codes.CVX, "code": dose.cvx})
     vaccine["text"] = dose.display
     return vaccine, [{"series": SCHEDULE_NAME, "doseNumberPositiveInt": dose.dose_number}]
 
 
 @cache
 def _measure_parts(measure: Measure) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    category = [codes.concept(codes.OBS_CATEGORY, measure.category, codes.CATEGORY_DISPLAY[measure.category])]
+    category = [codes.concept(codes.OBSERVATION_CATEGORY, measure.category, codes.CATEGORY_DISPLAY[measure.category])]
     return category, codes.concept(codes.LOINC, measure.loinc, measure.display, measure.text)
 
 
@@ -115,7 +115,7 @@ class HouseholdBuilder:
         enc: Resource = {
             "resourceType": "Encounter", "id": eid, "meta": new_meta(), "status": status,
             "class": {"system": codes.ACT_CODE, "code": "HH", "display": "home health"},
-            "type": [codes.concept(codes.CS_VISIT, *visit)],
+            "type": [codes.concept(codes.VISIT_TYPE_SYSTEM, *visit)],
             "subject": ref("Patient", subject),
             "participant": [{
                 "type": [codes.concept(codes.PARTICIPATION_TYPE, "PPRF", "primary performer")],
@@ -407,7 +407,7 @@ class HouseholdBuilder:
         self._emit({
             "resourceType": "Observation", "id": self._id("Observation"), "meta": new_meta(),
             "status": "final",
-            "category": [codes.concept(codes.OBS_CATEGORY, "social-history", "Social History")],
+            "category": [codes.concept(codes.OBSERVATION_CATEGORY, "social-history", "Social History")],
             "code": codes.concept(codes.LOINC, *codes.PREGNANCY_STATUS),
             "subject": ref("Patient", mother), "encounter": ref("Encounter", enc),
             "effectiveDateTime": when, "performer": [self.chw_ref],

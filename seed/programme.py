@@ -189,9 +189,9 @@ def build_programme(ids: IdFactory, rng: random.Random, as_of: int) -> Programme
             "status": "active", "name": f"Equipo ACS {label}",
             "period": {"start": started},
             "participant": [
-                {"role": [codes.concept(codes.CS_ROLE, "supervisor", "Supervisor")],
+                {"role": [codes.concept(codes.PROGRAMME_ROLE_SYSTEM, "supervisor", "Supervisor")],
                  "member": ref("Practitioner", sup_id)},
-                *({"role": [codes.concept(codes.CS_ROLE, "chw", "Community health worker")],
+                *({"role": [codes.concept(codes.PROGRAMME_ROLE_SYSTEM, "chw", "Community health worker")],
                    "member": ref("Practitioner", chw), "onBehalfOf": ref("Organization", programme_id)}
                   for chw in chw_ids),
             ],
@@ -220,6 +220,6 @@ def _role(rid: str, practitioner_id: str, organization_id: str, code: str, displ
         "period": {"start": started},
         "practitioner": ref("Practitioner", practitioner_id),
         "organization": ref("Organization", organization_id),
-        "code": [codes.concept(codes.CS_ROLE, code, display)],
+        "code": [codes.concept(codes.PROGRAMME_ROLE_SYSTEM, code, display)],
         "location": [ref("Location", lid) for lid in location_ids],
     }

@@ -1,16 +1,22 @@
-"""Peru's immunization schedule (NTS 196-MINSA/DGIESP-2022, domain.md section 5) as generator data.
+"""Peru's immunization schedule as generator data, read from the rule set the forecast uses
+(clinical/data/immunization/PE-NTS-196-2022.json): what each dose is (its vaccine, Spanish display,
+CVX code) and when it is due come from there, so a generated dose is always one the forecast knows.
 
-`coverage` is the chance a child receives the dose at all, before the child's own engagement shifts
-it; it falls with age as in ENDES-like programme data (later doses are missed more often). CVX codes
-marked [R] in domain.md are recalled, not checked against the CVX table. Local codes and CVX codes
-follow `clinical/data/immunization/PE-NTS-196-2022.json` so the forecast recognises every dose.
+Only `coverage` is the generator's own: the chance a child receives the dose at all, before the
+child's own engagement shifts it; it falls with age as in ENDES-like programme data (later doses
+are missed more often).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-SCHEDULE_NAME = "PE-NTS-196-2022"  # the name of clinical/data/immunization's rule set
+from clinical.immunization import DEFAULT_SCHEDULE, Series, load_schedule
+
+SCHEDULE_NAME = DEFAULT_SCHEDULE
+_SCHEDULE = load_schedule(SCHEDULE_NAME)
+_BIRTH = dt.date(2020, 1, 1)  # ages in days are counted from a fixed birthday (months vary in length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,42 +27,57 @@ class Dose:
     age_days: int
     coverage: float
     cvx: str | None
-    cvx_display: str | None
 
 
-def _d(code: str, display: str, n: int, age: int, cov: float, cvx: str | None = None,
-       cvx_display: str | None = None) -> Dose:
-    return Dose(code, display, n, age, cov, cvx, cvx_display)
+def _series(series_id: str) -> Series:
+    return next(s for s in _SCHEDULE.series if s.id == series_id)
 
 
-CHILD_SCHEDULE: tuple[Dose, ...] = (
-    _d("BCG", "BCG", 1, 0, 0.96, "19", "BCG"),
-    _d("HVB", "Hepatitis B (recién nacido)", 1, 0, 0.92, "08", "Hep B, adolescent or pediatric"),
-    _d("PENTA", "Pentavalente", 1, 61, 0.93, "102", "DTP-Hib-Hep B"),
-    _d("IPV", "Antipolio inactivada", 1, 61, 0.92, "10", "IPV"),
-    _d("ROTA", "Rotavirus", 1, 61, 0.90, "119", "rotavirus, monovalent"),
-    _d("NEUMO", "Neumococo", 1, 61, 0.91, "133", "Pneumococcal conjugate PCV 13"),
-    _d("PENTA", "Pentavalente", 2, 122, 0.89, "102", "DTP-Hib-Hep B"),
-    _d("IPV", "Antipolio inactivada", 2, 122, 0.88, "10", "IPV"),
-    _d("ROTA", "Rotavirus", 2, 122, 0.86, "119", "rotavirus, monovalent"),
-    _d("NEUMO", "Neumococo", 2, 122, 0.87, "133", "Pneumococcal conjugate PCV 13"),
-    _d("PENTA", "Pentavalente", 3, 183, 0.84, "102", "DTP-Hib-Hep B"),
-    _d("APO", "Antipolio oral", 3, 183, 0.82, "178", "bOPV"),
-    _d("INFLUENZA-PED", "Influenza pediátrica", 1, 183, 0.70, "88", "influenza, unspecified formulation"),
-    _d("INFLUENZA-PED", "Influenza pediátrica", 2, 213, 0.55, "88", "influenza, unspecified formulation"),
-    _d("SPR", "Sarampión, paperas, rubéola (SPR)", 1, 365, 0.85, "03", "MMR"),
-    _d("VARICELA", "Varicela", 1, 365, 0.80, "21", "varicella"),
-    _d("NEUMO", "Neumococo (refuerzo)", 3, 365, 0.81, "133", "Pneumococcal conjugate PCV 13"),
-    _d("AMA", "Fiebre amarilla", 1, 456, 0.76, "184", "Yellow fever, unspecified formulation"),
-    _d("HVA", "Hepatitis A", 1, 456, 0.74, "83", "Hep A, ped/adol, 2 dose"),
-    _d("SPR", "Sarampión, paperas, rubéola (SPR)", 2, 548, 0.72, "03", "MMR"),
-    _d("DPT", "DPT (1er refuerzo)", 4, 548, 0.70, "01", "DTP"),
-    _d("APO", "Antipolio oral (1er refuerzo)", 4, 548, 0.69, "178", "bOPV"),
-    _d("DPT", "DPT (2do refuerzo)", 5, 1461, 0.62, "01", "DTP"),
-    _d("APO", "Antipolio oral (2do refuerzo)", 5, 1461, 0.61, "178", "bOPV"),
-)
+def _dose(series_id: str, number: int, coverage: float, code: str | None = None) -> Dose:
+    """Dose `number` of a series, given as its preferred vaccine (or `code`, another that counts)."""
+    target = _series(series_id).doses[number - 1]
+    vaccine = _SCHEDULE.vaccines[code or target.vaccines[0]]
+    assert vaccine.code in target.vaccines, (series_id, number, vaccine.code)
+    age_days = (target.recommended_age.after(_BIRTH) - _BIRTH).days
+    return Dose(vaccine.code, vaccine.display, number, age_days, coverage, vaccine.cvx)
 
-# Pregnant women: (dose, first gestational day it may be given, last gestational day).
-DTPA_PREGNANCY = (_d("DTPA", "dTpa (gestante)", 1, 0, 0.74, "115", "Tdap"), 27 * 7, 36 * 7)
-INFLUENZA_PREGNANCY = (_d("INFLUENZA-ADULTO", "Influenza adulto (gestante)", 1, 0, 0.52, "88",
-                          "influenza, unspecified formulation"), 20 * 7, 38 * 7)
+
+CHILD_SCHEDULE: tuple[Dose, ...] = tuple(sorted((
+    _dose("bcg", 1, 0.96),
+    _dose("hepb-birth", 1, 0.92),
+    _dose("dtp", 1, 0.93),
+    _dose("polio", 1, 0.92),
+    _dose("rotavirus", 1, 0.90),
+    _dose("pneumococcal", 1, 0.91),
+    _dose("dtp", 2, 0.89),
+    _dose("polio", 2, 0.88),
+    _dose("rotavirus", 2, 0.86),
+    _dose("pneumococcal", 2, 0.87),
+    _dose("dtp", 3, 0.84),
+    _dose("polio", 3, 0.82),
+    _dose("influenza-infant", 1, 0.70),
+    _dose("influenza-infant", 2, 0.55),
+    _dose("mmr", 1, 0.85),
+    _dose("varicella", 1, 0.80),
+    _dose("pneumococcal", 3, 0.81),
+    _dose("yellow-fever", 1, 0.76),
+    _dose("hepa", 1, 0.74),
+    _dose("mmr", 2, 0.72),
+    _dose("dtp", 4, 0.70, code="DPT"),
+    _dose("polio", 4, 0.69),
+    _dose("dtp", 5, 0.62),
+    _dose("polio", 5, 0.61),
+), key=lambda dose: dose.age_days))
+
+
+def _pregnancy_dose(series_id: str, coverage: float, last_week: int) -> tuple[Dose, int, int]:
+    """(dose, first gestational day it may be given, last gestational day)."""
+    target = _series(series_id).doses[0]
+    vaccine = _SCHEDULE.vaccines[target.vaccines[0]]
+    first = (target.recommended_age.after(_BIRTH) - _BIRTH).days
+    return Dose(vaccine.code, vaccine.display, 1, 0, coverage, vaccine.cvx), first, last_week * 7
+
+
+# Pregnant women; the rule set gives the first week, the programme's practice the last.
+DTPA_PREGNANCY = _pregnancy_dose("dtpa-pregnancy", 0.74, last_week=36)
+INFLUENZA_PREGNANCY = _pregnancy_dose("influenza-pregnancy", 0.52, last_week=38)

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fhir_mappings import fhir_json
-from storage import search_rows, statistics
+from storage import search_rows, statistics, version_writes
 from storage.database import create_engine, transaction
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources
 
@@ -75,19 +75,9 @@ async def rebuild(
             if not batch:
                 break
             pks = [row.pk for row in batch]
-            for table in SEARCH_TABLES.values():
-                await connection.execute(delete(table).where(table.c.resource_pk.in_(pks)))
-            rows: dict[str, list[dict[str, object]]] = {}
-            for row in batch:
-                if row.content is None:
-                    continue
-                resource = fhir_json.loads_stored(row.content)
-                for kind, kind_rows in search_rows.index_rows(
-                    row.pk, row.resource_type, resource, base_url=base_url
-                ).items():
-                    rows.setdefault(kind, []).extend(kind_rows)
-            for kind, kind_rows in rows.items():
-                await connection.execute(insert(SEARCH_TABLES[kind]), kind_rows)
+            items = [(row.pk, row.resource_type, fhir_json.loads_stored(row.content) if row.content else None)
+                     for row in batch]
+            await version_writes.replace_index_rows(connection, items, stale=pks, base_url=base_url)
         last_pk = pks[-1]
         done += len(batch)
         if progress:

@@ -7,16 +7,15 @@ events) in the same transaction, so a request either leaves all of it or none of
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -25,13 +24,15 @@ from fhir_mappings.outcomes import Conflict, Gone, Invalid, Issue, NotFound, Pre
 from fhir_mappings.search import SearchQuery
 from fhir_mappings.search.registry import registry
 from fhir_mappings.validation import validate_resource
-from storage import access, clock, grants, version_writes
+from storage import access, clock, current_reads, grants, version_writes
 from storage import search as search_engine
+from storage.current_reads import version_from_row
 from storage.driver_sql import DriverStatement, fetch
 from storage.search import SearchPage
-from storage.tables import resource_history, resources, search_date, search_reference, search_token
+from storage.tables import resource_history, resources, search_reference, search_token
 from storage.version_writes import Authorship
-from storage.versions import StoredVersion, after, fhir_instant, now_ms, utc
+from storage.versions import StoredVersion, after, now_ms
+from storage.write_events import NO_SUBSCRIBERS, WriteEvent, WriteSubscribers
 
 # unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row. Two int4 keys,
 # the first a class of Puente's own: the single-bigint key space is storage.clock's write leases.
@@ -39,70 +40,6 @@ LOCK_CLASS = 0x5043
 _ADVISORY_LOCKS = DriverStatement.from_named(
     "SELECT pg_advisory_xact_lock(:lock_class, k) FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS t(k, n)"
     " ORDER BY n"
-)
-
-# The rules' reads, built once: composing a statement (and its cache key) cost SQLAlchemy more CPU
-# than PostgreSQL spends running it. A caller who may not see everything gets its conditions added.
-_CURRENT_BY_ID = select(resources).where(
-    resources.c.resource_type == bindparam("resource_type"),
-    resources.c.id.in_(bindparam("ids", expanding=True)),
-)
-_REFERRING = select(resources).where(
-    resources.c.resource_type == bindparam("resource_type"),
-    resources.c.deleted.is_(False),
-    resources.c.pk.in_(
-        select(search_reference.c.resource_pk).where(
-            search_reference.c.resource_type == bindparam("resource_type"),
-            search_reference.c.param == bindparam("param"),
-            search_reference.c.target_id.in_(bindparam("target_ids", expanding=True)),
-            search_reference.c.target_type == bindparam("target_type"),
-        )
-    ),
-).order_by(resources.c.pk)
-_DATED_ROW = (
-    select(search_date.c.resource_pk)
-    .where(
-        search_date.c.resource_pk == resources.c.pk,
-        search_date.c.resource_type == bindparam("resource_type"),
-        search_date.c.param == bindparam("date_param"),
-        search_date.c.low < bindparam("date_before"),
-        search_date.c.high >= bindparam("date_from"),
-    )
-    .exists()
-)
-_CURRENT_COLUMNS = "pk, resource_type, id, version_id, last_updated, deleted, content"
-_DRIVER_CURRENT_BY_ID = DriverStatement.from_named(
-    f"SELECT {_CURRENT_COLUMNS} FROM resources WHERE resource_type = :resource_type"
-    " AND id = ANY(CAST(:ids AS text[]))"
-)
-
-
-@functools.cache
-def _driver_referring(one: bool, dated: bool) -> DriverStatement:
-    """`referring_to` for asyncpg. For one target the id goes as a scalar: PostgreSQL keeps a generic
-    plan of that, where it planned the array form on every call (0.1-0.4 ms; a generic plan reckons
-    with an array of ten, which looks costlier than any custom plan for the array actually sent).
-    `dated` looks at each candidate's own date rows through their resource_pk index, so the plan stays
-    driven by the reference (a child has a few dozen Observations, all its life)."""
-    target = "target_id = :target_id" if one else "target_id = ANY(CAST(:target_ids AS text[]))"
-    within = (
-        " AND EXISTS (SELECT 1 FROM search_date d WHERE d.resource_pk = resources.pk"
-        " AND d.resource_type = :resource_type AND d.param = :date_param"
-        " AND d.low < CAST(:date_before AS timestamptz) AND d.high >= CAST(:date_from AS timestamptz))"
-        if dated
-        else ""
-    )
-    return DriverStatement.from_named(
-        f"SELECT {_CURRENT_COLUMNS} FROM resources WHERE resource_type = :resource_type AND deleted IS false"
-        " AND pk IN (SELECT resource_pk FROM search_reference WHERE resource_type = :resource_type"
-        f" AND param = :param AND {target} AND target_type = :target_type){within}"
-        " ORDER BY pk"
-    )
-
-
-# The read of one id (the usual case: a child's Patient) as a scalar, for the same reason.
-_DRIVER_CURRENT_BY_ONE_ID = DriverStatement.from_named(
-    f"SELECT {_CURRENT_COLUMNS} FROM resources WHERE resource_type = :resource_type AND id = :id"
 )
 
 QueryPairs = Sequence[tuple[str, str]]
@@ -115,32 +52,6 @@ class WriteResult:
     changed: bool = True  # False when a conditional create found its match
 
 
-@dataclass(frozen=True)
-class WriteEvent:
-    """What a write hook sees: the version just stored and the one it replaced."""
-
-    version: StoredVersion
-    resource: dict[str, Any] | None  # None for a deletion
-    previous: StoredVersion | None
-
-
-class WriteHook(Protocol):
-    """Runs after writes, in their transaction (e.g. to store derived facts).
-
-    One call per write, or per batch (`create_many`, `delete_many`); when a transaction Bundle defers
-    hooks, all of its writes arrive in one call, so a hook can judge what belongs together (one
-    child's weight and height) once.
-    """
-
-    async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None: ...
-
-
-class EnrichHook(Protocol):
-    """Runs before a create/update is stamped and stored; may add server-derived elements to `resource`."""
-
-    async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None: ...
-
-
 @dataclass
 class HistoryPage:
     versions: list[StoredVersion]
@@ -149,27 +60,17 @@ class HistoryPage:
     watermark: datetime  # storage.clock: the versions are every one stamped until then
 
 
-class ConditionalSearch(Protocol):
-    async def __call__(
-        self, connection: AsyncConnection, principal: Principal, resource_type: str, query: QueryPairs
-    ) -> list[tuple[int, str]]: ...
-
-
 class FhirRepository:
     def __init__(
         self,
         connection: AsyncConnection,
         principal: Principal,
         *,
-        search: ConditionalSearch,
-        hooks: Sequence[WriteHook] = (),
-        enrichers: Sequence[EnrichHook] = (),
+        subscribers: WriteSubscribers = NO_SUBSCRIBERS,
     ) -> None:
         self.connection = connection
         self.principal = principal
-        self._search = search
-        self._hooks = hooks
-        self._enrichers = enrichers
+        self.subscribers = subscribers
         self._dialect = connection.dialect.name
         self._by = Authorship(principal.author, principal.client_id, principal.user)
         self._deferred: list[WriteEvent] | None = None
@@ -220,14 +121,14 @@ class FhirRepository:
                 missing.append(resource_id)
         if missing:
             visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
-            driver = _DRIVER_CURRENT_BY_ONE_ID if len(missing) == 1 else _DRIVER_CURRENT_BY_ID
-            versions = await self._select_current(
-                _CURRENT_BY_ID, driver, visibility, {"resource_type": resource_type, "ids": missing, "id": missing[0]}
+            read = current_reads.BY_ONE_ID if len(missing) == 1 else current_reads.BY_IDS
+            versions = await current_reads.select_current(
+                self.connection, read, visibility, {"resource_type": resource_type, "ids": missing, "id": missing[0]}
             )
-            read = {version.id: version for version in versions}
+            by_id = {version.id: version for version in versions}
             for resource_id in missing:
-                self._reads.setdefault((resource_type, resource_id), {})[self.principal] = read.get(resource_id)
-            found.update(read)
+                self._reads.setdefault((resource_type, resource_id), {})[self.principal] = by_id.get(resource_id)
+            found.update(by_id)
         return found
 
     def _forget(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -260,7 +161,7 @@ class FhirRepository:
         ).first()
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
-        version = _version(row)
+        version = version_from_row(row)
         if version.deleted:
             raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
         return version
@@ -279,7 +180,7 @@ class FhirRepository:
 
     async def search_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
         """(pk, id) of the current resources matching a search query."""
-        return await self._search(self.connection, self.principal, resource_type, query)
+        return await search_engine.find_matches(self.connection, self.principal, resource_type, query)
 
     async def referring_to(
         self,
@@ -317,34 +218,29 @@ class FhirRepository:
         ids = sorted(set(target_ids))
         params: dict[str, Any] = {"resource_type": resource_type, "param": param, "target_type": target_type,
                                   "target_ids": ids, "target_id": ids[0]}
-        statement = _REFERRING
         if dated is not None:
             params["date_param"], params["date_from"], params["date_before"] = dated
-            statement = _REFERRING.where(_DATED_ROW)
-        return await self._select_current(
-            statement, _driver_referring(len(ids) == 1, dated is not None), conditions, params
-        )
-
-    async def _select_current(
-        self, statement: Select[Any], driver_statement: DriverStatement, conditions: list[Any], params: dict[str, Any]
-    ) -> list[StoredVersion]:
-        """Rows of `resources` by a prebuilt statement, narrowed by `conditions` (access rules, codes).
-
-        With none, on PostgreSQL, the same query goes to asyncpg directly: the clinical rules (who see
-        everything) read a child's record on every measurement."""
-        if not conditions and self._dialect == "postgresql":
-            return [_record_version(record) for record in await fetch(self.connection, driver_statement, params)]
-        rows = await self.connection.execute(statement.where(*conditions) if conditions else statement, params)
-        return [_version(row) for row in rows]
+        read = current_reads.referring(len(ids) == 1, dated is not None)
+        return await current_reads.select_current(self.connection, read, conditions, params)
 
     async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:
         """One page of a type-level search (scope "s" required; only visible resources, includes too)."""
         return await search_engine.search(self.connection, self.principal, query, count=count, cursor=cursor)
 
-    async def conditional_matches(self, resource_type: str, query: QueryPairs) -> list[tuple[int, str]]:
-        """Matches for a conditional write, holding the criteria's lock until the transaction ends."""
+    async def single_match(self, resource_type: str, query: QueryPairs, *, what: str) -> str | None:
+        """The id of the one current resource the criteria of a conditional interaction match, or None.
+
+        Every conditional interaction resolves here (create, update and delete, over HTTP or in a
+        Bundle, and conditional references): several matches are a 412 naming `what` ("If-None-Exist",
+        "The conditional update", ...). The criteria's lock is held until the transaction ends, so
+        parallel retries of one upload find each other's resource instead of creating two."""
         await self._serialise_on(resource_type, query)
-        return await self.search_matches(resource_type, query)
+        matches = await self.search_matches(resource_type, query)
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"{what} matched {len(matches)} {resource_type} resources; the criteria must select at most one"
+            )
+        return matches[0][1] if matches else None
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -388,13 +284,9 @@ class FhirRepository:
 
     async def conditional_create(self, resource: dict[str, Any], if_none_exist: QueryPairs) -> WriteResult:
         resource_type = validate_resource(resource)
-        matches = await self.conditional_matches(resource_type, if_none_exist)
-        if len(matches) > 1:
-            raise PreconditionFailed(
-                f"If-None-Exist matched {len(matches)} {resource_type} resources: the criteria are not selective enough"
-            )
-        if matches:
-            return WriteResult(await self.read(resource_type, matches[0][1]), created=False, changed=False)
+        match_id = await self.single_match(resource_type, if_none_exist, what="If-None-Exist")
+        if match_id is not None:
+            return WriteResult(await self.read(resource_type, match_id), created=False, changed=False)
         return await self.create(resource)
 
     async def update(
@@ -457,13 +349,9 @@ class FhirRepository:
         self, resource_type: str, query: QueryPairs, resource: dict[str, Any], *, if_match: int | None = None
     ) -> WriteResult:
         validate_resource(resource, expected_type=resource_type)
-        matches = await self.conditional_matches(resource_type, query)
-        if len(matches) > 1:
-            raise PreconditionFailed(
-                f"The conditional update matched {len(matches)} {resource_type} resources; at most one may match"
-            )
+        match_id = await self.single_match(resource_type, query, what="The conditional update")
         body_id = resource.get("id")
-        if not matches:
+        if match_id is None:
             if if_match is not None:
                 raise PreconditionFailed("No resource matches the conditional update (If-Match given)")
             if body_id is None:
@@ -476,7 +364,6 @@ class FhirRepository:
             if created is None:
                 raise Conflict(f"{resource_type}/{body_id} already exists")
             return created
-        match_id = matches[0][1]
         if body_id is not None and body_id != match_id:
             raise Invalid(
                 f"The body's id '{body_id}' differs from the matching resource's id '{match_id}'",
@@ -538,7 +425,7 @@ class FhirRepository:
         if self._dialect == "postgresql":
             statement = statement.with_for_update()
         self._forget((resource_type, resource_id) for resource_id in if_match)
-        current = {row.id: (row.pk, _version(row)) for row in await self.connection.execute(statement)}
+        current = {row.id: (row.pk, version_from_row(row)) for row in await self.connection.execute(statement)}
         for resource_id in sorted(if_match):
             if resource_id not in current:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
@@ -571,11 +458,9 @@ class FhirRepository:
         return [v for _, v, _ in deletions]
 
     async def conditional_delete(self, resource_type: str, query: QueryPairs) -> list[StoredVersion]:
-        matches = await self.conditional_matches(resource_type, query)
-        if len(matches) > 1:
-            raise PreconditionFailed(f"The conditional delete matched {len(matches)} resources; at most one may match")
-        deleted = [await self.delete(resource_type, rid) for _, rid in matches]
-        return [v for v in deleted if v is not None]
+        match_id = await self.single_match(resource_type, query, what="The conditional delete")
+        deleted = None if match_id is None else await self.delete(resource_type, match_id)
+        return [] if deleted is None else [deleted]
 
     # ---- history -----------------------------------------------------------------------------
 
@@ -634,7 +519,7 @@ class FhirRepository:
         rows = (
             await self.connection.execute(select(h).where(*conditions).order_by(h.c.pk.desc()).limit(count + 1))
         ).all()
-        versions = [_version(r) for r in rows[:count]]
+        versions = [version_from_row(r) for r in rows[:count]]
         next_cursor = rows[count - 1].pk if len(rows) > count else None
         return HistoryPage(versions, next_cursor, total, watermark)
 
@@ -660,7 +545,7 @@ class FhirRepository:
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
         try:
             for resource, _ in items:
-                for enrich in self._enrichers:
+                for enrich in self.subscribers.enrichers:
                     await enrich(self, resource)
         finally:
             self._staged.clear()
@@ -671,9 +556,7 @@ class FhirRepository:
         write_clock = await clock.write_clock(self.connection)
         stored = []
         for resource, resource_id in items:
-            stamp = write_clock.stamp()
-            content = _stamp(resource, resource_id, 1, stamp)
-            version = StoredVersion(resource["resourceType"], resource_id, 1, stamp, False, content, method=method)
+            version = version_writes.new_version(resource, resource_id, 1, write_clock.stamp(), method=method)
             stored.append((version, resource))
         versions = [version for version, _ in stored]
         self._forget((v.resource_type, v.id) for v in versions)
@@ -689,19 +572,17 @@ class FhirRepository:
         """A new version of the locked current row (pk, version)."""
         pk, current = locked
         access.require(self.principal, current.resource_type, "c" if current.deleted else "u")
-        for enrich in self._enrichers:
+        for enrich in self.subscribers.enrichers:
             await enrich(self, resource)
         if not self.principal.is_admin:
             await self._check_references(resource, previous_pk=None if current.deleted else pk, batch=set())
         stamp = after(current.last_updated, (await clock.write_clock(self.connection)).stamp())
-        new_version = current.version_id + 1
-        content = _stamp(resource, current.id, new_version, stamp)
-        version = StoredVersion(current.resource_type, current.id, new_version, stamp, False, content, method=method)
+        version = version_writes.new_version(resource, current.id, current.version_id + 1, stamp, method=method)
         self._forget([(current.resource_type, current.id)])
         await self.connection.execute(
             update(resources)
             .where(resources.c.pk == pk)
-            .values(version_id=new_version, last_updated=stamp, deleted=False, content=content)
+            .values(version_id=version.version_id, last_updated=stamp, deleted=False, content=version.content)
         )
         await version_writes.store(self.connection, pk, version, resource, fresh=False, by=self._by)
         await self._run_hooks(WriteEvent(version, resource, current))
@@ -722,7 +603,7 @@ class FhirRepository:
             # Row lock: two devices updating the same resource take turns, so If-Match sees the truth.
             statement = statement.with_for_update()
         row = (await self.connection.execute(statement)).first()
-        return None if row is None else (row.pk, _version(row))
+        return None if row is None else (row.pk, version_from_row(row))
 
     async def _check_references(
         self, resource: dict[str, Any], *, previous_pk: int | None, batch: set[tuple[str, str]]
@@ -755,9 +636,7 @@ class FhirRepository:
 
     def with_principal(self, principal: Principal) -> FhirRepository:
         """The same transaction, acting for someone else (e.g. the server's own rules)."""
-        other = FhirRepository(
-            self.connection, principal, search=self._search, hooks=self._hooks, enrichers=self._enrichers
-        )
+        other = FhirRepository(self.connection, principal, subscribers=self.subscribers)
         other._staged = self._staged
         other._reads = self._reads
         other._pending = self._pending
@@ -798,7 +677,7 @@ class FhirRepository:
         if self._deferred is not None:
             self._deferred.extend(events)
             return
-        for hook in self._hooks:
+        for hook in self.subscribers.hooks:
             await hook(self, events)
 
 
@@ -840,37 +719,5 @@ def _check_if_match(current: StoredVersion, if_match: int | None) -> None:
         )
 
 
-def _stamp(resource: dict[str, Any], resource_id: str, version_id: int, stamp: datetime) -> str:
-    """The stored JSON: the client's resource with our id and meta.versionId/lastUpdated."""
-    meta = dict(resource.get("meta") or {})
-    meta["versionId"] = str(version_id)
-    meta["lastUpdated"] = fhir_instant(stamp)
-    stored = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
-    stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-    resource["id"] = resource_id
-    resource["meta"] = meta
-    return fhir_json.dumps(stored).decode()
-
-
 def _id_issue(resource_type: str) -> Issue:
     return Issue("id is missing or wrong", "invalid", expression=(f"{resource_type}.id",))
-
-
-def _record_version(record: Any) -> StoredVersion:
-    """A current version from an asyncpg record of `_CURRENT_COLUMNS`."""
-    return StoredVersion(record["resource_type"], record["id"], record["version_id"], utc(record["last_updated"]),
-                         record["deleted"], record["content"])
-
-
-def _version(row: Any) -> StoredVersion:
-    return StoredVersion(
-        row.resource_type,
-        row.id,
-        row.version_id,
-        utc(row.last_updated),
-        row.deleted,
-        row.content,
-        # Only history rows have a method. (getattr with a default costs SQLAlchemy an exception
-        # object per row: a fifth of reading a patient's observations.)
-        method=row.method if "method" in row._fields else "GET",
-    )

@@ -1,4 +1,6 @@
 """Writing a version's history row and index rows, in as few round trips as the database allows.
+Every writer of versions comes here: the repository, the audit trail, and `puente reindex` for the
+index rows alone.
 
 On PostgreSQL the history insert, the removal of the old index rows and the insert of the new ones
 are data-modifying CTEs of ONE statement whose index rows travel as one JSON document per table
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Integer, Numeric, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +27,7 @@ from fhir_mappings import fhir_json
 from storage.driver_sql import DriverStatement, fetch
 from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
-from storage.versions import StoredVersion
+from storage.versions import StoredVersion, fhir_instant
 
 Row = dict[str, Any]
 
@@ -88,7 +92,9 @@ def _pg_type(column: Any) -> str:
 _TOMBSTONE_COLUMNS = ", ".join(c.name for c in deleted_reference.columns)
 
 
-def _rows_by_kind(items: Iterable[tuple[int, str, dict[str, Any] | None, str | None]]) -> dict[str, list[Row]]:
+def _rows_by_kind(
+    items: Iterable[tuple[int, str, dict[str, Any] | None, str | None]], *, base_url: str | None = None
+) -> dict[str, list[Row]]:
     """The index rows of each (pk, resource type, resource, owner), by table kind.
 
     `owner`, when given, is the resource's id, added to each of its rows: a new resource has no pk
@@ -98,7 +104,7 @@ def _rows_by_kind(items: Iterable[tuple[int, str, dict[str, Any] | None, str | N
     for pk, resource_type, resource, owner in items:
         if resource is None:
             continue
-        for kind, rows in index_rows(pk, resource_type, resource).items():
+        for kind, rows in index_rows(pk, resource_type, resource, base_url=base_url).items():
             if owner is not None:
                 for row in rows:
                     row["owner"] = owner
@@ -158,11 +164,19 @@ def _pg_params(writes: Sequence[VersionWrite], by: Authorship) -> dict[str, Any]
     return params
 
 
-async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite], by: Authorship) -> None:
+def _through_driver(connection: AsyncConnection, through_driver: bool | None) -> bool:
+    """The one-statement asyncpg form on PostgreSQL; the plain SQLAlchemy statements otherwise (and
+    on PostgreSQL when a test asks, to check that the two forms store the same rows)."""
+    return connection.dialect.name == "postgresql" if through_driver is None else through_driver
+
+
+async def store_many(
+    connection: AsyncConnection, writes: Sequence[VersionWrite], by: Authorship, *, through_driver: bool | None = None
+) -> None:
     """Record several versions (of distinct resources) at once: one statement on PostgreSQL."""
     if not writes:
         return
-    if connection.dialect.name == "postgresql":
+    if _through_driver(connection, through_driver):
         await fetch(connection, _pg_statement(), _pg_params(writes, by))
         return
     await connection.execute(insert(resource_history), [_history_values(w, by) for w in writes])
@@ -180,12 +194,44 @@ async def store_many(connection: AsyncConnection, writes: Sequence[VersionWrite]
                     ),
                 )
             )
+    await replace_index_rows(connection, [(w.pk, w.version.resource_type, w.resource) for w in writes], stale=stale)
+
+
+async def replace_index_rows(
+    connection: AsyncConnection,
+    items: Sequence[tuple[int, str, dict[str, Any] | None]],
+    *,
+    stale: Sequence[int],
+    base_url: str | None = None,
+) -> None:
+    """The index rows of each (pk, type, resource) in place of the rows the `stale` pks had: how
+    SQLite stores a version's rows, and how `puente reindex` rebuilds them on either database (the
+    PostgreSQL write path does the same inside its one statement)."""
+    if stale:
         for table in SEARCH_TABLES.values():
             await connection.execute(delete(table).where(table.c.resource_pk.in_(stale)))
-    grouped = _rows_by_kind((w.pk, w.version.resource_type, w.resource, None) for w in writes)
+    grouped = _rows_by_kind(((pk, resource_type, resource, None) for pk, resource_type, resource in items),
+                            base_url=base_url)
     for kind, rows in grouped.items():
         if rows:
             await connection.execute(insert(SEARCH_TABLES[kind]), rows)
+
+
+def new_version(
+    resource: dict[str, Any], resource_id: str, version_id: int, stamp: datetime, *, method: str
+) -> StoredVersion:
+    """The version to store: the client's resource with our id and meta.versionId/lastUpdated, as
+    the exact JSON served. Every writer stamps here (the repository, the audit trail); `resource`
+    gets the same id and meta, for the write hooks and the index rows."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = fhir_instant(stamp)
+    stored = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
+    stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    resource["id"] = resource_id
+    resource["meta"] = meta
+    content = fhir_json.dumps(stored).decode()
+    return StoredVersion(resource["resourceType"], resource_id, version_id, stamp, False, content, method=method)
 
 
 @cache
@@ -218,7 +264,11 @@ def _pg_insert_new_statement() -> DriverStatement:
 
 
 async def insert_new(
-    connection: AsyncConnection, items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Authorship
+    connection: AsyncConnection,
+    items: Sequence[tuple[StoredVersion, dict[str, Any]]],
+    by: Authorship,
+    *,
+    through_driver: bool | None = None,
 ) -> dict[tuple[str, str], int]:
     """Store new resources (version 1) with history and index rows, skipping any whose id is taken.
 
@@ -227,7 +277,7 @@ async def insert_new(
     """
     if not items:
         return {}
-    if connection.dialect.name == "postgresql":
+    if _through_driver(connection, through_driver):
         params: dict[str, Any] = {
             "types": [v.resource_type for v, _ in items],
             "ids": [v.id for v, _ in items],
@@ -250,13 +300,14 @@ async def insert_new(
         values = {"resource_type": version.resource_type, "id": version.id, "version_id": 1,
                   "last_updated": version.last_updated, "deleted": False, "content": version.content,
                   "created_by": by.author}
-        statement = sqlite_insert(resources).values(**values).on_conflict_do_nothing(
+        dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(resources).values(**values).on_conflict_do_nothing(
             index_elements=["resource_type", "id"]).returning(resources.c.pk)
         pk = (await connection.execute(statement)).scalar()
         if pk is not None:
             stored[(version.resource_type, version.id)] = pk
             writes.append(VersionWrite(pk, version, resource, fresh=True))
-    await store_many(connection, writes, by)
+    await store_many(connection, writes, by, through_driver=False)
     return stored
 
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from api import services
 from api.media import response_media_type
 from api.openapi_docs import fhir_responses
 from api.openapi_spec import served_operations
 from api.rendering import json_response, wants_pretty
+from api.search_service import search_capabilities
 from fhir_mappings import fhir_json
 from fhir_mappings.resource_types import FHIR_VERSION, R4_RESOURCE_TYPES
 from storage.access import SERVER_WRITTEN
@@ -86,13 +87,14 @@ class _Built:
 
 
 def _built(request: Request) -> _Built:
-    built: _Built | None = getattr(request.app.state, "capability_statement", None)
+    shared = services.of(request)
+    built: _Built | None = shared.capability_statement
     if built is None:
         statement = capability_statement(request)
         body = fhir_json.dumps(statement)
         etag = f'W/"{hashlib.sha256(body).hexdigest()[:16]}"'
         built = _Built(statement, body, gzip.compress(body, compresslevel=9, mtime=0), etag)
-        request.app.state.capability_statement = built
+        shared.capability_statement = built
     return built
 
 
@@ -105,12 +107,12 @@ def _has(if_none_match: str | None, etag: str) -> bool:
 
 def capability_statement(request: Request) -> dict[str, Any]:
     app = request.app
-    settings = app.state.settings
+    shared = services.of(request)
+    settings = shared.settings
     implemented = served_operations(app)  # the routes the app really serves
     interactions = [{"code": code} for op, code in TYPE_INTERACTIONS.items() if code and op in implemented]
     read_only = [i for i in interactions if i["code"] not in _WRITES]
-    search_params: Callable[[str], list[dict[str, Any]]] = getattr(app.state, "search_capabilities", lambda _t: [])
-    operations = getattr(app.state, "operations", [])
+    operations = shared.operations
     resources = []
     for resource_type in sorted(R4_RESOURCE_TYPES):
         entry: dict[str, Any] = {
@@ -125,7 +127,7 @@ def capability_statement(request: Request) -> dict[str, Any]:
             "conditionalUpdate": "conditional_update" in implemented,
             "conditionalDelete": "single" if "conditional_delete" in implemented else "not-supported",
         }
-        params = search_params(resource_type)
+        params = search_capabilities(resource_type)
         if params:
             entry["searchParam"] = params
         type_operations = [
@@ -142,9 +144,8 @@ def capability_statement(request: Request) -> dict[str, Any]:
             {"code": code} for op, codes in SYSTEM_INTERACTIONS.items() if op in implemented for code in codes
         ],
     }
-    security = getattr(app.state, "security_capability", None)
-    if security:
-        rest["security"] = security
+    if shared.auth is not None:
+        rest["security"] = shared.auth.security_capability
     system_ops = [op for op in operations if op.get("level") == "system"]
     if system_ops:
         rest["operation"] = [{"name": op["name"], "definition": op["definition"]} for op in system_ops]

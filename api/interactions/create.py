@@ -6,10 +6,9 @@ from fastapi import APIRouter, Request, Response
 
 from api.body import ResourceBody
 from api.dependencies import RepositoryDep, SettingsDep
+from api.fhir_router import dispatch
+from api.http_fhir import fhir_request, http_response
 from api.openapi_docs import fhir_body, fhir_responses
-from api.preconditions import criteria
-from api.rendering import write_response
-from fhir_mappings.validation import check_body_type, check_resource_type
 
 router = APIRouter(tags=["create"])
 
@@ -24,12 +23,5 @@ router = APIRouter(tags=["create"])
 async def create(
     request: Request, resource_type: str, resource: ResourceBody, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    check_resource_type(resource_type)
-    check_body_type(resource, resource_type)  # the repository validates the rest
-    if_none_exist = request.headers.get("if-none-exist")
-    if if_none_exist:
-        result = await repository.conditional_create(resource, criteria(if_none_exist))
-    else:
-        result = await repository.create(resource)
-    status = 201 if result.created else 200
-    return write_response(request, result.version, status=status, base_url=settings.public_base_url)
+    result = await dispatch(repository, fhir_request(request, resource_type, resource=resource))
+    return http_response(request, result, base_url=settings.public_base_url)

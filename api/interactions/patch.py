@@ -10,11 +10,10 @@ from fastapi import APIRouter, Request, Response
 
 from api.body import PatchBody
 from api.dependencies import RepositoryDep, SettingsDep
+from api.fhir_router import dispatch
+from api.http_fhir import fhir_request, http_response
 from api.media import JSON_PATCH
 from api.openapi_docs import fhir_body, fhir_responses
-from api.preconditions import version_from_etag
-from api.rendering import write_response
-from fhir_mappings.validation import check_resource_type
 
 router = APIRouter(tags=["patch"])
 
@@ -34,7 +33,5 @@ async def patch(
     repository: RepositoryDep,
     settings: SettingsDep,
 ) -> Response:
-    check_resource_type(resource_type)
-    if_match = version_from_etag(request.headers.get("if-match"))
-    result = await repository.patch(resource_type, resource_id, operations, if_match=if_match)
-    return write_response(request, result.version, status=200, base_url=settings.public_base_url)
+    result = await dispatch(repository, fhir_request(request, resource_type, resource_id, patch=operations))
+    return http_response(request, result, base_url=settings.public_base_url)

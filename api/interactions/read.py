@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.dependencies import RepositoryDep
+from api.dependencies import RepositoryDep, SettingsDep
+from api.fhir_router import dispatch
+from api.http_fhir import fhir_request, http_response
 from api.openapi_docs import fhir_responses
-from api.preconditions import not_modified
-from api.rendering import resource_response
-from fhir_mappings.validation import check_resource_type
 
 router = APIRouter(tags=["read"])
 
@@ -19,12 +18,11 @@ router = APIRouter(tags=["read"])
     summary="Read the current version of a resource",
     responses=fhir_responses(200, "The resource", 304, 404, 410),
 )
-async def read(request: Request, resource_type: str, resource_id: str, repository: RepositoryDep) -> Response:
-    check_resource_type(resource_type)
-    version = await repository.read(resource_type, resource_id)
-    if not_modified(request, version):
-        return Response(status_code=304, headers={"ETag": version.etag, "Last-Modified": version.last_modified_http})
-    return resource_response(request, version)
+async def read(
+    request: Request, resource_type: str, resource_id: str, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
+    result = await dispatch(repository, fhir_request(request, resource_type, resource_id))
+    return http_response(request, result, base_url=settings.public_base_url)
 
 
 @router.get(
@@ -34,8 +32,12 @@ async def read(request: Request, resource_type: str, resource_id: str, repositor
     responses=fhir_responses(200, "That version of the resource", 404, 410),
 )
 async def vread(
-    request: Request, resource_type: str, resource_id: str, version_id: str, repository: RepositoryDep
+    request: Request,
+    resource_type: str,
+    resource_id: str,
+    version_id: str,
+    repository: RepositoryDep,
+    settings: SettingsDep,
 ) -> Response:
-    check_resource_type(resource_type)
-    version = await repository.vread(resource_type, resource_id, version_id)
-    return resource_response(request, version)
+    result = await dispatch(repository, fhir_request(request, resource_type, resource_id, "_history", version_id))
+    return http_response(request, result, base_url=settings.public_base_url)

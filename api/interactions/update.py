@@ -6,11 +6,9 @@ from fastapi import APIRouter, Request, Response
 
 from api.body import ResourceBody
 from api.dependencies import RepositoryDep, SettingsDep
+from api.fhir_router import dispatch
+from api.http_fhir import fhir_request, http_response
 from api.openapi_docs import fhir_body, fhir_responses
-from api.preconditions import criteria, version_from_etag
-from api.rendering import write_response
-from fhir_mappings.outcomes import Invalid
-from fhir_mappings.validation import check_resource_type
 
 router = APIRouter(tags=["update"])
 
@@ -30,12 +28,8 @@ async def update(
     repository: RepositoryDep,
     settings: SettingsDep,
 ) -> Response:
-    check_resource_type(resource_type)
-    if_match = version_from_etag(request.headers.get("if-match"))
-    result = await repository.update(resource_type, resource_id, resource, if_match=if_match)
-    return write_response(
-        request, result.version, status=201 if result.created else 200, base_url=settings.public_base_url
-    )
+    result = await dispatch(repository, fhir_request(request, resource_type, resource_id, resource=resource))
+    return http_response(request, result, base_url=settings.public_base_url)
 
 
 @router.put(
@@ -48,13 +42,5 @@ async def update(
 async def conditional_update(
     request: Request, resource_type: str, resource: ResourceBody, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    check_resource_type(resource_type)
-    if not request.url.query:
-        raise Invalid("A conditional update needs search criteria in the URL (e.g. ?identifier=system|value)")
-    if_match = version_from_etag(request.headers.get("if-match"))
-    result = await repository.conditional_update(
-        resource_type, criteria(request.url.query), resource, if_match=if_match
-    )
-    return write_response(
-        request, result.version, status=201 if result.created else 200, base_url=settings.public_base_url
-    )
+    result = await dispatch(repository, fhir_request(request, resource_type, resource=resource))
+    return http_response(request, result, base_url=settings.public_base_url)

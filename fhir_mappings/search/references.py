@@ -7,8 +7,10 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass
 
-_ID = r"[A-Za-z0-9\-\.]{1,64}"
-ID = re.compile(rf"^{_ID}$")
+from fhir_mappings.ids import ID as ID
+from fhir_mappings.ids import ID_CHARACTERS
+
+_ID = ID_CHARACTERS
 _RELATIVE = re.compile(rf"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>{_ID})(?:/_history/(?P<version>{_ID}))?$")
 _TAIL = re.compile(rf"/(?P<type>[A-Z][A-Za-z]+)/(?P<id>{_ID})(?:/_history/(?P<version>{_ID}))?$")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-UCUM_SYSTEM = "http://unitsofmeasure.org"
+from fhir_mappings.code_systems import UCUM
+
+UCUM_SYSTEM = UCUM
 
 _D = Decimal
 

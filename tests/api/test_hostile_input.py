@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import event
 
+from api import services
 from tests.api.test_errors import assert_outcome, count
 from tests.fixtures.builders import patient
 
@@ -231,7 +232,7 @@ async def test_refused_bodies_never_take_a_pooled_connection(client, app):
         checkouts.append(1)
 
     created = (await client.post("/fhir/Patient", json=patient(), headers=FHIR)).json()
-    event.listen(app.state.engine.sync_engine, "checkout", checked_out)
+    event.listen(services.of_app(app).engine.sync_engine, "checkout", checked_out)
     try:
         refused(await client.post("/fhir/Patient", content=nested(1_000), headers=FHIR), 400)
         refused(await client.put(f"/fhir/Patient/{created['id']}", content=b'{"a":"\\ud800"}', headers=FHIR), 400)
@@ -241,5 +242,5 @@ async def test_refused_bodies_never_take_a_pooled_connection(client, app):
         refused(await client.patch(f"/fhir/Patient/{created['id']}", json=operations, headers=PATCH), 400)
         refused(await client.post("/fhir/Patient", content=b"{not json", headers=FHIR), 400)
     finally:
-        event.remove(app.state.engine.sync_engine, "checkout", checked_out)
+        event.remove(services.of_app(app).engine.sync_engine, "checkout", checked_out)
     assert checkouts == []

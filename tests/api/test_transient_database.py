@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from api import services
 from api.app import create_app
 from tests.api.test_errors import assert_outcome
 from tests.conftest import BASE, make_settings
@@ -39,7 +40,7 @@ def assert_transient(response: httpx.Response) -> None:
 async def test_no_free_pooled_connection(database_url):
     await empty_all_tables(database_url)
     async with serving(database_url, db_pool_size=1, db_pool_timeout=0.5) as (app, client):
-        engine = app.state.engine
+        engine = services.of_app(app).engine
         held = []
         size = engine.pool.size() + max(engine.pool._max_overflow, 0)
         for _ in range(size):  # every connection this worker may open, taken
@@ -64,7 +65,7 @@ async def test_too_many_connections(database_url, backend):
         await admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
         limited = make_url(database_url).set(username=role).render_as_string(hide_password=False)
         async with serving(limited) as (app, client):
-            held = await app.state.engine.connect()  # the role's one connection: the next must be refused
+            held = await services.of_app(app).engine.connect()  # the role's one connection: the next must be refused
             assert_transient(await client.get("/fhir/Patient"))
             response = await client.post("/fhir/Patient", json=patient(), headers=FHIR)
             assert_transient(response)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import delete
 
+from api import services
 from api.app import create_app
 from auth.tables import metadata as auth_metadata
 from storage.database import create_engine
@@ -54,7 +55,7 @@ async def auth_app(
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         fake_network = httpx.MockTransport(jwks_server.handler)
-        application.state.auth.server.client_keys.http = httpx.Client(transport=fake_network)
+        services.of_app(application).auth_service().server.client_keys.http = httpx.Client(transport=fake_network)
         yield application
 
 
@@ -71,14 +72,14 @@ async def empty_auth_tables(url: str) -> None:
 @pytest_asyncio.fixture(loop_scope="session")
 async def http(auth_app: FastAPI, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the auth-on app, over emptied databases (resources and auth records)."""
-    await auth_app.state.audit.flush()
+    await services.of_app(auth_app).audit.flush()
     await empty_all_tables(database_url)
     await empty_auth_tables(database_url)
-    auth_app.state.auth_throttle.reset()  # each test starts with no rate-limit counts or lockouts
+    services.of_app(auth_app).auth_parts().throttle.reset()  # each test starts with no rate-limit counts or lockouts
     transport = httpx.ASGITransport(app=auth_app)
     async with httpx.AsyncClient(transport=transport, base_url=support.BASE) as client:
         yield client
-    await auth_app.state.audit.flush()
+    await services.of_app(auth_app).audit.flush()
 
 
 @pytest.fixture(scope="session")

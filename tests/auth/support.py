@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
 
+from api import services
 from auth.hashing import digest, hash_password
 from auth.models import CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, PUBLIC, Client
 from auth.service import AuthService
@@ -42,7 +43,7 @@ def public_jwks(*keys: Key) -> dict[str, Any]:
 
 
 def service(app: FastAPI) -> AuthService:
-    auth: AuthService = app.state.auth
+    auth: AuthService = services.of_app(app).auth_service()
     return auth
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from api import services
 from api.audit import AuditNotStored, AuditWriter, audit_event
 from auth.principal import Principal
 from fhir_mappings import fhir_json
@@ -18,7 +19,7 @@ from tests.auth.support import REDIRECT, add_user, bearer, register, user_tokens
 
 
 async def audit_trail(http, auth_app, admin_headers) -> list[dict]:
-    await auth_app.state.audit.flush()
+    await services.of_app(auth_app).audit.flush()
     r = await http.get("/fhir/AuditEvent/_history?_count=500", headers=admin_headers)
     assert r.status_code == 200, r.text
     return [e["resource"] for e in r.json().get("entry", [])]
@@ -101,7 +102,7 @@ async def test_nobody_changes_the_audit_trail(http, auth_app, rsa):
 
 
 async def test_an_event_that_cannot_be_stored_does_not_hold_up_the_others(auth_app, database_url):
-    writer = AuditWriter(lambda: auth_app.state.engine)
+    writer = AuditWriter(lambda: services.of_app(auth_app).engine)
     await writer.start()
     try:
         broken = writer.record({"resourceType": "AuditEvent", "recorded": object()})  # cannot even be serialised

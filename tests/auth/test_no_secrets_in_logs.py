@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from api import services
 from tests.auth import support
 from tests.auth.support import REDIRECT, add_user, bearer, register
 
@@ -37,7 +38,7 @@ async def test_no_token_secret_code_or_password_reaches_a_log(http, auth_app, rs
     secrets += [refreshed["access_token"], refreshed["refresh_token"]]
     await support.refresh(http, app_id, tokens["refresh_token"])  # reuse: family revoked
     await http.post("/auth/revoke", data={"token": refreshed["refresh_token"], "client_id": app_id})
-    await auth_app.state.audit.flush()
+    await services.of_app(auth_app).audit.flush()
 
     logged = "\n".join(
         f"{record.getMessage()} {record.exc_text or ''} {getattr(record, 'args', '')}" for record in caplog.records

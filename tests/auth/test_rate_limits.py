@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
+from api import services
 from api.app import create_app
 from tests.auth import support
 from tests.auth.conftest import empty_auth_tables
@@ -45,7 +46,7 @@ async def http(strict_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def audit_statuses(app: FastAPI, http: httpx.AsyncClient, endpoint: str) -> list[str]:
-    await app.state.audit.flush()
+    await services.of_app(app).audit.flush()
     token = support.sign_access_token(app, support.token_claims())
     found = await http.get("/fhir/AuditEvent", params={"_count": 200}, headers=support.bearer(token))
     assert found.status_code == 200, found.text
@@ -77,7 +78,7 @@ async def test_wrong_passwords_lock_the_account_with_a_growing_delay(strict_app,
     assert response.status_code == 302, response.text  # the right password, after the delay, logs in
     # another account is not affected by rosa's lockout
     await add_user(strict_app, "ana", "Practitioner/chw-2")
-    strict_app.state.auth_throttle.reset()  # (the address limit is not what this case is about)
+    services.of_app(strict_app).auth_parts().throttle.reset()  # (the address limit is not what this case is about)
     response, _ = await login(http, client_id, "ana")
     assert response.status_code == 302
     statuses = await audit_statuses(strict_app, http, "authorize")

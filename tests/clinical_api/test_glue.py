@@ -7,18 +7,18 @@ from decimal import Decimal
 
 import pytest
 
-from api.clinical.altitude import Altitude
-from api.clinical.config import ClinicalConfig
-from api.clinical.derived import derived_id, flag_resource, referral_draft, zscore_observation
-from api.clinical.fhir_in import Kind, Measurement, parse_date, reference_id
-from api.clinical.growth_days import growth_days
-from api.clinical.hemoglobin import HemoglobinAssessment, interpretation_concept
-from api.clinical.immds import administered_doses, parse_forecast_request
-from api.clinical.nutrition import growth_parameters, nutrition_parameters
-from api.clinical.pregnancy import NOT_PREGNANT, pregnancy_on
 from clinical import Indicator, classify_anaemia
 from fhir_mappings.outcomes import Invalid
 from fhir_mappings.validation import validate_resource
+from rules.altitude import Altitude
+from rules.config import ClinicalConfig
+from rules.derived import derived_id, flag_resource, referral_draft, zscore_observation
+from rules.fhir_in import Kind, Measurement, parse_date, reference_id
+from rules.growth_days import growth_days
+from rules.hemoglobin import HemoglobinAssessment, interpretation_concept
+from rules.immds import administered_doses, parse_forecast_request
+from rules.nutrition import growth_parameters, nutrition_parameters
+from rules.pregnancy import NOT_PREGNANT, pregnancy_on
 from tests.clinical_api.resources import HB, LENGTH, LOINC, MUAC, WEIGHT, immunization, observation
 
 ON = dt.date(2025, 5, 1)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from api.clinical import ClinicalConfig, clinical_hooks
+import rules
 from auth.principal import LOCAL_EXPLORER, Principal
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Forbidden
+from rules import ClinicalConfig
 from storage.database import create_engine, transaction
-from storage.repository import EnrichHook, FhirRepository, WriteHook
-from storage.search import find_matches
+from storage.repository import FhirRepository
 from tests.clinical_api.resources import hb, patient
 from tests.fixtures.databases import empty_all_tables
 
@@ -28,19 +28,15 @@ class _Boom(RuntimeError):
 
 async def test_a_chw_without_flag_scopes_still_gets_the_derived_facts(database_url):
     await empty_all_tables(database_url)
-    hooks: list[WriteHook] = []
-    enrichers: list[EnrichHook] = []
-    enricher, write_hook = clinical_hooks(ClinicalConfig(), hooks, enrichers)
-    hooks.append(write_hook)
-    enrichers.append(enricher)
+    subscribers = rules.subscribers(ClinicalConfig())
     engine = create_engine(database_url)
     try:
         async with transaction(engine, write=True) as connection:
-            admin = FhirRepository(connection, LOCAL_EXPLORER, search=find_matches, hooks=hooks, enrichers=enrichers)
+            admin = FhirRepository(connection, LOCAL_EXPLORER, subscribers=subscribers)
             await admin.update("Patient", "kid", patient(
                 "kid", generalPractitioner=[{"reference": "Practitioner/chw-07"}]))  # her patient
         async with transaction(engine, write=True) as connection:
-            chw = FhirRepository(connection, CHW, search=find_matches, hooks=hooks, enrichers=enrichers)
+            chw = FhirRepository(connection, CHW, subscribers=subscribers)
             stored = await chw.create(hb("x", "kid", 6.5), resource_id="hb1")
             assert "LL" in stored.version.content
             with pytest.raises(Forbidden):
@@ -48,11 +44,11 @@ async def test_a_chw_without_flag_scopes_still_gets_the_derived_facts(database_u
         # Rolled back: the derived facts of a failed write never remain.
         with pytest.raises(_Boom):
             async with transaction(engine, write=True) as connection:
-                chw = FhirRepository(connection, CHW, search=find_matches, hooks=hooks, enrichers=enrichers)
+                chw = FhirRepository(connection, CHW, subscribers=subscribers)
                 await chw.create(hb("y", "kid", 6.0), resource_id="hb2")
                 raise _Boom
         async with transaction(engine, write=False) as connection:
-            admin = FhirRepository(connection, LOCAL_EXPLORER, search=find_matches)
+            admin = FhirRepository(connection, LOCAL_EXPLORER)
             flag = fhir_json.loads((await admin.read("Flag", "kid-severe-anaemia")).content)
             assert [e["valueReference"]["reference"] for e in flag["extension"]] == ["Observation/hb1"]
             referral = fhir_json.loads((await admin.read("ServiceRequest", "kid-referral-severe-anaemia")).content)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from api import services
 from tests.fixtures.builders import patient, weight
 
 
@@ -57,7 +58,7 @@ async def test_a_gzip_transaction_upload(http):
 
 
 async def test_a_zip_bomb_is_413_after_inflating_no_more_than_the_limit(http, edges_app):
-    limit = edges_app.state.settings.max_body_bytes
+    limit = services.of_app(edges_app).settings.max_body_bytes
     bomb = gzip.compress(b'{"resourceType":"Patient","x":"' + b" " * (limit * 3) + b'"}')
     assert len(bomb) < limit // 100  # small on the wire
     r = await http.post("/fhir/Patient", content=bomb,

@@ -60,7 +60,7 @@ async def engine(loaded, database_url):
 
 async def _search(engine: AsyncEngine, principal: Principal, resource_type: str, pairs):
     async with transaction(engine, write=False) as connection:
-        repository = FhirRepository(connection, principal, search=find_matches)
+        repository = FhirRepository(connection, principal)
         page = await repository.search(parse_query(resource_type, pairs), count=50)
         return {f"{f.resource_type}/{f.id}" for f in page.matches}, {f"{f.resource_type}/{f.id}" for f in page.included}
 

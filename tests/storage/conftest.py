@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.principal import LOCAL_EXPLORER
 from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
-from storage.search import find_matches
 from tests.fixtures.databases import empty_all_tables
 
 OpenRepository = Callable[..., AbstractAsyncContextManager[FhirRepository]]
@@ -37,7 +36,7 @@ async def repository_in(engine: AsyncEngine) -> OpenRepository:
     @asynccontextmanager
     async def open_repository(*, write: bool) -> AsyncIterator[FhirRepository]:
         async with transaction(engine, write=write) as connection:
-            yield FhirRepository(connection, LOCAL_EXPLORER, search=find_matches)
+            yield FhirRepository(connection, LOCAL_EXPLORER)
 
     return open_repository
 

@@ -15,10 +15,10 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from api.clinical.fhir_in import Resource, codings, effective, has_code, parse_date, quantity, usable
-from api.clinical.lookup import patient_resources
 from clinical import codes, trimester_from_gestational_weeks
 from clinical.immunization import PREGNANCY_DAYS
+from rules.fhir_in import Resource, codings, effective, has_code, parse_date, quantity, usable
+from rules.lookup import patient_resources
 from storage.repository import FhirRepository
 
 STATUS_VALID_DAYS = 42 * 7

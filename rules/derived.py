@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from api.clinical.fhir_in import Resource
-from api.clinical.growth_days import GrowthDay
 from clinical import Indicator, IndicatorResult, codes
+from rules.fhir_in import Resource
+from rules.growth_days import GrowthDay
 
 DERIVED_TAG = {"system": codes.DATA_ORIGIN_SYSTEM, "code": "derived", "display": "Derived by Puente clinical rules"}
 _MAX_ID = 64

@@ -10,12 +10,12 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from api.clinical.fhir_in import GROWTH_LOINC, HEMOGLOBIN_LOINC, Kind, Measurement, birth_date, sex
-from api.clinical.growth_days import GrowthDay, growth_days
-from api.clinical.hemoglobin import HemoglobinAssessment, assess_hemoglobin
-from api.clinical.lookup import patient_measurements
 from clinical import Indicator, IndicatorResult, codes, load_anaemia_ruleset, load_growth_ruleset
 from fhir_mappings import fhir_json
+from rules.fhir_in import GROWTH_LOINC, HEMOGLOBIN_LOINC, Kind, Measurement, birth_date, sex
+from rules.growth_days import GrowthDay, growth_days
+from rules.hemoglobin import HemoglobinAssessment, assess_hemoglobin
+from rules.lookup import patient_measurements
 from storage.repository import FhirRepository
 
 Part = dict[str, Any]

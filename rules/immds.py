@@ -14,9 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from api.clinical.fhir_in import Resource, birth_date, codings, parse_date, reference_id, sex
-from api.clinical.lookup import patient_resources
-from api.clinical.pregnancy import find_pregnancy
 from clinical import (
     AdministeredDose,
     DoseStatus,
@@ -30,6 +27,9 @@ from clinical import (
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import BusinessRule, Invalid, Issue
 from fhir_mappings.validation import validate_resource
+from rules.fhir_in import Resource, birth_date, codings, parse_date, reference_id, sex
+from rules.lookup import patient_resources
+from rules.pregnancy import find_pregnancy
 from storage.repository import FhirRepository
 
 _FULL_DATE = 10

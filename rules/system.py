@@ -8,25 +8,20 @@ scopes. Nothing read this way is returned to the caller except through the deriv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from auth.principal import Principal
-from storage.repository import EnrichHook, FhirRepository, WriteHook
+from storage.repository import FhirRepository
 
 CLINICAL_RULES = Principal(subject="puente-clinical-rules", is_admin=True, name="Puente clinical rules")
 
 
-class RulesRepositories:
-    """Makes the rules' repository for a request's repository (hooks see every write they cause)."""
-
-    def __init__(self, hooks: Sequence[WriteHook], enrichers: Sequence[EnrichHook]) -> None:
-        self._hooks = hooks
-        self._enrichers = enrichers
-
-    def __call__(self, repository: FhirRepository) -> FhirRepository:
-        if repository.principal is CLINICAL_RULES:
-            return repository
-        return repository.with_principal(CLINICAL_RULES)
+def rules_repository(repository: FhirRepository) -> FhirRepository:
+    """The rules' view of a request's transaction: same connection, server authority; what they
+    write still runs the write subscribers, so a derived fact is audited and indexed like any other."""
+    if repository.principal is CLINICAL_RULES:
+        return repository
+    return repository.with_principal(CLINICAL_RULES)
 
 
 async def serialise_patients(repository: FhirRepository, patient_ids: Iterable[str]) -> None:

@@ -1,6 +1,6 @@
 """Regenerate clinical/data/growth/*.csv from WHO's anthro LMS tables.
 
-    uv run python clinical/data/make_growth_tables.py [SOURCE_DIR]
+    uv run python -m tools.generate_growth_tables [SOURCE_DIR]
 
 SOURCE_DIR defaults to ../shared/data/who-growth (the copy of WHO anthro's
 data-raw/growthstandards). The numbers are copied as text, never re-formatted, so the committed
@@ -17,9 +17,9 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-OUT_DIR = HERE / "growth"
-DEFAULT_SOURCE = HERE.parents[2] / "shared" / "data" / "who-growth"
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / "clinical" / "data" / "growth"
+DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "who-growth"
 
 # output name: (source file, key column in output, first key, last key, step as Decimal, position rule)
 TABLES: dict[str, tuple[str, str, Decimal, Decimal, Decimal, str | None]] = {
@@ -39,7 +39,7 @@ def build(source_dir: Path) -> dict[str, str]:
     manifest: dict[str, object] = {
         "source": "WHO anthro R package, data-raw/growthstandards "
         "(github.com/WorldHealthOrganization/anthro)",
-        "generator": "clinical/data/make_growth_tables.py",
+        "generator": "tools/generate_growth_tables.py",
         "tables": {},
     }
     for name, (source, key_col, first, last, step, position) in TABLES.items():

@@ -16,15 +16,15 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from api.clinical.derived import derived_id, is_derived, same_content, zscore_observation
-from api.clinical.evidence import Finding, apply_finding
-from api.clinical.fhir_in import GROWTH_LOINC, Kind, Measurement, Resource, birth_date, sex
-from api.clinical.growth_days import GrowthDay, anchored_indicators, growth_day
-from api.clinical.hemoglobin import own_anaemia_class
-from api.clinical.lookup import measurements_by_patient
-from api.clinical.system import RulesRepositories, serialise_patients
 from clinical import AnaemiaClass, Indicator
 from fhir_mappings import fhir_json
+from rules.derived import derived_id, is_derived, same_content, zscore_observation
+from rules.evidence import Finding, apply_finding
+from rules.fhir_in import GROWTH_LOINC, Kind, Measurement, Resource, birth_date, sex
+from rules.growth_days import GrowthDay, anchored_indicators, growth_day
+from rules.hemoglobin import own_anaemia_class
+from rules.lookup import measurements_by_patient
+from rules.system import rules_repository, serialise_patients
 from storage.repository import FhirRepository, WriteEvent
 
 
@@ -36,9 +36,6 @@ class _Change:
 
 
 class DerivedFacts:
-    def __init__(self, rules: RulesRepositories) -> None:
-        self._rules = rules
-
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
         changes: dict[str, _Change] = {}
         severe: dict[str, bool] = {}  # hemoglobin source id -> its own class is severe
@@ -58,7 +55,7 @@ class DerivedFacts:
                 severe[source_id] = own_anaemia_class(event.resource) == AnaemiaClass.SEVERE.value
         if not changes:
             return
-        rules = self._rules(repository)
+        rules = rules_repository(repository)
         patients = {m.patient_id for c in changes.values() for m in (c.before, c.after) if m is not None}
         # Two measurements of one child written at once must see each other (weight-for-length).
         await serialise_patients(rules, sorted(patients))

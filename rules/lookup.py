@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from api.clinical.fhir_in import KIND_BY_LOINC, Measurement, Resource
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError
+from rules.fhir_in import KIND_BY_LOINC, Measurement, Resource
 from storage.repository import FhirRepository
 
 

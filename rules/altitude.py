@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from api.clinical.fhir_in import Resource, reference_id
-from api.clinical.lookup import read_resource
 from clinical import codes
+from rules.fhir_in import Resource, reference_id
+from rules.lookup import read_resource
 from storage.repository import FhirRepository
 
 _MAX_PART_OF = 5

@@ -1,26 +1,26 @@
-"""HTTP routes of the clinical operations. Registered before the generic /{type}/{id} routes."""
+"""The clinical $operations over HTTP (the rules themselves are in `rules/`). Registered before the
+generic /{type}/{id} routes."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api import services
 from api.body import read_json
-from api.clinical import immds, nutrition
-from api.clinical.config import ClinicalConfig
-from api.clinical.system import RulesRepositories
 from api.dependencies import RepositoryDep
 from api.media import require_json_body
 from api.openapi_docs import fhir_body, fhir_responses
 from api.rendering import json_response
 from clinical import codes
-from storage.repository import FhirRepository
+from rules import immds, nutrition
+from rules.system import rules_repository
 
 router = APIRouter(tags=["clinical operations"])
 
-OPERATIONS = [
+OPERATIONS: list[dict[str, Any]] = [
     {"name": "nutrition-status", "definition": f"{codes.OPERATION_DEFINITION_BASE}/Patient-nutrition-status",
      "type": "Patient", "level": "instance"},
     {"name": "growth", "definition": f"{codes.OPERATION_DEFINITION_BASE}/Patient-growth",
@@ -31,14 +31,6 @@ OPERATIONS = [
 ]
 
 
-def _config(request: Request) -> ClinicalConfig:
-    config = getattr(request.app.state, "clinical", None)
-    return config if isinstance(config, ClinicalConfig) else ClinicalConfig.from_settings(request.app.state.settings)
-
-
-def _context(request: Request, repository: FhirRepository) -> FhirRepository:
-    state = request.app.state
-    return RulesRepositories(state.write_hooks, state.enrichers)(repository)
 
 
 def _today() -> dt.date:
@@ -61,7 +53,7 @@ async def nutrition_status(
 ) -> Response:
     on = immds.parse_date_parameter("date", date)
     body = await nutrition.nutrition_status(
-        repository, _context(request, repository), patient_id, on, _config(request).default_altitude_m)
+        repository, rules_repository(repository), patient_id, on, services.of(request).clinical.default_altitude_m)
     return json_response(request, body)
 
 
@@ -90,7 +82,7 @@ async def patient_immds_forecast(
     ] = None,
 ) -> Response:
     on = immds.parse_date_parameter("assessmentDate", assessment_date) or _today()
-    body = await immds.stored_forecast(repository, _context(request, repository), patient_id, on)
+    body = await immds.stored_forecast(repository, rules_repository(repository), patient_id, on)
     return json_response(request, body)
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from api.clinical.fhir_in import Kind, Measurement
 from clinical import GrowthResult, Indicator, UnitError, growth_zscores, length_to_cm, weight_to_kg
+from rules.fhir_in import Kind, Measurement
 
 GROWTH_KINDS = frozenset({Kind.WEIGHT, Kind.LENGTH, Kind.HEIGHT, Kind.HEAD, Kind.MUAC})
 _SLOT = {Kind.WEIGHT: "weight", Kind.LENGTH: "length", Kind.HEIGHT: "length", Kind.HEAD: "head", Kind.MUAC: "muac"}

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from api.clinical.altitude import Altitude, residence_altitude
-from api.clinical.config import ClinicalConfig
-from api.clinical.fhir_in import Kind, Measurement, Resource, birth_date, codings, sex
-from api.clinical.lookup import read_resource
-from api.clinical.pregnancy import NOT_PREGNANT, PregnancyState, find_pregnancy
-from api.clinical.system import RulesRepositories
 from clinical import AnaemiaClass, AnaemiaResult, UnitError, classify_anaemia, codes
 from clinical.dates import completed_years
+from rules.altitude import Altitude, residence_altitude
+from rules.config import ClinicalConfig
+from rules.fhir_in import Kind, Measurement, Resource, birth_date, codings, sex
+from rules.lookup import read_resource
+from rules.pregnancy import NOT_PREGNANT, PregnancyState, find_pregnancy
+from rules.system import rules_repository
 from storage.repository import FhirRepository
 
 # Pregnancy records are looked up only for girls and women from this age (a search per measurement
@@ -108,9 +108,8 @@ def remove_own_interpretation(observation: Resource) -> None:
 class HemoglobinInterpreter:
     """EnrichHook: adds the interpretation to a hemoglobin Observation before it is stored."""
 
-    def __init__(self, config: ClinicalConfig, rules: RulesRepositories) -> None:
+    def __init__(self, config: ClinicalConfig) -> None:
         self._config = config
-        self._rules = rules
 
     async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None:
         if resource.get("resourceType") != "Observation":
@@ -119,7 +118,7 @@ class HemoglobinInterpreter:
         measurement = Measurement.from_observation(resource)
         if measurement is None or measurement.kind is not Kind.HEMOGLOBIN:
             return
-        context = self._rules(repository)
+        context = rules_repository(repository)
         patient = await read_resource(context, "Patient", measurement.patient_id)
         if patient is None:
             return

@@ -21,7 +21,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from api.clinical.derived import (
+from fhir_mappings import fhir_json
+from fhir_mappings.outcomes import Conflict, Gone, NotFound, PreconditionFailed
+from rules.derived import (
     FLAG_KINDS,
     derived_id,
     flag_evidence,
@@ -31,9 +33,7 @@ from api.clinical.derived import (
     referral_evidence,
     set_flag_evidence,
 )
-from api.clinical.fhir_in import Resource
-from fhir_mappings import fhir_json
-from fhir_mappings.outcomes import Conflict, Gone, NotFound, PreconditionFailed
+from rules.fhir_in import Resource
 from storage.repository import FhirRepository
 from storage.versions import fhir_instant, now_ms
 

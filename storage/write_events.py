@@ -1,0 +1,59 @@
+"""The write-event seam: how every consumer of writes hears about them, inside the writing transaction.
+
+Storage calls two kinds of subscriber, and knows nothing else about them:
+
+- an `EnrichHook` runs before a create or update is stamped and stored, and may add server-derived
+  elements to the resource (the programme's rules interpret a hemoglobin here);
+- a `WriteHook` runs after writes, in their transaction, with `WriteEvent`s: the version just
+  stored and the one it replaced. Whatever it writes (derived facts, outbox rows) commits or rolls
+  back with the write that caused it, so nothing acknowledged is lost and nothing is half-done.
+
+`wiring.write_subscribers` is the one place that decides who subscribes: the programme's rules
+today; the exchange package (subscription matching into outbox rows) subscribes the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from storage.versions import StoredVersion
+
+if TYPE_CHECKING:  # the repository is what the subscribers are handed
+    from storage.repository import FhirRepository
+
+
+@dataclass(frozen=True)
+class WriteEvent:
+    """What a write hook sees: the version just stored and the one it replaced."""
+
+    version: StoredVersion
+    resource: dict[str, Any] | None  # None for a deletion
+    previous: StoredVersion | None
+
+
+class WriteHook(Protocol):
+    """Runs after writes, in their transaction (e.g. to store derived facts).
+
+    One call per write, or per batch (`create_many`, `delete_many`); when a transaction Bundle defers
+    hooks, all of its writes arrive in one call, so a hook can judge what belongs together (one
+    child's weight and height) once.
+    """
+
+    async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None: ...
+
+
+class EnrichHook(Protocol):
+    """Runs before a create/update is stamped and stored; may add server-derived elements to `resource`."""
+
+    async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class WriteSubscribers:
+    enrichers: tuple[EnrichHook, ...] = ()
+    hooks: tuple[WriteHook, ...] = ()
+
+
+NO_SUBSCRIBERS = WriteSubscribers()

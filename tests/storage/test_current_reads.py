@@ -1,0 +1,58 @@
+"""Every hot read written twice (SQLAlchemy, and the asyncpg twin PostgreSQL runs for the rules)
+answers alike: the same versions, in the same order, for the same parameters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from storage import current_reads
+from storage.driver_sql import fetch
+
+
+def _observation(oid: str, patient: str, when: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": when,
+            "valueQuantity": {"value": 9.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+
+
+def _cases() -> list[tuple[str, current_reads.CurrentRead, dict[str, Any], list[str]]]:
+    day = ("date", datetime(2025, 3, 2, tzinfo=UTC), datetime(2025, 3, 3, tzinfo=UTC))
+    referring = {"resource_type": "Observation", "param": "subject", "target_type": "Patient"}
+    return [
+        ("by ids", current_reads.BY_IDS, {"resource_type": "Patient", "ids": ["ana", "beto", "nobody"]},
+         ["ana", "beto"]),
+        ("by one id", current_reads.BY_ONE_ID, {"resource_type": "Patient", "ids": ["gone"], "id": "gone"},
+         ["gone"]),
+        ("referring to one", current_reads.referring(True, False),
+         {**referring, "target_ids": ["ana"], "target_id": "ana"}, ["a1", "a2"]),
+        ("referring to several", current_reads.referring(False, False),
+         {**referring, "target_ids": ["ana", "beto"], "target_id": "ana"}, ["a1", "a2", "b1"]),
+        ("referring on a day", current_reads.referring(True, True),
+         {**referring, "target_ids": ["ana"], "target_id": "ana",
+          "date_param": day[0], "date_from": day[1], "date_before": day[2]}, ["a1"]),
+    ]
+
+
+async def test_each_read_and_its_driver_twin_answer_alike(repository_in, backend) -> None:
+    async with repository_in(write=True) as repository:
+        for pid in ("ana", "beto", "gone"):
+            await repository.update("Patient", pid, {"resourceType": "Patient", "id": pid})
+        await repository.delete("Patient", "gone")
+        for oid, pid, when in (("a1", "ana", "2025-03-02"), ("a2", "ana", "2025-04-01"), ("b1", "beto", "2025-03-02"),
+                               ("x1", "ana", "2025-03-02")):
+            await repository.update("Observation", oid, _observation(oid, pid, when))
+        await repository.delete("Observation", "x1")  # deleted: no longer refers to anyone
+    async with repository_in(write=False) as repository:
+        connection = repository.connection
+        for name, read, params, expected in _cases():
+            through_sqlalchemy = [current_reads.version_from_row(row)
+                                  for row in await connection.execute(read.sql, params)]
+            assert [v.id for v in through_sqlalchemy] == expected, name
+            if backend == "postgres":
+                records = await fetch(connection, read.driver, params)
+                through_driver = [current_reads.version_from_record(r) for r in records]
+                assert through_driver == through_sqlalchemy, name
+            # and the way the repository runs it (the twin on PostgreSQL, SQLAlchemy on SQLite)
+            assert await current_reads.select_current(connection, read, [], params) == through_sqlalchemy, name
