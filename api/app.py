@@ -6,8 +6,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import (
     audit,
@@ -24,6 +26,8 @@ from api import (
     search_service,
 )
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update, validate
+from api.operations import bulk_export, everything
+from bulk.worker import ExportWorker
 from fhir_mappings.search import QueryLimits
 from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
@@ -46,6 +50,18 @@ def write_hooks(settings: Settings) -> tuple[list[WriteHook], list[EnrichHook]]:
         enrichers.append(enricher)
         hooks.append(write_hook)
     return hooks, enrichers
+
+
+def export_worker(settings: Settings, engine: AsyncEngine) -> ExportWorker:
+    """This process's share of the $export jobs (bulk.worker), with the settings' directory and times."""
+    return ExportWorker(
+        engine,
+        settings.export_directory,
+        lease_seconds=settings.export_lease_seconds,
+        poll_seconds=settings.export_poll_seconds,
+        keep_files=timedelta(hours=settings.export_keep_hours),
+        page_size=settings.export_page_size,
+    )
 
 
 def _freeze_startup_objects() -> None:
@@ -72,11 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm_up()
         auth_routes.start(app)  # signing keys: loaded, or generated on the first run
         await audit.start(app)
+        app.state.export_worker = export_worker(settings, app.state.engine)
+        app.state.export_worker.start()
         _freeze_startup_objects()
         try:
             yield
         finally:
             gc.unfreeze()  # an app started again in the same process (the tests) starts from scratch
+            await app.state.export_worker.stop()
             await audit.stop(app)
             await app.state.engine.dispose()
 
@@ -96,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clinical = clinical.ClinicalConfig.from_settings(settings)
     # after-write hooks (run in the request's transaction) and before-write enrichers
     app.state.write_hooks, app.state.enrichers = write_hooks(settings)
-    app.state.operations = [*clinical.OPERATIONS]  # {"name", "definition", "type", "level"}
+    # {"name", "definition", "type", "level"}
+    app.state.operations = [*clinical.OPERATIONS, *bulk_export.OPERATIONS, *everything.OPERATIONS]
     errors.install(app)
     app.include_router(health.router)
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
@@ -112,7 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
-    for module in (capabilities, clinical, validate, batch, history, search, read, create, update, patch, delete):
+    routers = (capabilities, bulk_export, everything, clinical, validate, batch, history, search, read, create, update,
+               patch, delete)
+    for module in routers:
         app.include_router(module.router, prefix="/fhir")
     openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
     docs.install(app)  # /openapi.json, /docs, /redoc, offline
