@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.bundles import bundle, page_url, raw
 from api.dependencies import RepositoryDep, SettingsDep
-from api.interactions.history import _count, _instant
+from api.interactions.history import instant_param, page_size
 from api.openapi_docs import fhir_responses
 from api.rendering import json_response
 from bulk.everything import Cursor, everything_page, record_types
@@ -68,8 +68,8 @@ async def _everything(
         repository.principal,
         patients,
         types,
-        since=_instant(params.get("_since"), "_since"),
-        count=_count(params.get("_count"), settings),
+        since=instant_param(params.get("_since"), "_since"),
+        count=page_size(params.get("_count"), settings),
         cursor=Cursor.decode(params.get("_cursor")),
     )
     base = settings.public_base_url
