@@ -6,8 +6,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import (
     audit,
@@ -35,6 +37,8 @@ from api.interactions import (
     update,
     validate,
 )
+from api.operations import bulk_export, everything
+from bulk.worker import ExportWorker
 from fhir_mappings.search import QueryLimits
 from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
@@ -47,6 +51,17 @@ from wiring import write_subscribers
 log = logging.getLogger("puente")
 VERSION = "0.1.0"
 
+
+def export_worker(settings: Settings, engine: AsyncEngine) -> ExportWorker:
+    """This process's share of the $export jobs (bulk.worker), with the settings' directory and times."""
+    return ExportWorker(
+        engine,
+        settings.export_directory,
+        lease_seconds=settings.export_lease_seconds,
+        poll_seconds=settings.export_poll_seconds,
+        keep_files=timedelta(hours=settings.export_keep_hours),
+        page_size=settings.export_page_size,
+    )
 
 def _freeze_startup_objects() -> None:
     """Move what start-up built (the FHIR models, the compiled schema, the search registry: some
@@ -72,11 +87,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm_up()
         auth_routes.start(shared)  # signing keys: loaded, or generated on the first run
         await audit.start(shared)
+        shared.export_worker = export_worker(settings, shared.engine)
+        shared.export_worker.start()
         _freeze_startup_objects()
         try:
             yield
         finally:
             gc.unfreeze()  # an app started again in the same process (the tests) starts from scratch
+            if shared.export_worker is not None:
+                await shared.export_worker.stop()
+                shared.export_worker = None
             await audit.stop(shared)
             await shared.engine.dispose()
             shared.engine_or_none = None
@@ -97,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticate=auth_routes.authenticate if settings.auth_enabled else services.local_explorer,
         subscribers=write_subscribers(settings),  # the rules (and later the exchange) hear every write
         clinical=ClinicalConfig.from_settings(settings),
-        operations=tuple(clinical.OPERATIONS),
+        operations=(*clinical.OPERATIONS, *bulk_export.OPERATIONS, *everything.OPERATIONS),
         auth=auth_routes.parts(settings),
     )
     app.state.services = shared
@@ -117,7 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
-    for module in (capabilities, clinical, validate, batch, history, search, read, create, update, patch, delete):
+    routers = (capabilities, bulk_export, everything, clinical, validate, batch, history, search, read, create, update,
+               patch, delete)
+    for module in routers:
         app.include_router(module.router, prefix="/fhir")
     openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
     docs.install(app)  # /openapi.json, /docs, /redoc, offline

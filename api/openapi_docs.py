@@ -26,6 +26,7 @@ _REASONS = {
     413: "Body or Bundle too large",
     415: "Unsupported Content-Type",
     422: "Business rule failed",
+    500: "The operation failed (OperationOutcome says why)",
 }
 
 

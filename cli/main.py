@@ -15,7 +15,7 @@ import uvicorn
 
 from api.logs import log_config
 from auth import cli as auth_cli
-from cli import seed_demo
+from cli import bulk, seed_demo
 from settings import get_settings
 from storage import cli as storage_cli
 from storage.migrations import run_upgrade
@@ -128,3 +128,4 @@ def _raise_open_files_limit() -> None:
 auth_cli.register(app)
 storage_cli.register(app)
 seed_demo.register(app)
+bulk.register(app)

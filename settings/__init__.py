@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     log_format: str = "text"
 
+    # Bulk data ($export): where job files go (default: data_dir/exports), how long they are kept,
+    # how long a worker's claim on a job lasts without a checkpoint before another process takes it
+    # over, and how often an idle worker looks for a job (a kick-off in the same process wakes it).
+    export_dir: Path | None = None
+    export_keep_hours: float = 24.0
+    export_lease_seconds: float = 30.0
+    export_poll_seconds: float = 2.0
+    export_page_size: int = 2000  # resources read per statement, and per checkpoint
+
+    @property
+    def export_directory(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]

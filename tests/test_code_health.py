@@ -21,11 +21,12 @@ ALLOWED = {
     "storage": {"fhir_mappings", "auth"},
     "rules": {"clinical", "fhir_mappings", "storage", "auth", "settings"},
     "wiring": {"rules", "storage", "settings"},
-    "api": {"wiring", "rules", "storage", "auth", "clinical", "fhir_mappings", "settings"},
+    "bulk": {"storage", "fhir_mappings", "auth", "settings"},
+    "api": {"wiring", "rules", "bulk", "storage", "auth", "clinical", "fhir_mappings", "settings"},
     "seed": {"clinical", "fhir_mappings"},
     "migrations": {"storage", "auth"},
-    "cli": {"api", "wiring", "seed", "storage", "auth", "fhir_mappings", "settings"},
-    "bench": {"api", "seed", "storage", "auth", "fhir_mappings", "settings"},
+    "cli": {"api", "wiring", "bulk", "seed", "storage", "auth", "fhir_mappings", "settings"},
+    "bench": {"api", "cli", "bulk", "seed", "storage", "auth", "fhir_mappings", "settings"},
     "tools": {"api", "clinical", "fhir_mappings", "settings"},
     "examples": set(),  # stand-alone client examples: they use the API, never our code
 }

@@ -60,10 +60,10 @@ async def _history(
     resource_id: str | None,
 ) -> Response:
     params = request.query_params
-    count = _count(params.get("_count"), settings)
+    count = page_size(params.get("_count"), settings)
     cursor, watermark = _cursor(params.get("_cursor"))
-    since = _instant(params.get("_since"), "_since")
-    at = _instant(params.get("_at"), "_at")
+    since = instant_param(params.get("_since"), "_since")
+    at = instant_param(params.get("_at"), "_at")
     page = await repository.history(
         resource_type, resource_id, since=since, at=at, count=count, cursor=cursor, watermark=watermark
     )
@@ -98,7 +98,8 @@ def _micros(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(microseconds=1)
 
 
-def _count(value: str | None, settings: Settings) -> int:
+def page_size(value: str | None, settings: Settings) -> int:
+    """`_count`: the default page size when absent, clamped to the maximum (history, $everything)."""
     if value is None:
         return settings.default_page_size
     if not value.isdigit():
@@ -106,7 +107,8 @@ def _count(value: str | None, settings: Settings) -> int:
     return max(1, min(int(value), settings.max_page_size))
 
 
-def _instant(value: str | None, name: str) -> datetime | None:
+def instant_param(value: str | None, name: str) -> datetime | None:
+    """A `_since` / `_at` parameter as an instant (400 when it is not one)."""
     if value is None:
         return None
     try:

@@ -6,17 +6,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from auth.tables import metadata as auth_metadata
+from bulk.tables import metadata as bulk_metadata
 from storage.database import create_engine
 from storage.migrations import current_revision, head_revision, upgrade_async
 from storage.tables import metadata as storage_metadata
 
 
 def _drift(sync_connection) -> list:
-    """Differences between the migrated database and both packages' table declarations."""
+    """Differences between the migrated database and the packages' table declarations."""
     context = MigrationContext.configure(sync_connection)
-    declared = set(storage_metadata.tables) | set(auth_metadata.tables) | {"alembic_version"}
+    packages = (storage_metadata, auth_metadata, bulk_metadata)
+    declared = {name for metadata in packages for name in metadata.tables} | {"alembic_version"}
     diffs = []
-    for metadata in (storage_metadata, auth_metadata):
+    for metadata in packages:
         for diff in compare_metadata(context, metadata):
             table = _table_of(diff)
             if table not in metadata.tables and table in declared:

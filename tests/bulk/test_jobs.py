@@ -1,0 +1,71 @@
+"""Export jobs shared by several processes through the database: one claim wins, a lease that runs
+out passes the job on (and the old worker learns it at its next checkpoint), a job that keeps
+dying is given up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest_asyncio
+
+from auth.principal import Principal
+from bulk import jobs
+from bulk.jobs import JobStore
+from bulk.request import SYSTEM, parse_export
+from storage.database import create_engine
+from tests.bulk.cli_support import empty
+
+ADMIN = Principal(subject="integrator", client_id="integrator", scopes=frozenset({"system/*.rs"}), is_admin=True)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def engine(database_url):
+    await empty(database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def _job(store: JobStore) -> str:
+    request = parse_export(ADMIN, SYSTEM, [("_type", "Patient")], request_url="test", prefer="respond-async")
+    return await store.create(ADMIN, request)
+
+
+async def test_two_workers_claiming_at_once_get_the_job_once(engine):
+    store = JobStore(engine)
+    job_id = await _job(store)
+    claims = await asyncio.gather(*(store.claim(f"worker-{n}") for n in range(4)))
+    won = [c for c in claims if c is not None]
+    assert [c.id for c in won] == [job_id]
+    assert won[0].principal == ADMIN and won[0].request.types == ("Patient",)
+    assert not await store.claimable()
+
+
+async def test_a_lease_that_runs_out_passes_the_job_on(engine):
+    store = JobStore(engine, lease_seconds=0.2)
+    job_id = await _job(store)
+    first = await store.claim("dead-worker")
+    assert first is not None and first.attempts == 1
+    assert await store.claim("other") is None  # still leased
+    await asyncio.sleep(0.3)
+    second = await store.claim("other")
+    assert second is not None and second.id == job_id and second.attempts == 2
+    assert not await store.checkpoint(job_id, "dead-worker", {})  # it has lost the job: it stops
+    assert await store.checkpoint(job_id, "other", {"Patient": {"count": 1}})
+
+
+async def test_a_job_that_keeps_dying_fails_and_a_cancelled_one_stops_its_worker(engine):
+    store = JobStore(engine, lease_seconds=0.05)
+    job_id = await _job(store)
+    for n in range(jobs.MAX_ATTEMPTS):
+        assert await store.claim(f"w{n}") is not None
+        await asyncio.sleep(0.1)
+    assert await store.claim("last") is None
+    failed = await store.get(job_id)
+    assert failed is not None and failed.status == jobs.FAILED and "interrupted" in (failed.error or "")
+
+    other = await _job(store)
+    assert await store.claim("w") is not None
+    await store.cancel(other)
+    assert not await store.checkpoint(other, "w", {})
+    assert other in await store.expired()
