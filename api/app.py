@@ -21,6 +21,7 @@ from api import (
     metrics,
     openapi_spec,
     paths,
+    programme,
     search_service,
 )
 from api.interactions import batch, capabilities, create, delete, history, patch, read, search, update, validate
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clinical = clinical.ClinicalConfig.from_settings(settings)
     # after-write hooks (run in the request's transaction) and before-write enrichers
     app.state.write_hooks, app.state.enrichers = write_hooks(settings)
-    app.state.operations = [*clinical.OPERATIONS]  # {"name", "definition", "type", "level"}
+    app.state.operations = [*clinical.OPERATIONS, *programme.OPERATIONS]  # {"name", "definition", "type", "level"}
     errors.install(app)
     app.include_router(health.router)
     auth_routes.install(app, settings)  # before the FHIR routes: /fhir/.well-known is not a resource type
@@ -112,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
-    for module in (capabilities, clinical, validate, batch, history, search, read, create, update, patch, delete):
+    for module in (capabilities, clinical, programme, validate, batch, history, search, read, create, update, patch,
+                   delete):
         app.include_router(module.router, prefix="/fhir")
     openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
     docs.install(app)  # /openapi.json, /docs, /redoc, offline
