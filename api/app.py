@@ -20,6 +20,7 @@ from api import (
     limits,
     metrics,
     openapi_spec,
+    panel,
     paths,
     programme,
     search_service,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (capabilities, clinical, programme, validate, batch, history, search, read, create, update, patch,
                    delete):
         app.include_router(module.router, prefix="/fhir")
+    app.include_router(panel.router)  # /panel/: the supervisors' dashboard (HTML, not in the OpenAPI document)
     openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
     docs.install(app)  # /openapi.json, /docs, /redoc, offline
     return app

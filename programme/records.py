@@ -22,7 +22,10 @@ Resource = dict[str, Any]
 HEMOGLOBIN_CODES = (codes.LOINC_HEMOGLOBIN, codes.LOINC_HEMOGLOBIN_CAPILLARY, codes.LOINC_HEMOGLOBIN_VENOUS)
 GROWTH_INDICATORS = ("wfa", "lhfa", "wflh")
 _OBSERVATION_CODES = [
-    *((codes.LOINC, c) for c in (*HEMOGLOBIN_CODES, codes.LOINC_BODY_WEIGHT)),
+    *(
+        (codes.LOINC, c)
+        for c in (*HEMOGLOBIN_CODES, codes.LOINC_BODY_WEIGHT, codes.LOINC_BODY_LENGTH, codes.LOINC_BODY_HEIGHT)
+    ),
     *((codes.GROWTH_INDICATOR_SYSTEM, c) for c in GROWTH_INDICATORS),
 ]
 _PREGNANCY_CODES = [(codes.SNOMED, codes.SNOMED_PREGNANT)]

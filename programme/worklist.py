@@ -197,7 +197,7 @@ def _vaccines(record: PatientRecord, born: dt.date, as_of: dt.date) -> list[Reas
     overdue = [r for r in forecast.recommendations if r.status is ForecastStatus.OVERDUE]
     if not overdue:
         return []
-    names = ", ".join(f"{r.series_display} {r.dose_label or r.dose_number}" for r in overdue)
+    names = ", ".join(r.dose_label or f"{r.series_display} {r.dose_number}" for r in overdue)
     return [Reason("vaccine-overdue", names)]
 
 

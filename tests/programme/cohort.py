@@ -1,10 +1,11 @@
 """A small CHW cohort with hand-computed worklists and indicators (November 2026).
 
 Places: district `dist` (92 m) with sectors `s1` and `s2` (partOf dist). CHWs `chw-a` (in CareTeam
-`team-a`) and `chw-b`; every patient is managed by Organization `fac`.
+`team-a` with the supervisor `sup-a`) and `chw-b`; every patient is managed by Organization `fac`.
 
 - nino-anemia (F, born 2025-05-10; s1, chw-a): on 2026-10-15 weight 8.0 kg, length 72.0 cm (lhfa
-  -2.75, wfa -1.92), Hb 9.0 g/dL (moderate at 17 months); no vaccine.
+  -2.75, wfa -1.92), Hb 9.0 g/dL (moderate at 17 months); no vaccine; referral sr-anemia of 10-16
+  completed on 10-20.
   November: anaemia-follow-up, vaccine-overdue.
 - nino-tamizaje (M, 2024-01-20; s1, chw-a): on 2026-03-01 weight 12.0, Hb 12.0 (none): 274 days
   unscreened on 11-30; no vaccine. November: screening-due, vaccine-overdue.
@@ -110,15 +111,20 @@ def resources() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"resourceType": "Organization", "id": "fac", "name": "C.S. La Esperanza"},
         location("dist", 92),
-        location("s1", 96, partOf={"reference": "Location/dist"}),
-        location("s2", 104, partOf={"reference": "Location/dist"}),
+        location("s1", 96, partOf={"reference": "Location/dist"}, description="Sector 1"),
+        location("s2", 104, partOf={"reference": "Location/dist"}, description="Sector 2"),
         {"resourceType": "Practitioner", "id": "chw-a"},
         {"resourceType": "Practitioner", "id": "chw-b"},
+        {"resourceType": "Practitioner", "id": "sup-a"},
         {
             "resourceType": "CareTeam",
             "id": "team-a",
             "status": "active",
-            "participant": [{"member": {"reference": "Practitioner/chw-a"}}],
+            "name": "Equipo ACS Sector 1",
+            "participant": [
+                {"member": {"reference": "Practitioner/sup-a"}},
+                {"member": {"reference": "Practitioner/chw-a"}},
+            ],
         },
         _patient("nino-anemia", "2025-05-10", "female", "s1", "chw-a"),
         _patient("nino-tamizaje", "2024-01-20", "male", "s1", "chw-a"),
@@ -130,6 +136,7 @@ def resources() -> list[dict[str, Any]]:
         observation("w-anemia", "nino-anemia", WEIGHT, Decimal("8.0"), "kg", "2026-10-15"),
         observation("l-anemia", "nino-anemia", LENGTH, Decimal("72.0"), "cm", "2026-10-15"),
         hb("hb-anemia", "nino-anemia", Decimal("9.0"), "2026-10-15"),
+        *_referral("sr-anemia", "nino-anemia", "2026-10-16", "completed", "2026-10-20"),
         # nino-tamizaje, 2026-03-01
         observation("w-tamizaje", "nino-tamizaje", WEIGHT, Decimal("12.0"), "kg", "2026-03-01"),
         hb("hb-tamizaje", "nino-tamizaje", Decimal("12.0"), "2026-03-01"),

@@ -33,10 +33,10 @@ async def loaded(http: httpx.AsyncClient, auth_app: FastAPI) -> httpx.AsyncClien
 
 
 async def chw_headers(
-    client: httpx.AsyncClient, app: FastAPI, username: str, practitioner: str
+    client: httpx.AsyncClient, app: FastAPI, username: str, practitioner: str, role: str = "chw"
 ) -> dict[str, str]:
     """A CHW signed in through the login page (authorization code + PKCE)."""
     client_id, _ = await support.register(app, scopes="user/*.rs", redirect_uris=(support.REDIRECT,), public=True)
-    await support.add_user(app, username, practitioner)
+    await support.add_user(app, username, practitioner, role)
     tokens = await support.user_tokens(client, client_id, username, scope="user/*.rs")
     return support.bearer(tokens["access_token"])

@@ -95,9 +95,12 @@ async def test_vaccine_coverage_per_dose(loaded: httpx.AsyncClient, auth_app: Fa
 
 
 async def test_referral_completion_and_time(loaded: httpx.AsyncClient, auth_app: FastAPI) -> None:
-    # sr-open (10-05, open), sr-done (11-02, completed 11-12: 10 days)
+    # sr-open (10-05, open), sr-anemia (10-16, completed 10-20: 4 days), sr-done (11-02, completed 11-12: 10 days)
     report = await evaluate(loaded, admin_headers(auth_app), "puente-referral-completion", "2026-10-01", "2026-11-30")
-    assert counts(report) == {"completion": (2, 1, 0.5), "time-to-completion": (1, 1, 10.0)}
+    assert counts(report) == {"completion": (3, 2, 0.6667), "time-to-completion": (2, 2, 7.0)}
+    # November only: sr-done
+    november = await evaluate(loaded, admin_headers(auth_app), "puente-referral-completion", "2026-11-01", "2026-11-30")
+    assert counts(november) == {"completion": (1, 1, 1.0), "time-to-completion": (1, 1, 10.0)}
     days = next(g for g in report["group"] if g["code"]["coding"][0]["code"] == "time-to-completion")
     assert days["measureScore"]["unit"] == "d"
 

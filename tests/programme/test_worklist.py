@@ -117,3 +117,8 @@ async def test_bad_input_is_an_operation_outcome(loaded: httpx.AsyncClient, auth
         assert r.status_code == status, (params, r.text)
         assert r.json()["resourceType"] == "OperationOutcome"
     assert (await loaded.get("/fhir/$worklist", params={"location": "Location/s1"})).status_code == 401
+
+
+async def test_a_supervisor_sees_her_teams_patients(loaded: httpx.AsyncClient, auth_app: FastAPI) -> None:
+    headers = await chw_headers(loaded, auth_app, "lucia", "Practitioner/sup-a", role="supervisor")
+    assert reasons(await worklist(loaded, headers, location="Location/dist")) == cohort.EXPECTED_S1
