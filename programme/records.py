@@ -105,9 +105,21 @@ def effective_day(resource: Resource) -> dt.date | None:
     return None
 
 
+# Ids per statement: a whole programme's patients (60,000 at 1M resources) would pass the drivers'
+# bound-parameter limits (32,767 for asyncpg, 32,766 for SQLite) in one IN list.
+CHUNK = 5_000
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
 async def load_patients(repository: FhirRepository, patient_ids: Sequence[str]) -> list[Resource]:
-    versions = await repository.read_many("Patient", list(patient_ids))
-    return [fhir_json.loads_stored(v.content) for v in versions.values() if not v.deleted and v.content]
+    out: list[Resource] = []
+    for chunk in _chunks(patient_ids):
+        versions = await repository.read_many("Patient", chunk)
+        out.extend(fhir_json.loads_stored(v.content) for v in versions.values() if not v.deleted and v.content)
+    return out
 
 
 async def _referring(
@@ -118,14 +130,15 @@ async def _referring(
     ids: Sequence[str],
     codes_: Sequence[tuple[str, str]] = (),
 ) -> list[Resource]:
-    if not ids:
-        return []
-    versions = await repository.referring_to(resource_type, param, target, ids, codes=codes_)
-    return [fhir_json.loads_stored(v.content) for v in versions if v.content]
+    out: list[Resource] = []
+    for chunk in _chunks(ids):
+        versions = await repository.referring_to(resource_type, param, target, chunk, codes=codes_)
+        out.extend(fhir_json.loads_stored(v.content) for v in versions if v.content)
+    return out
 
 
 async def load_records(repository: FhirRepository, patients: Sequence[Resource]) -> Records:
-    """Every patient's record, in one statement per resource type."""
+    """Every patient's record, in one statement per resource type (per 5,000 patients)."""
     by_patient = {str(p["id"]): PatientRecord(p) for p in patients}
     ids = sorted(by_patient)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from programme import records
 from tests.programme import cohort
 from tests.programme.conftest import admin_headers, chw_headers
 
@@ -122,3 +124,12 @@ async def test_bad_input_is_an_operation_outcome(loaded: httpx.AsyncClient, auth
 async def test_a_supervisor_sees_her_teams_patients(loaded: httpx.AsyncClient, auth_app: FastAPI) -> None:
     headers = await chw_headers(loaded, auth_app, "lucia", "Practitioner/sup-a", role="supervisor")
     assert reasons(await worklist(loaded, headers, location="Location/dist")) == cohort.EXPECTED_S1
+
+
+async def test_many_patients_are_read_in_chunks(
+    loaded: httpx.AsyncClient, auth_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A programme's 60,000 patients pass the drivers' parameter limits in one IN list: read in chunks."""
+    monkeypatch.setattr(records, "CHUNK", 2)
+    body = await worklist(loaded, admin_headers(auth_app), location="Location/dist")
+    assert reasons(body) == cohort.EXPECTED_DISTRICT
