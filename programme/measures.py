@@ -150,10 +150,13 @@ def _dose(series_id: str, number: int) -> Judge:
         series = next(s for s in load_schedule().series if s.id == series_id)
         if series.doses[number - 1].recommended_age.after(born) > day:
             return []
-        forecast = forecast_immunizations(
-            birth_date=born, assessment_date=day, doses=doses_given(record.immunizations, day)
-        )
-        return [(forecast.for_series(series_id).valid_doses >= number, record.id, None)]
+        # one forecast per child and day, whatever the number of doses (groups) asking
+        key = ("forecast", day)
+        if key not in record.memo:
+            record.memo[key] = forecast_immunizations(
+                birth_date=born, assessment_date=day, doses=doses_given(record.immunizations, day)
+            )
+        return [(record.memo[key].for_series(series_id).valid_doses >= number, record.id, None)]
 
     return judge
 

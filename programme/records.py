@@ -41,6 +41,7 @@ class PatientRecord:
     encounters: list[Resource] = field(default_factory=list)
     pregnancies: list[Resource] = field(default_factory=list)
     referrals: list[tuple[Resource, Resource | None]] = field(default_factory=list)  # (ServiceRequest, its Task)
+    memo: dict[Any, Any] = field(default_factory=dict)  # what rules derive once per record (a forecast)
 
     @property
     def id(self) -> str:

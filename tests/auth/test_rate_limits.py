@@ -64,7 +64,7 @@ async def test_wrong_passwords_lock_the_account_with_a_growing_delay(strict_app,
     response, _ = await login(http, client_id, "rosa", password="guess")  # the third: locked
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) >= 1
-    assert "locked" in response.text
+    assert "bloqueada" in response.text  # the login page speaks Spanish (api/login_text.py)
     # while locked even the right password is not checked
     response, _ = await login(http, client_id, "rosa")
     assert response.status_code == 429
