@@ -111,3 +111,13 @@ async def test_reindex_indexes_what_was_stored_before_the_parameters_existed(
     assert await ids(loaded, admin, f"Observation?interpretation={ANAEMIA}|moderate") == ["hb-anemia"]
     assert await ids(loaded, admin, "Patient?residence=Location/s2") == ["gestante-visitada", "nino-referido"]
     assert len(await ids(loaded, admin, "Flag?status=active")) == 1
+
+
+async def test_referrals_by_business_status(loaded: httpx.AsyncClient, auth_app: FastAPI) -> None:
+    """Task has business-status in R4; a ServiceRequest is found through its Task (`_has`)."""
+    admin = admin_headers(auth_app)
+    tasks = await ids(loaded, admin, "Task?business-status:text=enviada")
+    assert tasks == ["task-sr-anemia", "task-sr-done", "task-sr-open"]
+    requests = await ids(loaded, admin, "ServiceRequest?_has:Task:focus:business-status:text=enviada")
+    assert requests == ["sr-anemia", "sr-done", "sr-open"]
+    assert await ids(loaded, admin, "ServiceRequest?_has:Task:focus:status=requested") == ["sr-open"]
