@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
+import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
 from fhir_mappings import fhir_json
+from storage import search_rows
 from tests.auth import support
 from tests.auth.conftest import auth_app, http, jwks_server  # noqa: F401  (fixtures)
+from tests.conftest import BASE
 from tests.programme import cohort
 
 Headers = Callable[[], dict[str, str]]
+
+
+@pytest.fixture(autouse=True)
+def _search_base_url() -> Iterator[None]:
+    """The auth app indexes absolute references on its own base (https://puente.test), a process-wide
+    setting (storage.search_rows): give the rest of the suite back the shared app's (tests.conftest.BASE)."""
+    search_rows.configure(base_url=support.FHIR_BASE)
+    yield
+    search_rows.configure(base_url=f"{BASE}/fhir")
 
 
 def admin_headers(app: FastAPI) -> dict[str, str]:
