@@ -92,23 +92,29 @@ async def _timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> dict[str, flo
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     admin_dsn = args.pg_admin_dsn
     name = args.database
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    if not args.reuse:
+        admin = await asyncpg.connect(admin_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
     host = admin_dsn.split("@", 1)[1].rsplit("/", 1)[0]
     url = f"postgresql+asyncpg://{admin_dsn.split('://', 1)[1].split('@', 1)[0]}@{host}/{name}"
     settings = get_settings().model_copy(update={"database_url": url})
-    await upgrade_async(url)
     engine = create_engine(url, pool_size=4)
-    units = list(generate_units(args.children, args.seed))
+    # --reuse: the database of an earlier run (--keep-db, or a run stopped after loading)
+    units = [next(iter(generate_units(args.children, args.seed)))] if args.reuse else \
+        list(generate_units(args.children, args.seed))
     community = next(r["id"] for r in units[0].resources
                      if r["resourceType"] == "Location" and (r.get("physicalType") or {}).get("coding", [{}])[0]
                      .get("code") == "area")
     district = next(r["id"] for r in units[0].resources if r["resourceType"] == "Location" and "partOf" not in r
                     and (r.get("physicalType") or {}).get("coding", [{}])[0].get("code") == "jdn")
     started = time.perf_counter()
-    resources = await load_units(units, unit_writer(engine, settings), concurrency=4)
+    if args.reuse:
+        resources = -1  # counted below
+    else:
+        await upgrade_async(url)
+        resources = await load_units(units, unit_writer(engine, settings), concurrency=4)
     await db_statistics.refresh(engine)
     loaded_s = time.perf_counter() - started
     pool = await asyncpg.create_pool(f"postgresql://{url.split('://', 1)[1]}", min_size=1, max_size=2)
@@ -119,6 +125,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with pool.acquire() as connection:
             places = [row["id"] for row in await connection.fetch(_PLACES)]
+            if resources < 0:
+                resources = await connection.fetchval("SELECT count(*) FROM resources")
+                report["resources"] = resources
 
         async def records(subject: scope.Subject) -> Any:
             async with transaction(engine, write=False) as connection:
@@ -159,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="puente_bench_programme")
     parser.add_argument("--pg-admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="measure the database of an earlier run, no load")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))
