@@ -16,15 +16,20 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
+# every runtime package (tests/test_code_health.py checks this list against pyproject.toml's)
 COPY api ./api
 COPY auth ./auth
-COPY storage ./storage
-COPY fhir_mappings ./fhir_mappings
-COPY clinical ./clinical
+COPY bulk ./bulk
 COPY cli ./cli
-COPY settings ./settings
-COPY seed ./seed
+COPY clinical ./clinical
+COPY fhir_mappings ./fhir_mappings
 COPY migrations ./migrations
+COPY programme ./programme
+COPY rules ./rules
+COPY seed ./seed
+COPY settings ./settings
+COPY storage ./storage
+COPY wiring ./wiring
 RUN uv sync --frozen --no-dev
 
 FROM python:3.11-slim AS runtime

@@ -21,7 +21,9 @@ from api import (
     limits,
     metrics,
     openapi_spec,
+    panel,
     paths,
+    programme,
     services,
 )
 from api.interactions import (
@@ -117,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticate=auth_routes.authenticate if settings.auth_enabled else services.local_explorer,
         subscribers=write_subscribers(settings),  # the rules (and later the exchange) hear every write
         clinical=ClinicalConfig.from_settings(settings),
-        operations=(*clinical.OPERATIONS, *bulk_export.OPERATIONS, *everything.OPERATIONS),
+        operations=(*clinical.OPERATIONS, *bulk_export.OPERATIONS, *everything.OPERATIONS, *programme.OPERATIONS),
         auth=auth_routes.parts(settings),
     )
     app.state.services = shared
@@ -137,10 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
-    routers = (capabilities, bulk_export, everything, clinical, validate, batch, history, search, read, create, update,
-               patch, delete)
+    routers = (capabilities, bulk_export, everything, clinical, programme, validate, batch, history, search, read,
+               create, update, patch, delete)
     for module in routers:
         app.include_router(module.router, prefix="/fhir")
+    app.include_router(panel.router)  # /panel/: the supervisors' dashboard (HTML, not in the OpenAPI document)
     openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
     docs.install(app)  # /openapi.json, /docs, /redoc, offline
     return app

@@ -389,7 +389,8 @@ def _authorization_error(error: OAuth2Error) -> Response:
         return _oauth_response(status, body, headers)
     # An unknown client or an unregistered redirect URI: never redirect, tell the person.
     message = html.escape(f"{error.error}: {error.description or ''}")
-    return HTMLResponse(_page(text.FAILED, f"<p>{message}</p>"), status_code=400, headers=_PAGE_HEADERS)
+    body = f'<p>{text.FAILED_WHY}</p><p><small lang="en">{message}</small></p>'
+    return HTMLResponse(_page(text.FAILED, body), status_code=400, headers=_PAGE_HEADERS)
 
 
 _PAGE_HEADERS = {

@@ -18,6 +18,10 @@ WRONG_LOGIN = "Usuario o contraseña incorrectos."
 LOCKED = "Demasiadas contraseñas incorrectas: esta cuenta queda bloqueada durante {seconds} s."
 CHOOSE_PATIENT = "Elija un paciente que usted pueda ver."
 FAILED = "No se pudo autorizar"
+FAILED_WHY = (
+    "La aplicación que le trajo aquí no está registrada en Puente, o pidió volver a una dirección que no "
+    "tiene registrada. Avise a quien administra la aplicación; el detalle técnico está abajo."
+)
 ASKS = "quiere usar Puente en su nombre para:"
 REGISTERED = "lo que la aplicación tiene registrado"
 

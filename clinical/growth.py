@@ -2,8 +2,9 @@
 
 Rules (domain.md §3, WHO anthro): age in whole days selects the table row; z-scores only for
 age < 60 months (days / 30.4375); recumbent length under 731 days and standing height from 731
-days (±0.7 cm when the other position was measured, except that a standing measurement under
-9 months is deemed implausible and left unadjusted, as anthro does); weight-for-length under
+days (±0.7 cm when the other position was measured: a standing measurement under 731 days gets
++0.7 cm whatever the age, and one under 9 months is also flagged implausible, as anthro does, on every
+indicator that uses the length); weight-for-length under
 731 days and weight-for-height from 731 days with L, M and S interpolated between 0.1 cm rows;
 BMI from the adjusted length/height; restricted tails beyond ±3 SD for wfa, wflh, bfa and acfa;
 z rounded to 2 decimals, then flags and cut-offs applied to the rounded value. With oedema the
@@ -251,9 +252,10 @@ def growth_zscores(
     adjustment = Decimal(0)
     position_implausible = False
     if measured_length is not None and age_months is not None:
-        if not recumbent and age_months < rules.standing_implausible_below_months:
-            position_implausible = True
-        elif not recumbent and age_days is not None and age_days < rules.switch_days:
+        # anthro: a standing measurement under 9 months is suspect (its c9mo flag), but it is still
+        # converted to a length like any other standing measurement under 731 days.
+        position_implausible = not recumbent and age_months < rules.standing_implausible_below_months
+        if not recumbent and age_days is not None and age_days < rules.switch_days:
             adjustment = rules.position_adjustment_cm
         elif recumbent and age_days is not None and age_days >= rules.switch_days:
             adjustment = -rules.position_adjustment_cm
@@ -301,6 +303,10 @@ def growth_zscores(
         else:
             muac_class = "normal"
     indicators[Indicator.ACFA] = dataclasses.replace(indicators[Indicator.ACFA], classification=muac_class)
+    if position_implausible:
+        for indicator in (Indicator.LHFA, Indicator.WFLH, Indicator.BFA):
+            if indicators[indicator].zscore is not None:
+                indicators[indicator] = dataclasses.replace(indicators[indicator], implausible=True)
 
     whz = indicators[Indicator.WFLH].zscore
     criteria = []

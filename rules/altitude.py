@@ -5,7 +5,9 @@ Where the patient lives, in order:
 2. the Location of the Encounter the measurement was taken in (CHWs measure at home, and the
    visit's Location is the community);
 Either Location may carry no altitude itself: then its `partOf` chain is climbed (a district has one).
-Otherwise the configured default (PUENTE_DEFAULT_ALTITUDE_M). The source is always reported.
+Otherwise the configured default (PUENTE_DEFAULT_ALTITUDE_M). The source is always reported, and a
+residence Location found without any altitude is reported too (`unknown_at`): a highland community
+with no altitude recorded must not pass silently for sea level.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _MAX_PART_OF = 5
 class Altitude:
     metres: Decimal
     location_id: str | None  # None: the deployment default
+    unknown_at: str | None = None  # a Location the patient lives in whose altitude nobody recorded
 
 
 async def residence_altitude(
@@ -42,23 +45,27 @@ async def residence_altitude(
             location_id = reference_id((entry or {}).get("location"), "Location")
             if location_id:
                 candidates.append(location_id)
+    unknown_at = None
     for location_id in candidates:
-        found = await _location_altitude(repository, location_id)
+        found, exists = await _location_altitude(repository, location_id)
         if found is not None:
             return found
-    return Altitude(default_m, None)
+        if exists and unknown_at is None:
+            unknown_at = location_id
+    return Altitude(default_m, None, unknown_at)
 
 
-async def _location_altitude(repository: FhirRepository, location_id: str) -> Altitude | None:
+async def _location_altitude(repository: FhirRepository, location_id: str) -> tuple[Altitude | None, bool]:
+    """The altitude of the Location or of the nearest place it is part of; and whether the Location exists."""
     seen: set[str] = set()
     current: str | None = location_id
     while current and current not in seen and len(seen) < _MAX_PART_OF:
         seen.add(current)
         location = await read_resource(repository, "Location", current)
         if location is None:
-            return None
+            return None, current != location_id
         value = (location.get("position") or {}).get("altitude")
         if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-            return Altitude(Decimal(str(value)), current)
+            return Altitude(Decimal(str(value)), current), True
         current = reference_id(location.get("partOf"), "Location")
-    return None
+    return None, True

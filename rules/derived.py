@@ -32,6 +32,12 @@ FLAG_KINDS = {
     "sam": ("Severe acute malnutrition", True),
     "severe-stunting": ("Severe stunting", False),
 }
+# What a CHW or supervisor reads (the programme works in Spanish); the English display stays on the coding.
+FLAG_TEXT_ES = {
+    "severe-anaemia": "Anemia severa",
+    "sam": "Desnutrición aguda severa",
+    "severe-stunting": "Desnutrición crónica severa (talla baja severa)",
+}
 
 
 def derived_id(base: str, suffix: str) -> str:
@@ -111,13 +117,14 @@ def flag_resource(
     flag_id: str, kind: str, patient_id: str, start: dt.date, evidence: list[str], status: str = "active"
 ) -> Resource:
     display = FLAG_KINDS[kind][0]
+    text = FLAG_TEXT_ES[kind]
     flag: Resource = {
         "resourceType": "Flag",
         "id": flag_id,
         "meta": {"tag": [DERIVED_TAG]},
         "status": status,
         "category": [{"coding": [{"system": codes.FLAG_CATEGORY, "code": "clinical", "display": "Clinical"}]}],
-        "code": {"coding": [{"system": codes.CLINICAL_FLAG_SYSTEM, "code": kind, "display": display}], "text": display},
+        "code": {"coding": [{"system": codes.CLINICAL_FLAG_SYSTEM, "code": kind, "display": display}], "text": text},
         "subject": _ref("Patient", patient_id),
         "period": {"start": start.isoformat()},
     }
@@ -129,6 +136,7 @@ def referral_draft(
     request_id: str, kind: str, patient_id: str, authored: str, evidence: list[str]
 ) -> Resource:
     display = FLAG_KINDS[kind][0]
+    text = FLAG_TEXT_ES[kind]
     referral = {"system": codes.SNOMED, "code": codes.SNOMED_PATIENT_REFERRAL, "display": "Patient referral"}
     return {
         "resourceType": "ServiceRequest",
@@ -137,14 +145,16 @@ def referral_draft(
         "status": "draft",
         "intent": "proposal",
         "priority": "urgent",
-        "code": {"coding": [referral], "text": f"Referral proposal: {display.lower()}"},
+        "code": {"coding": [referral], "text": f"Propuesta de referencia: {text.lower()}"},
         "subject": _ref("Patient", patient_id),
         "authoredOn": authored,
         "reasonCode": [{"coding": [{"system": codes.CLINICAL_FLAG_SYSTEM, "code": kind, "display": display}],
-                        "text": display}],
+                        "text": text}],
         "reasonReference": [{"reference": e} for e in evidence],
-        "note": [{"text": "Proposed by Puente's clinical rules from the measurements in reasonReference; a CHW or "
-                          "supervisor confirms it (status active) or revokes it."}],
+        "note": [{"text": "Propuesta por las reglas clínicas de Puente a partir de las mediciones en "
+                          "reasonReference; un(a) ACS o supervisor(a) la confirma (status active) o la anula "
+                          "(revoked). / Proposed by Puente's clinical rules; a CHW or supervisor confirms or "
+                          "revokes it."}],
     }
 
 

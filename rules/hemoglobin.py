@@ -27,6 +27,14 @@ CLASS_DISPLAY = {
     AnaemiaClass.SEVERE: "Severe anaemia",
     AnaemiaClass.NOT_CLASSIFIABLE: "Not classifiable",
 }
+# The interpretation's text, for the Spanish-speaking programme (codings keep the English display).
+CLASS_TEXT_ES = {
+    AnaemiaClass.NONE: "Sin anemia",
+    AnaemiaClass.MILD: "Anemia leve",
+    AnaemiaClass.MODERATE: "Anemia moderada",
+    AnaemiaClass.SEVERE: "Anemia severa",
+    AnaemiaClass.NOT_CLASSIFIABLE: "No clasificable",
+}
 
 
 @dataclass(frozen=True)
@@ -70,16 +78,19 @@ def interpretation_concept(assessment: HemoglobinAssessment) -> dict[str, Any] |
     if result is None or result.interpretation is None:
         return None
     v3 = result.interpretation
-    where = f"altitude {result.altitude_m} m"
+    where = f"altitud {result.altitude_m} m"
+    if assessment.altitude.unknown_at:
+        where = (f"altitud {result.altitude_m} m por defecto: Location/{assessment.altitude.unknown_at} no registra "
+                 "altitud, revisar si está en zona alta")
     if result.group and result.group.startswith("pregnant"):
-        where += ", pregnancy"
+        where += ", gestante"
     return {
         "coding": [
             {"system": v3.system, "code": v3.code, "display": v3.display},
             {"system": codes.ANAEMIA_CLASSIFICATION_SYSTEM, "code": result.classification.value,
              "display": CLASS_DISPLAY[result.classification]},
         ],
-        "text": f"{CLASS_DISPLAY[result.classification]} ({result.ruleset}, {where})",
+        "text": f"{CLASS_TEXT_ES[result.classification]} ({result.ruleset}, {where})",
     }
 
 

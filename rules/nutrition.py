@@ -46,6 +46,10 @@ def anemia_part(assessment: HemoglobinAssessment) -> Part:
     if assessment.altitude.location_id:
         location = {"reference": f"Location/{assessment.altitude.location_id}"}
         parts.append({"name": "location", "valueReference": location})
+    if assessment.altitude.unknown_at:
+        parts.append({"name": "warning", "valueString": (
+            f"Location/{assessment.altitude.unknown_at} has no altitude (nor any place it is part of): the default "
+            f"{assessment.altitude.metres} m was used; a highland residence would be misclassified")})
     classification = "not-classifiable" if result is None else result.classification.value
     parts.append({"name": "classification", "valueCode": classification})
     if result is not None and result.interpretation is not None:

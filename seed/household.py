@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from clinical.codes import RESIDENCE_LOCATION_EXTENSION
 from seed import codes, growth, names, places, referrals
 from seed.codes import Measure
 from seed.ids import PEOPLE_PER_HOUSEHOLD, IdFactory, iso_date, iso_datetime, new_meta, ref
@@ -250,7 +251,11 @@ class HouseholdBuilder:
 
     def _patient(self, pid: str, name: dict[str, Any], female: bool, birth: int,
                  identifiers: list[dict[str, Any]], extra: dict[str, Any]) -> Resource:
-        patient: Resource = {"resourceType": "Patient", "id": pid, "meta": new_meta()}
+        # Where the family lives: the CHW's community, a Location with its altitude, so the anaemia
+        # rules adjust by it and worklists and indicators can be asked per sector (Patient?residence).
+        home = {"url": RESIDENCE_LOCATION_EXTENSION,
+                "valueReference": ref("Location", self.chw.community_location_id)}
+        patient: Resource = {"resourceType": "Patient", "id": pid, "meta": new_meta(), "extension": [home]}
         if identifiers:
             patient["identifier"] = identifiers
         patient.update({
@@ -515,18 +520,47 @@ class HouseholdBuilder:
                              "3 mg/kg/día de hierro elemental por 6 meses", reason_obs=hb_id)
 
     def _vaccines(self, kid: str, birth: int) -> None:
+        """A child's doses as the schedule's forecast would accept them.
+
+        One draw per child decides which doses the family brings her to (those whose coverage is
+        above it): misses cluster in the same children, as in programme data, so each dose keeps its
+        scheduled coverage but most children are either up to date or behind on a few doses, not on
+        one dose in every series. Each dose respects its series' minimum interval after the previous
+        one (a late first dose pushes the next), so no dose is invalid and re-owed.
+        """
         rng, as_of = self.rng, self.s.as_of
-        engagement = rng.uniform(-0.15, 0.1)  # some families keep every appointment, some drift away
+        attends = rng.random()
+        given: dict[str, int] = {}  # series -> day of its last dose
         for dose in CHILD_SCHEDULE:
             due = birth + dose.age_days
             if due > as_of:
                 break
-            roll = rng.random()
-            if roll >= dose.coverage + engagement:
-                if roll < dose.coverage + engagement + 0.02:
+            if attends >= dose.coverage:
+                if rng.random() < 0.02:
                     self._immunization(kid, dose, due, done=False)
                 continue
+            series = _SERIES[dose.code]
+            earliest = given[series] + _min_interval(dose) if series in given else due
             # Most doses on time; a tail comes late, often rescued by a campaign.
             delay = int(rng.expovariate(1 / 10)) if rng.random() < 0.85 else rng.randrange(30, 180)
-            if due + delay <= as_of:
-                self._immunization(kid, dose, due + delay)
+            day = max(due, earliest) + delay
+            if day <= as_of:
+                self._immunization(kid, dose, day)
+                given[series] = day
+
+
+# The forecast's series each local vaccine code counts for (clinical/data/immunization/PE-NTS-196-2022.json).
+_SERIES = {
+    "BCG": "bcg", "HVB": "hepb-birth", "PENTA": "dtp", "DPT": "dtp", "IPV": "polio", "APO": "polio",
+    "ROTA": "rotavirus", "NEUMO": "pneumococcal", "INFLUENZA-PED": "influenza-infant", "SPR": "mmr",
+    "VARICELA": "varicella", "AMA": "yellow-fever", "HVA": "hepa",
+}
+
+
+def _min_interval(dose: Dose) -> int:
+    """Days after the series' previous dose (the schedule: boosters 6 months, pneumococcal booster 8 weeks)."""
+    if dose.dose_number >= 4:
+        return 183
+    if dose.code == "NEUMO" and dose.dose_number == 3:
+        return 56
+    return 28

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,12 @@ ALLOWED = {
     "rules": {"clinical", "fhir_mappings", "storage", "auth", "settings"},
     "wiring": {"rules", "storage", "settings"},
     "bulk": {"storage", "fhir_mappings", "auth", "settings"},
-    "api": {"wiring", "rules", "bulk", "storage", "auth", "clinical", "fhir_mappings", "settings"},
+    "programme": {"storage", "clinical", "fhir_mappings", "auth"},
+    "api": {"wiring", "rules", "bulk", "programme", "storage", "auth", "clinical", "fhir_mappings", "settings"},
     "seed": {"clinical", "fhir_mappings"},
     "migrations": {"storage", "auth"},
     "cli": {"api", "wiring", "bulk", "seed", "storage", "auth", "fhir_mappings", "settings"},
-    "bench": {"api", "cli", "bulk", "seed", "storage", "auth", "fhir_mappings", "settings"},
+    "bench": {"api", "cli", "bulk", "programme", "seed", "storage", "auth", "fhir_mappings", "settings"},
     "tools": {"api", "clinical", "fhir_mappings", "settings"},
     "examples": set(),  # stand-alone client examples: they use the API, never our code
 }
@@ -96,3 +98,14 @@ def test_dependencies_point_one_way(package):
         if name != package and name not in ALLOWED[package]
     }
     assert not wrong, sorted(wrong)
+
+
+def test_the_installed_distribution_carries_every_runtime_package():
+    """The container installs Puente as a wheel: a package missing from the list is missing there."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+                 ["packages"])
+    assert listed == OURS - {"bench", "tools", "examples"}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), flags=re.M))
+    assert copied == listed

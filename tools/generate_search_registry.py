@@ -31,22 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "fhir-r4"
 OUTPUT = ROOT / "fhir_mappings" / "data" / "search_parameters.json"
 
-# Search parameters R4 lacks that Puente's access rules need (a clinic sees the Observations a referral
-# gives as its reason). Written as SearchParameter resources, so they go through the same generator.
+# Puente-defined search parameters, R4 lacks them: `reason-reference` (a clinic sees the Observations a
+# referral gives as its reason) and what the programme filters on (issue 22: Flag status and code,
+# Observation interpretation, z-score values, a Patient's residence). Kept as SearchParameter resources in
+# their own file, which the server also serves (GET /fhir/SearchParameter/puente-...).
+PUENTE_SOURCE = ROOT / "fhir_mappings" / "data" / "puente_search_parameters.json"
 PUENTE_PARAMETERS: list[dict[str, Any]] = [
-    {
-        "resourceType": "SearchParameter",
-        "id": "puente-reason-reference",
-        "url": "https://puente.example.org/fhir/SearchParameter/reason-reference",
-        "name": "reason-reference",
-        "status": "active",
-        "description": "The resources given as the reason for a referral (Puente extension of R4)",
-        "code": "reason-reference",
-        "base": ["ServiceRequest", "Task"],
-        "type": "reference",
-        "expression": "ServiceRequest.reasonReference | Task.reasonReference",
-        "target": ["Condition", "DiagnosticReport", "DocumentReference", "Observation"],
-    },
+    e["resource"] for e in json.loads(PUENTE_SOURCE.read_text(encoding="utf-8"))["entry"]
 ]
 
 COMMON_CODES = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")

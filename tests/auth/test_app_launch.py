@@ -97,6 +97,7 @@ async def test_unknown_client_or_unregistered_redirect_is_never_redirected_to(ht
         assert r.status_code == 400
         assert "location" not in r.headers
         assert r.headers["content-type"].startswith("text/html")
+        assert "No se pudo autorizar" in r.text and "no está registrada en Puente" in r.text  # in Spanish
 
 
 async def test_pkce_is_required(http, auth_app):

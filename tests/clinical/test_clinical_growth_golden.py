@@ -2,7 +2,8 @@
 
 The reference below reads the raw WHO anthro tables from tests/data/who-growth (never the copies
 committed under clinical/data) and follows the anthro R code: age in days picks the row; lying/standing
-±0.7 cm around 731 days (no adjustment for a standing measurement under 9 months); weight-for-length
+±0.7 cm around 731 days (anthro's adjust_lenhei: +0.7 to every standing measurement under 731 days,
+under 9 months too); weight-for-length
 below 731 days, weight-for-height from 731 days with L, M, S interpolated between 0.1 cm rows;
 BMI from the adjusted length; restricted tails for weight, wflh, BMI and MUAC; z rounded to
 2 decimals; z only for age < 60 months.
@@ -60,8 +61,6 @@ def reference(sex: int, age: int, weight: Fraction | None, lenhei: Fraction | No
     months = Fraction(age) / Fraction("30.4375")
     if months >= 60:
         return out
-    if measure == "h" and months < 9:
-        measure = "?"  # anthro: implausible position, no adjustment
     clen = lenhei
     if lenhei is not None:
         if age < 731 and measure == "h":

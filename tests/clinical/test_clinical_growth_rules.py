@@ -72,12 +72,16 @@ def test_switch_between_day_730_and_731():
     assert after.z(L) == Decimal(f"{round(lms_zscore(85.0, (big_l, big_m, big_s)), 2):.2f}")
 
 
-@pytest.mark.parametrize(("age", "implausible", "length"), [(200, True, "65.0"), (273, True, "65.0"),
-                                                            (274, False, "65.7")])
-def test_standing_under_nine_months_is_implausible_and_not_adjusted(age, implausible, length):
-    result = child(age, length_height_cm="65.0", recumbent=False)
+@pytest.mark.parametrize(("age", "implausible"), [(30, True), (200, True), (273, True), (274, False), (730, False)])
+def test_standing_under_731_days_gets_0_7_cm_and_under_nine_months_is_flagged(age, implausible):
+    # WHO anthro: +0.7 cm to every standing measurement under 731 days, whatever the age; under 9
+    # months (age in days / 30.4375 < 9) the measurement is flagged implausible as well.
+    result = child(age, length_height_cm="65.0", recumbent=False, weight_kg="7")
     assert result.position_implausible is implausible
-    assert result.length_height_cm == Decimal(length)
+    assert result.length_height_cm == Decimal("65.7")
+    assert result.position_adjustment_cm == Decimal("0.7")
+    if implausible:  # every indicator that uses the length carries the flag
+        assert all(result.indicators[i].implausible for i in (L, WFLH, B))
 
 
 def test_position_must_be_explicit():

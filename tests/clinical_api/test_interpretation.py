@@ -28,7 +28,8 @@ async def test_band_edges_at_6_to_23_months(client):
         stored = await put(client, hb(f"hb{i}", "kid", value))
         assert v3(stored) == code, value
         assert (ANAEMIA, cls) in interpretation_codes(stored), value
-        assert stored["interpretation"][0]["text"].startswith(("No anaemia", "Mild", "Moderate", "Severe"))
+        spanish = ("Sin anemia", "Anemia leve", "Anemia moderada", "Anemia severa")
+        assert stored["interpretation"][0]["text"].startswith(spanish)
 
 
 async def test_exact_decimal_is_kept_and_classified(client):
@@ -56,7 +57,7 @@ async def test_altitude_from_the_residence_location(client):
     await put(client, patient("kid", extension=[{"url": RESIDENCE, "valueReference": {"reference": "Location/puno"}}]))
     assert v3(await put(client, hb("a", "kid", "12.6"))) == "N"  # 10.5 adjusted
     assert v3(await put(client, hb("b", "kid", "12.5"))) == "L"  # 10.4 adjusted
-    assert "altitude 3000 m" in (await get(client, "Observation/b"))["interpretation"][0]["text"]
+    assert "altitud 3000 m" in (await get(client, "Observation/b"))["interpretation"][0]["text"]
 
 
 async def test_altitude_from_the_encounter_location_and_its_parent(client):
@@ -95,7 +96,7 @@ async def test_a_visit_bundle_reads_its_own_encounter_patient_and_location(clien
     assert r.status_code == 200, r.text
     stored = await get(client, r.json()["entry"][0]["response"]["location"].rsplit("/_history", 1)[0])
     assert stored is not None and v3(stored) == "L"
-    assert "altitude 1200 m" in stored["interpretation"][0]["text"]
+    assert "altitud 1200 m" in stored["interpretation"][0]["text"]
 
 
 async def test_below_500_m_there_is_no_adjustment(client):
@@ -136,3 +137,17 @@ async def test_default_altitude_comes_from_the_environment(client_with_env):
     await put(client, patient("kid"))
     assert v3(await put(client, hb("a", "kid", "12.5"))) == "L"
     assert v3(await put(client, hb("b", "kid", "12.6"))) == "N"
+
+
+async def test_a_residence_without_altitude_is_reported_not_taken_for_sea_level(client):
+    """A highland community whose Location has no altitude: the default is used, and said so (issue 22)."""
+    await put(client, location("puna", None))
+    home = {"url": RESIDENCE, "valueReference": {"reference": "Location/puna"}}
+    await put(client, patient("kid", extension=[home]))
+    stored = await put(client, hb("a", "kid", "11.2"))
+    text = stored["interpretation"][0]["text"]
+    assert "Location/puna no registra altitud" in text and "zona alta" in text
+    status = (await client.get("/fhir/Patient/kid/$nutrition-status")).json()
+    anemia = next(p for p in status["parameter"] if p["name"] == "anemia")
+    warnings = [p["valueString"] for p in anemia["part"] if p["name"] == "warning"]
+    assert warnings and "Location/puna has no altitude" in warnings[0]

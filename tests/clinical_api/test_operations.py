@@ -157,7 +157,7 @@ async def test_capability_statement_lists_the_operations(client):
     patient_entry = next(r for r in rest["resource"] if r["type"] == "Patient")
     assert {op["name"] for op in patient_entry["operation"]} == {"nutrition-status", "growth", "immds-forecast",
                                                                  "export", "everything"}  # the last two: bulk data
-    assert {"name": "immds-forecast",
+    assert {"name": "immds-forecast",  # the programme's $worklist is listed beside it
             "definition": "http://hl7.org/fhir/us/immds/OperationDefinition/immds-forecast"} in rest["operation"]
     observation_entry = next(r for r in rest["resource"] if r["type"] == "Observation")
     assert "operation" not in observation_entry
