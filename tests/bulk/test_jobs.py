@@ -42,12 +42,13 @@ async def test_two_workers_claiming_at_once_get_the_job_once(engine):
 
 
 async def test_a_lease_that_runs_out_passes_the_job_on(engine):
-    store = JobStore(engine, lease_seconds=0.2)
+    # Two seconds: a busy machine must not let the lease run out before the "still leased" check.
+    store = JobStore(engine, lease_seconds=2)
     job_id = await _job(store)
     first = await store.claim("dead-worker")
     assert first is not None and first.attempts == 1
     assert await store.claim("other") is None  # still leased
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(2.5)
     second = await store.claim("other")
     assert second is not None and second.id == job_id and second.attempts == 2
     assert not await store.checkpoint(job_id, "dead-worker", {})  # it has lost the job: it stops
