@@ -49,11 +49,19 @@ def create_engine(
         # transaction left idle (a handler waiting on something) is ended by the same budget.
         budget_ms = str(math.ceil(time_budget * 1000))
         server_settings |= {"statement_timeout": budget_ms, "idle_in_transaction_session_timeout": budget_ms}
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
+    if _plain_loopback(url):
+        connect_args["ssl"] = False
     return create_async_engine(
         url,
         hide_parameters=True,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: an overflow connection is closed as soon as it is returned while the pool is
+        # full, so under a steady load above the pool's size the pool opened and closed 200-400
+        # connections per 6 s (each with its TLS handshake and backend start-up). Past `pool_size`
+        # a request waits for a pooled connection instead, up to `pool_timeout`; more connections
+        # than the worker can keep busy would only queue inside PostgreSQL.
+        max_overflow=0,
         # A request waits this long for a pooled connection, then answers 503 (not SQLAlchemy's 30 s).
         pool_timeout=pool_timeout,
         # No pre-ping: it costs two round trips per request; a connection the server dropped is
@@ -62,8 +70,24 @@ def create_engine(
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
         # Custom plans: asyncpg prepares every statement, and PostgreSQL's generic plans ignore the
         # values that make a search selective; parallel workers cost more to start than they save here.
-        connect_args={"server_settings": server_settings} if "asyncpg" in url else {},
+        connect_args=connect_args if make_url(url).get_driver_name() == "asyncpg" else {},
     )
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _plain_loopback(url: str) -> bool:
+    """A PostgreSQL on this machine (loopback or a Unix socket) and no TLS asked for in the URL.
+
+    asyncpg's default (`prefer`) negotiates TLS with any server that offers it, loopback included,
+    where it protects nothing and costs a handshake per connection and encryption per message. An
+    explicit `?ssl=...` or `?sslmode=...` is left to asyncpg.
+    """
+    parsed = make_url(url)
+    if "ssl" in parsed.query or "sslmode" in parsed.query:
+        return False
+    return parsed.host is None or parsed.host in _LOOPBACK or parsed.host.startswith("/")
 
 
 class _Budget:
