@@ -143,11 +143,11 @@ def greatest_by_token(keys: int) -> CurrentRead:
         for i in range(keys)
     ]
     picked = union_all(*(select(r.c.resource_pk) for r in ranges))
-    sql = select(resources).where(
-        resources.c.resource_type == bindparam("resource_type"),
-        resources.c.deleted.is_(False),
-        resources.c.pk.in_(picked),
-    ).order_by(resources.c.pk)
+    # No `resource_type` test on `resources` here: the token rows already carry it, and with it SQLite
+    # walked every resource of the type through (resource_type, last_updated) checking the pk list.
+    # PostgreSQL's twin keeps it: without it, on tables never analysed, it hashed a sequential scan
+    # of `resources` (tests/storage/test_plans_without_statistics.py checks both).
+    sql = select(resources).where(resources.c.deleted.is_(False), resources.c.pk.in_(picked)).order_by(resources.c.pk)
     driver_ranges = " UNION ALL ".join(
         f"SELECT resource_pk FROM (SELECT resource_pk FROM search_token WHERE resource_type = :resource_type"
         f" AND param = :param AND code = :key{i} ORDER BY system DESC LIMIT CAST(:per_key AS bigint)) k{i}"

@@ -4,7 +4,8 @@ With autovacuum off (some deployments run so) the planner's statistics are whate
 ANALYZE saw: a child's crowded day looked like one row, and one weight took 5-23 s. The statements
 the clinical rules and reads by id run have their shape fixed by the query itself (an index range
 cut by LIMIT, a unique key), so a database that was never analysed must plan them on those indexes,
-generic plan or custom. PostgreSQL only (SQLite plans from the schema alone).
+generic plan or custom. SQLite plans from the schema alone (no ANALYZE here either): its plan of the
+rules' read must start from the token rows too, not walk every resource of the type.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 
 from storage import current_reads
+from storage.database import create_engine
 from tests.fixtures.databases import fresh_database
 
 MEASUREMENT = "_rules-measurement"
@@ -65,3 +69,22 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
         finally:
             await connection.close()
+
+
+async def test_sqlite_reads_the_latest_measurements_from_the_token_rows(backend, tmp_path: Path):
+    if backend != "sqlite":
+        return
+    async with fresh_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            compiled = current_reads.greatest_by_token(4).sql.compile(dialect=sqlite.dialect(paramstyle="named"))
+            params = {**compiled.params, "resource_type": "Observation", "param": MEASUREMENT, "per_key": 2,
+                      **{f"key{i}": f"kid|{i}|2026-12-04" for i in range(4)}}
+            async with engine.connect() as connection:
+                plan = [row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"), params)]
+        finally:
+            await engine.dispose()
+        assert plan[0] == "SEARCH resources USING INTEGER PRIMARY KEY (rowid=?)", plan
+        assert plan.count("SEARCH search_token USING COVERING INDEX ix_search_token_value0 "
+                          "(resource_type=? AND param=? AND code=?)") == 4, plan
+        assert not any("TEMP B-TREE" in step and "ORDER BY" in step for step in plan[1:-1]), plan
