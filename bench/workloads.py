@@ -260,7 +260,30 @@ def write_workloads(ds: Dataset) -> dict[str, list[Request]]:
     return {
         "create_observation": [Request("POST", f"{FHIR}/Observation", b) for b in observation_bodies(ds)],
         "household_visit": [Request("POST", FHIR, b) for b in household_visit_bodies(ds)],
+        "mixed": mixed_workload(ds),
     }
+
+
+def mixed_workload(ds: Dataset) -> list[Request]:
+    """A programme's day at once: per cycle of ten requests, three CHW uploads (two single results,
+    one household visit on days no other workload uses), three clinic polls
+    for new referrals and four searches (a patient by DNI, a child's hemoglobin history, a read by
+    id, a clinic's page of referrals with their patients). Writers and readers then contend for
+    the same tables, locks and (SQLite) write turn."""
+    reads = puente_workloads(ds)
+    creates = [Request("POST", f"{FHIR}/Observation", b) for b in observation_bodies(ds)]
+    after_warmup = -(-(VISIT_BODIES + WARMUP_VISITS) // max(1, len(ds.children)))  # days no other workload uses
+    visits = [Request("POST", FHIR, b) for b in household_visit_bodies(ds, SAMPLE // 2, first_day=after_warmup)]
+    polls, searches = reads["referral_pull"], [
+        *reads["patient_by_identifier"][:50], *reads["observation_search"][:50], *reads["read_by_id"][:50],
+        *reads["include_page"]]
+    rng = random.Random(ds.seed + 7)
+    out = []
+    for n in range(min(len(creates) // 2, len(visits))):
+        cycle = [creates[2 * n], creates[2 * n + 1], visits[n], *rng.sample(polls, 3), *rng.sample(searches, 4)]
+        rng.shuffle(cycle)
+        out.extend(cycle)
+    return out
 
 
 def warmup_workloads(ds: Dataset) -> dict[str, list[Request]]:

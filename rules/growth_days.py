@@ -15,7 +15,7 @@ from clinical import GrowthResult, Indicator, UnitError, growth_zscores, length_
 from rules.fhir_in import Kind, Measurement
 
 GROWTH_KINDS = frozenset({Kind.WEIGHT, Kind.LENGTH, Kind.HEIGHT, Kind.HEAD, Kind.MUAC})
-_SLOT = {Kind.WEIGHT: "weight", Kind.LENGTH: "length", Kind.HEIGHT: "length", Kind.HEAD: "head", Kind.MUAC: "muac"}
+SLOT = {Kind.WEIGHT: "weight", Kind.LENGTH: "length", Kind.HEIGHT: "length", Kind.HEAD: "head", Kind.MUAC: "muac"}
 # Which measurements each indicator reads; the first is the one its derived Observation is named after.
 SOURCES: MappingProxyType[Indicator, tuple[str, ...]] = MappingProxyType({
     Indicator.WFA: ("weight",),
@@ -33,7 +33,7 @@ ANCHORED: MappingProxyType[str, tuple[Indicator, ...]] = MappingProxyType({
 
 def anchored_indicators(kind: Kind) -> tuple[Indicator, ...]:
     """Indicators whose derived Observation is named after a measurement of this kind."""
-    return ANCHORED[_SLOT[kind]] if kind in _SLOT else ()
+    return ANCHORED[SLOT[kind]] if kind in SLOT else ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def growth_day(
     considered = tuple(sorted(measurements, key=lambda m: (m.when, m.id)))
     chosen: dict[str, Measurement] = {}
     for m in considered:  # later ones win
-        chosen[_SLOT[m.kind]] = m
+        chosen[SLOT[m.kind]] = m
     if birth_date is None:
         return GrowthDay(day, chosen, considered, None, "the patient has no full birthDate")
     if sex is None:

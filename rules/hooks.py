@@ -18,12 +18,20 @@ from dataclasses import dataclass
 
 from clinical import AnaemiaClass, Indicator
 from fhir_mappings import fhir_json
-from rules.derived import derived_id, is_derived, same_content, zscore_observation
-from rules.evidence import Finding, apply_finding
-from rules.fhir_in import GROWTH_LOINC, Kind, Measurement, Resource, birth_date, sex
+from rules.derived import (
+    FLAG_KINDS,
+    derived_id,
+    flag_evidence,
+    is_derived,
+    referral_evidence,
+    same_content,
+    zscore_observation,
+)
+from rules.evidence import MAX_REFERRAL_DRAFTS, Finding, apply_finding
+from rules.fhir_in import Kind, Measurement, Resource, birth_date, sex
 from rules.growth_days import GrowthDay, anchored_indicators, growth_day
 from rules.hemoglobin import own_anaemia_class
-from rules.lookup import measurements_by_patient
+from rules.lookup import growth_evidence_of_day, latest_of_day
 from rules.system import rules_repository, serialise_patients
 from storage.repository import FhirRepository, WriteEvent
 
@@ -103,16 +111,13 @@ class DerivedFacts:
         derived: list[Resource] = []
         unseen: set[str] = set()  # ids of z-scores anchored on a measurement this write created
         findings: dict[tuple[str, str], Finding] = {}
-        # Every judged patient's stored measurements and Patient, in two statements for the batch.
         patient_ids = sorted({patient_id for patient_id, _ in by_day})
-        written = {c.source_id for c in changes}  # taken from the events, not from what is stored
-        days = {day for _, day in by_day}
-        stored = await measurements_by_patient(rules, patient_ids, GROWTH_LOINC, skip_ids=written, days=days)
         patients = await rules.read_many("Patient", patient_ids)
         for (patient_id, day), day_changes in sorted(by_day.items()):
             patient = patients.get(patient_id)
             content = None if patient is None or patient.content is None else fhir_json.loads_stored(patient.content)
-            growth = _score_day(changes, patient_id, day, stored[patient_id], content)
+            stored = await _stored_of_day(rules, changes, patient_id, day)
+            growth = _score_day(changes, patient_id, day, stored, content)
             considered = frozenset(
                 {*(f"Observation/{c.source_id}" for c in day_changes), *(m.reference for m in growth.considered)}
             )
@@ -144,6 +149,50 @@ class DerivedFacts:
         for finding in findings.values():
             if _may_change_anything(finding, new):
                 await apply_finding(rules, finding)
+
+
+async def _stored_of_day(
+    rules: FhirRepository, changes: list[_Change], patient_id: str, day: dt.date
+) -> list[Measurement]:
+    """What a day is judged on besides this write: its latest stored measurement of each slot (the
+    ones that count) and those the patient's growth Flags and referral drafts still cite from it
+    (a finding drops evidence it no longer shows). Nothing else of the day can change the outcome:
+    every earlier write re-judged the day, so a measurement that is neither has no z-score left and
+    is cited nowhere. The reads stay a few rows however many Observations the day holds."""
+    # Taken from the events, not from what is stored (their previous content is what may be judged).
+    written = {
+        c.source_id for c in changes for m in (c.before, c.after) if m is not None and m.patient_id == patient_id
+    }
+    latest = await latest_of_day(rules, patient_id, day, skip_ids=written)
+    cited_references = await _cited(rules, patient_id)
+    cited = await growth_evidence_of_day(rules, patient_id, day, cited_references, skip_ids=written)
+    known = {m.id for m in latest}
+    return latest + [m for m in cited if m.id not in known]
+
+
+async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:
+    """The references the patient's growth Flags and live derived referrals cite (read once per
+    transaction: applying the findings reads the same resources again from the repository's cache)."""
+    cited: set[str] = set()
+    flags = await rules.read_many("Flag", [derived_id(patient_id, kind) for kind in _GROWTH_FINDINGS])
+    for version in flags.values():
+        if not version.deleted and version.content is not None:
+            cited.update(flag_evidence(fhir_json.loads_stored(version.content)))
+    for kind in _GROWTH_FINDINGS:
+        if not FLAG_KINDS[kind][1]:
+            continue
+        for number in range(1, MAX_REFERRAL_DRAFTS + 1):  # the slots _apply_referral walks, as far as it does
+            suffix = f"referral-{kind}" if number == 1 else f"referral-{kind}-{number}"
+            found = await rules.read_many("ServiceRequest", [derived_id(patient_id, suffix)])
+            if not found:
+                break
+            for version in found.values():
+                if not version.deleted and version.content is not None:
+                    cited.update(referral_evidence(fhir_json.loads_stored(version.content)))
+    return cited
+
+
+_GROWTH_FINDINGS = ("sam", "severe-stunting")
 
 
 def _score_day(

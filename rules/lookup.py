@@ -11,7 +11,9 @@ from collections.abc import Iterable
 
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError
+from rules import measurement_keys
 from rules.fhir_in import KIND_BY_LOINC, Measurement, Resource
+from rules.growth_days import SLOT
 from storage.repository import FhirRepository
 
 
@@ -69,6 +71,57 @@ async def measurements_by_patient(
         if m is not None and m.kind in kinds and m.patient_id in out:  # the subject names the patient
             out[m.patient_id].append(m)
     return out
+
+
+async def latest_of_day(
+    repository: FhirRepository, patient_id: str, day: dt.date, *, skip_ids: Iterable[str] = ()
+) -> list[Measurement]:
+    """The patient's latest stored growth measurement of each slot (weight, length, head, MUAC) on
+    `day`, leaving out `skip_ids` (written by this transaction: the caller holds their new content).
+
+    One statement through the measurement keys (rules.measurement_keys): it reads at most
+    1 + len(skip_ids) rows per slot however many Observations the child has, that day or ever.
+    """
+    skip = set(skip_ids)
+    keys = [measurement_keys.day_key(patient_id, slot, day.isoformat()) for slot in _SLOTS]
+    found = await repository.greatest_by_token(
+        "Observation", measurement_keys.PARAM, keys, per_key=1 + len(skip)
+    )
+    latest: dict[str, Measurement] = {}
+    for version in found:
+        if version.id in skip or version.content is None:
+            continue
+        m = Measurement.from_observation(fhir_json.loads_stored(version.content))
+        if m is None or m.patient_id != patient_id or m.date != day or m.kind not in SLOT:
+            continue  # the key said otherwise: a row from before a reindex
+        slot = SLOT[m.kind]
+        if slot not in latest or (latest[slot].when, latest[slot].id) < (m.when, m.id):
+            latest[slot] = m
+    return list(latest.values())
+
+
+async def growth_evidence_of_day(
+    repository: FhirRepository, patient_id: str, day: dt.date, cited: Iterable[str], *, skip_ids: Iterable[str] = ()
+) -> list[Measurement]:
+    """Those of the `cited` Observation references that are the patient's stored growth
+    measurements of `day` (not in `skip_ids`): what a Flag or referral still cites from that day
+    must be judged with it, even when it is no longer the day's latest."""
+    skip = set(skip_ids)
+    ids = sorted({ref.removeprefix("Observation/") for ref in cited if ref.startswith("Observation/")} - skip)
+    if not ids:
+        return []
+    found = await repository.read_many("Observation", ids)
+    out = []
+    for version in found.values():
+        if version.deleted or version.content is None:
+            continue
+        m = Measurement.from_observation(fhir_json.loads_stored(version.content))
+        if m is not None and m.patient_id == patient_id and m.date == day and m.kind in SLOT:
+            out.append(m)
+    return out
+
+
+_SLOTS = sorted(set(SLOT.values()))
 
 
 def _local_days(days: Iterable[dt.date] | None) -> tuple[str, dt.datetime, dt.datetime] | None:

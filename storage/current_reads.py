@@ -14,11 +14,11 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.driver_sql import DriverStatement, fetch
-from storage.tables import resources, search_date, search_reference
+from storage.tables import resources, search_date, search_reference, search_token
 from storage.versions import StoredVersion, utc
 
 
@@ -122,3 +122,39 @@ def version_from_row(row: Any) -> StoredVersion:
         # object per row: a fifth of reading a patient's observations.)
         method=row.method if "method" in row._fields else "GET",
     )
+
+
+@functools.cache
+def greatest_by_token(keys: int) -> CurrentRead:
+    """Live `resource_type` resources whose token `param` has code `key0`, `key1`, ...: for each
+    key, the `per_key` rows with the greatest `system`. Each key is one range of the token table's
+    value index (resource_type, param, code, system, pk) read backwards and cut by LIMIT, so the
+    rows read stay `per_key` per key however many share it, and the plan needs no statistics."""
+    ranges = [
+        select(search_token.c.resource_pk)
+        .where(
+            search_token.c.resource_type == bindparam("resource_type"),
+            search_token.c.param == bindparam("param"),
+            search_token.c.code == bindparam(f"key{i}"),
+        )
+        .order_by(search_token.c.system.desc())
+        .limit(bindparam("per_key"))
+        .subquery(f"k{i}")
+        for i in range(keys)
+    ]
+    picked = union_all(*(select(r.c.resource_pk) for r in ranges))
+    # No `resource_type` test on `resources` here: the token rows already carry it, and with it SQLite
+    # walked every resource of the type through (resource_type, last_updated) checking the pk list.
+    # PostgreSQL's twin keeps it: without it, on tables never analysed, it hashed a sequential scan
+    # of `resources` (tests/storage/test_plans_without_statistics.py checks both).
+    sql = select(resources).where(resources.c.deleted.is_(False), resources.c.pk.in_(picked)).order_by(resources.c.pk)
+    driver_ranges = " UNION ALL ".join(
+        f"SELECT resource_pk FROM (SELECT resource_pk FROM search_token WHERE resource_type = :resource_type"
+        f" AND param = :param AND code = :key{i} ORDER BY system DESC LIMIT CAST(:per_key AS bigint)) k{i}"
+        for i in range(keys)
+    )
+    driver = DriverStatement.from_named(
+        f"SELECT {_COLUMNS} FROM resources WHERE resource_type = :resource_type AND deleted IS false"
+        f" AND pk IN ({driver_ranges}) ORDER BY pk"
+    )
+    return CurrentRead(sql, driver)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
@@ -46,11 +49,19 @@ def create_engine(
         # transaction left idle (a handler waiting on something) is ended by the same budget.
         budget_ms = str(math.ceil(time_budget * 1000))
         server_settings |= {"statement_timeout": budget_ms, "idle_in_transaction_session_timeout": budget_ms}
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
+    if _plain_loopback(url):
+        connect_args["ssl"] = False
     return create_async_engine(
         url,
         hide_parameters=True,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: an overflow connection is closed as soon as it is returned while the pool is
+        # full, so under a steady load above the pool's size the pool opened and closed 200-400
+        # connections per 6 s (each with its TLS handshake and backend start-up). Past `pool_size`
+        # a request waits for a pooled connection instead, up to `pool_timeout`; more connections
+        # than the worker can keep busy would only queue inside PostgreSQL.
+        max_overflow=0,
         # A request waits this long for a pooled connection, then answers 503 (not SQLAlchemy's 30 s).
         pool_timeout=pool_timeout,
         # No pre-ping: it costs two round trips per request; a connection the server dropped is
@@ -59,8 +70,24 @@ def create_engine(
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
         # Custom plans: asyncpg prepares every statement, and PostgreSQL's generic plans ignore the
         # values that make a search selective; parallel workers cost more to start than they save here.
-        connect_args={"server_settings": server_settings} if "asyncpg" in url else {},
+        connect_args=connect_args if make_url(url).get_driver_name() == "asyncpg" else {},
     )
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _plain_loopback(url: str) -> bool:
+    """A PostgreSQL on this machine (loopback or a Unix socket) and no TLS asked for in the URL.
+
+    asyncpg's default (`prefer`) negotiates TLS with any server that offers it, loopback included,
+    where it protects nothing and costs a handshake per connection and encryption per message. An
+    explicit `?ssl=...` or `?sslmode=...` is left to asyncpg.
+    """
+    parsed = make_url(url)
+    if "ssl" in parsed.query or "sslmode" in parsed.query:
+        return False
+    return parsed.host is None or parsed.host in _LOOPBACK or parsed.host.startswith("/")
 
 
 class _Budget:
@@ -105,34 +132,96 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # A writer takes the write lock up front: two writers that both read first would otherwise
-        # deadlock on the upgrade and one would fail with "database is locked".
-        immediate = connection.get_execution_options().get("write", False)
+        options = connection.get_execution_options()
         budget = connection.connection.info.get("budget")
         if budget is not None:
             budget.deadline = time.monotonic() + budget.seconds
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if options.get(_AUTOCOMMIT_READ):
+            return  # a read: each statement is its own transaction (see `transaction`)
+        # A writer takes the write lock up front: two writers that both read first would otherwise
+        # deadlock on the upgrade and one would fail with "database is locked".
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write", False) else "BEGIN")
 
+    _writer_queues[engine.sync_engine] = _WriterQueue(pool_timeout)
     return engine
+
+
+class _WriterQueue:
+    """The process's SQLite writers, first come first served, one at a time.
+
+    SQLite lets one transaction write at a time; without a queue, every waiting writer holds a
+    pooled connection and polls the lock in SQLite's busy handler (sleeping 1, 2, 5 ... ms between
+    tries, so the writer that gets it is whoever polls at the right moment: under 32 clients the
+    p99 of a create was 5-7x its p50, and half the server's samples were in that loop). Queued here
+    first, a writer checks out a connection only when it is its turn, and its BEGIN IMMEDIATE
+    finds the lock free unless another process (a second worker, a CLI command) holds it; the
+    busy handler still covers that case. asyncio.Lock wakes its waiters in arrival order.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()  # one lock per event loop: the tests start several
+        found = self._locks.get(loop)
+        if found is None:
+            found = self._locks[loop] = asyncio.Lock()
+        return found
+
+
+_AUTOCOMMIT_READ = "puente_autocommit_read"
+_writer_queues: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _queued(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Wait for this process's turn to write (SQLite); a wait past the pool timeout answers as a
+    pool timeout does (503), so a stuck writer cannot pile up every request behind it."""
+    queue = _writer_queues.get(engine.sync_engine)
+    if queue is None:
+        yield
+        return
+    lock = queue.lock()
+    try:
+        async with asyncio.timeout(queue.timeout):
+            await lock.acquire()
+    except TimeoutError:
+        raise PoolTimeout(f"no turn to write within {queue.timeout} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One database transaction: committed when the block ends, rolled back on any exception.
 
-    A read on PostgreSQL runs in autocommit instead: under READ COMMITTED a read-only transaction
+    A read runs in autocommit instead. On PostgreSQL, under READ COMMITTED a read-only transaction
     gives no stronger guarantee (each statement has its own snapshot either way), and BEGIN and
-    COMMIT would be two more round trips on the hottest path.
+    COMMIT would be two more round trips on the hottest path. On SQLite each statement then reads
+    its own snapshot too (as on PostgreSQL; searches and history answer only versions at or before
+    their watermark, so a write committed between two statements is left for the next poll), and
+    BEGIN and COMMIT are two fewer hops to aiosqlite's thread.
+
+    A write on SQLite first waits for its turn in the process's writer queue (`_WriterQueue`), before
+    it checks out a connection; the request's body has been read by then (api.limits).
     """
-    if not write and engine.dialect.name == "postgresql":
+    if not write:
         async with engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql":
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                # Not SQLAlchemy's AUTOCOMMIT level: resetting it when the connection goes back to the
+                # pool would turn the driver's implicit transactions back on. The connection is in
+                # autocommit already (isolation_level None); only our BEGIN is left out.
+                await connection.execution_options(**{_AUTOCOMMIT_READ: True})
             yield connection
         return
-    bound = engine.execution_options(write=True) if write else engine
-    async with bound.begin() as connection:
+    async with _queued(engine), engine.execution_options(write=True).begin() as connection:
         try:
-            if write and engine.dialect.name == "postgresql":
+            if engine.dialect.name == "postgresql":
                 # The write's lease and clock (storage.clock), in the round trip that also sets its
                 # plan cache mode: searches keep custom plans (see create_engine), but a write's
                 # statements plan the same whatever the values, and planning them every time was

@@ -223,6 +223,22 @@ class FhirRepository:
         read = current_reads.referring(len(ids) == 1, dated is not None)
         return await current_reads.select_current(self.connection, read, conditions, params)
 
+    async def greatest_by_token(
+        self, resource_type: str, param: str, keys: Sequence[str], *, per_key: int
+    ) -> list[StoredVersion]:
+        """Current live `resource_type` resources whose token `param` has one of the codes `keys`:
+        for each key, the `per_key` with the greatest `system`, in one statement (oldest first).
+        Parameters whose `system` is an order key (rules.measurement_keys) make this "the latest
+        few of each kind", read through an index range however many rows share the key."""
+        access.require(self.principal, resource_type, "r")
+        if not keys:
+            return []
+        conditions = access.visible(self.principal, resource_type, resources)
+        params: dict[str, Any] = {"resource_type": resource_type, "param": param, "per_key": per_key}
+        params |= {f"key{i}": key for i, key in enumerate(keys)}
+        read = current_reads.greatest_by_token(len(keys))
+        return await current_reads.select_current(self.connection, read, conditions, params)
+
     async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:
         """One page of a type-level search (scope "s" required; only visible resources, includes too)."""
         return await search_engine.search(self.connection, self.principal, query, count=count, cursor=cursor)

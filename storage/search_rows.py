@@ -40,6 +40,19 @@ SKIPPED_PARAMS = frozenset({"_id", "_lastUpdated"})
 _MAX_EXPONENT = 300
 
 _base_url: str | None = None
+# Rows another layer derives from a resource of a type, beside the search parameters' own: the
+# clinical rules' measurement keys (rules.measurement_keys). Registered when that layer is imported,
+# so every writer in a process that serves or reindexes writes them.
+DerivedRows = Callable[[dict[str, Any]], list[tuple[str, Row]]]
+_derived: dict[str, list[DerivedRows]] = {}
+
+
+def register_derived_rows(resource_type: str, derive: DerivedRows) -> None:
+    """Add `derive(resource)`'s (table kind, row) pairs to the index rows of every `resource_type`
+    resource written from now on (once per function)."""
+    registered = _derived.setdefault(resource_type, [])
+    if derive not in registered:
+        registered.append(derive)
 
 
 def configure(*, base_url: str | None) -> None:
@@ -100,6 +113,9 @@ def index_rows(
         row["resource_type"] = resource_type
         row["param"] = value.param
         out.setdefault(kind, []).append(row)
+    for derive in _derived.get(resource_type, ()):
+        for kind, row in derive(resource):
+            out.setdefault(kind, []).append({**row, "resource_pk": pk, "resource_type": resource_type})
     return out
 
 

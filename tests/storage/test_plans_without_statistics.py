@@ -1,0 +1,90 @@
+"""The hot reads plan the same on a database whose statistics were never gathered.
+
+With autovacuum off (some deployments run so) the planner's statistics are whatever the last
+ANALYZE saw: a child's crowded day looked like one row, and one weight took 5-23 s. The statements
+the clinical rules and reads by id run have their shape fixed by the query itself (an index range
+cut by LIMIT, a unique key), so a database that was never analysed must plan them on those indexes,
+generic plan or custom. SQLite plans from the schema alone (no ANALYZE here either): its plan of the
+rules' read must start from the token rows too, not walk every resource of the type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import make_url
+
+from storage import current_reads
+from storage.database import create_engine
+from tests.fixtures.databases import fresh_database
+
+MEASUREMENT = "_rules-measurement"
+
+
+async def _plans(connection: asyncpg.Connection, sql: str, types: str, args: str) -> list[str]:
+    await connection.execute(f"PREPARE q({types}) AS {sql}")
+    plans = []
+    for mode in ("force_generic_plan", "force_custom_plan"):
+        await connection.execute(f"SET plan_cache_mode = {mode}")
+        rows = await connection.fetch(f"EXPLAIN (COSTS OFF) EXECUTE q({args})")
+        plans.append("\n".join(r[0] for r in rows))
+    await connection.execute("DEALLOCATE q")
+    return plans
+
+
+@pytest.mark.parametrize("rows", [0, 20_000])
+async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backend, tmp_path: Path, rows: int):
+    if backend != "postgres":
+        return
+    async with fresh_database(backend, tmp_path) as url:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn)
+        try:
+            if rows:  # a crowded day, written after the tables were created, never analysed
+                await connection.execute(
+                    "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)"
+                    f" SELECT 'Observation', 'o' || n, 1, now(), false, '{{}}' FROM generate_series(1, {rows}) n")
+                await connection.execute(
+                    "INSERT INTO search_token (resource_pk, resource_type, param, code, system)"
+                    f" SELECT pk, 'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', md5(id) FROM resources")
+            assert await connection.fetchval(
+                "SELECT count(*) FROM pg_stats WHERE tablename IN ('resources', 'search_token')") == 0
+            greatest = current_reads.greatest_by_token(4).driver.sql
+            keys = ", ".join(f"'kid|{slot}|2026-12-04'" for slot in ("head", "length", "muac"))
+            for plan in await _plans(connection, greatest, "text, text, text, bigint, text, text, text",
+                                     f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys}"):
+                assert "Seq Scan" not in plan, plan
+                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 4, plan
+                assert plan.count("Limit") == 4, plan
+            if not rows:
+                # Known and left: on empty tables PostgreSQL ties (resource_type, id) with
+                # (resource_type, last_updated, pk) and may take the latter; with rows it does not.
+                return
+            for plan in await _plans(connection, current_reads.BY_ONE_ID.driver.sql, "text, text",
+                                     "'Observation', 'o7'"):
+                assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
+        finally:
+            await connection.close()
+
+
+async def test_sqlite_reads_the_latest_measurements_from_the_token_rows(backend, tmp_path: Path):
+    if backend != "sqlite":
+        return
+    async with fresh_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            compiled = current_reads.greatest_by_token(4).sql.compile(dialect=sqlite.dialect(paramstyle="named"))
+            params = {**compiled.params, "resource_type": "Observation", "param": MEASUREMENT, "per_key": 2,
+                      **{f"key{i}": f"kid|{i}|2026-12-04" for i in range(4)}}
+            async with engine.connect() as connection:
+                plan = [row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"), params)]
+        finally:
+            await engine.dispose()
+        assert plan[0] == "SEARCH resources USING INTEGER PRIMARY KEY (rowid=?)", plan
+        assert plan.count("SEARCH search_token USING COVERING INDEX ix_search_token_value0 "
+                          "(resource_type=? AND param=? AND code=?)") == 4, plan
+        assert not any("TEMP B-TREE" in step and "ORDER BY" in step for step in plan[1:-1]), plan
