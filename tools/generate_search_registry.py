@@ -47,6 +47,19 @@ PUENTE_PARAMETERS: list[dict[str, Any]] = [
         "expression": "ServiceRequest.reasonReference | Task.reasonReference",
         "target": ["Condition", "DiagnosticReport", "DocumentReference", "Observation"],
     },
+    {
+        "resourceType": "SearchParameter",
+        "id": "puente-supporting-info",
+        "url": "https://puente.example.org/fhir/SearchParameter/supporting-info",
+        "name": "supporting-info",
+        "status": "active",
+        "description": "What a referral cites in support (the hemoglobin, the z-scores; Puente extension of R4)",
+        "code": "supporting-info",
+        "base": ["ServiceRequest"],
+        "type": "reference",
+        "expression": "ServiceRequest.supportingInfo",
+        "target": ["Observation", "Condition", "DiagnosticReport", "DocumentReference", "Flag"],
+    },
 ]
 
 COMMON_CODES = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")
