@@ -35,6 +35,7 @@ from api.interactions import (
     update,
     validate,
 )
+from exchange.delivery import Workers
 from fhir_mappings.search import QueryLimits
 from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
@@ -72,11 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm_up()
         auth_routes.start(shared)  # signing keys: loaded, or generated on the first run
         await audit.start(shared)
+        shared.exchange = Workers(shared.engine, settings)  # deliver the outbox (exchange.delivery)
+        shared.exchange.start()
         _freeze_startup_objects()
         try:
             yield
         finally:
             gc.unfreeze()  # an app started again in the same process (the tests) starts from scratch
+            await shared.exchange.stop()
             await audit.stop(shared)
             await shared.engine.dispose()
             shared.engine_or_none = None

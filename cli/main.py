@@ -16,6 +16,7 @@ import uvicorn
 from api.logs import log_config
 from auth import cli as auth_cli
 from cli import seed_demo
+from exchange import cli as exchange_cli
 from settings import get_settings
 from storage import cli as storage_cli
 from storage.migrations import run_upgrade
@@ -128,3 +129,4 @@ def _raise_open_files_limit() -> None:
 auth_cli.register(app)
 storage_cli.register(app)
 seed_demo.register(app)
+exchange_cli.register(app)
