@@ -84,18 +84,21 @@ class DeliveryWorker:
         self.name = f"worker-{uuid.uuid4().hex[:12]}"
         self.http = http or httpx.AsyncClient(timeout=policy.timeout_seconds, follow_redirects=False)
 
-    async def run(self) -> None:
-        """Deliver until cancelled; a failure of the database is logged and retried, never fatal."""
-        while True:
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver until `stopping` is set; a failure of the database is logged and retried, never fatal.
+
+        Stopping waits for the current round to end rather than cancelling it: a database call cut
+        off in the middle (aiosqlite's thread, a pooled connection) could leave the engine unable
+        to close."""
+        while not stopping.is_set():
             try:
                 delivered = await self.run_once()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # the database restarting, a pool timeout: wait and go on
                 log.warning("exchange worker: %s", type(exc).__name__)
                 delivered = 0
             if not delivered:
-                await asyncio.sleep(self.policy.poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.policy.poll_seconds)
 
     async def run_once(self) -> int:
         """Claim what is due and deliver it; how many events were tried."""
@@ -248,20 +251,26 @@ async def _show_status(repository: FhirRepository, subscription_id: str, status:
 class Workers:
     """The delivery workers of one process, started and stopped with it."""
 
+    STOP_SECONDS = 20.0  # a round in progress (an attempt's HTTP timeout) may finish before it is cut off
+
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.workers = [DeliveryWorker(engine, Policy.from_settings(settings))
                         for _ in range(max(0, settings.exchange_workers))]
         self.tasks: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
 
     def start(self) -> None:
-        self.tasks = [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
+        self.stopping = asyncio.Event()
+        self.tasks = [asyncio.create_task(w.run(self.stopping), name=w.name) for w in self.workers]
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.stopping.set()
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=self.STOP_SECONDS)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for worker in self.workers:
             await worker.close()
-
