@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
 from api.app import create_app
+from storage import search_rows
 from tests.auth.conftest import auth_app, http, jwks_server, rsa  # noqa: F401  (fixtures)
 from tests.conftest import BASE, make_settings
 from tests.exchange.clinic_sim import ClinicSimulator
@@ -17,6 +19,15 @@ from tests.fixtures.databases import empty_all_tables
 # Retries in a fraction of a second instead of minutes: the schedule's shape, not its pace, is tested.
 FAST = {"exchange_poll_seconds": 0.02, "exchange_backoff_seconds": 0.05, "exchange_backoff_max_seconds": 0.4,
         "exchange_timeout_seconds": 3.0, "exchange_workers": 2}
+
+
+@pytest.fixture(autouse=True)
+def _search_base_url_as_it_was() -> object:
+    """Creating an app sets the process-wide base URL that absolute references index by; the apps
+    made here (other bases) must not leave theirs to the tests that run after these."""
+    before = search_rows.base_url()
+    yield
+    search_rows.configure(base_url=before)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

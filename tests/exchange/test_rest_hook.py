@@ -146,7 +146,6 @@ async def test_500_referrals_arrive_in_order_through_a_receiver_restart_and_lost
     await until(everything, 120)
     assert await status_of(fhir, subscription_id) == "active"  # back once the endpoint answered
     lost = await unacknowledged(database_url, subscription_id)
-    assert {n for _, n in clinic.late} <= lost  # the late answers were timeouts in Puente's record
     assert_in_order_with_repeats_only_where_acks_were_lost(clinic, subscription_id, lost)
     assert max(clinic.events(subscription_id)) == 501  # the handshake and 500 referrals
     assert clinic.late, "no acknowledgement was lost: the test did not test repeats"
