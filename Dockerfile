@@ -22,6 +22,7 @@ COPY auth ./auth
 COPY bulk ./bulk
 COPY cli ./cli
 COPY clinical ./clinical
+COPY exchange ./exchange
 COPY fhir_mappings ./fhir_mappings
 COPY migrations ./migrations
 COPY programme ./programme

@@ -41,6 +41,7 @@ from api.interactions import (
 )
 from api.operations import bulk_export, everything
 from bulk.worker import ExportWorker
+from exchange.delivery import Workers
 from fhir_mappings.search import QueryLimits
 from fhir_mappings.search import configure_limits as configure_search_limits
 from fhir_mappings.validation import warm_up
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await audit.start(shared)
         shared.export_worker = export_worker(settings, shared.engine)
         shared.export_worker.start()
+        shared.exchange = Workers(shared.engine, settings)  # deliver the outbox (exchange.delivery)
+        shared.exchange.start()
         _freeze_startup_objects()
         try:
             yield
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if shared.export_worker is not None:
                 await shared.export_worker.stop()
                 shared.export_worker = None
+            await shared.exchange.stop()
             await audit.stop(shared)
             await shared.engine.dispose()
             shared.engine_or_none = None

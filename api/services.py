@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # imported for their types only: both modules read the servic
     from auth.server import AuthConfig
     from auth.service import AuthService
     from bulk.worker import ExportWorker
+    from exchange.delivery import Workers
 
 Authenticate = Callable[[Request], Awaitable[Principal]]
 
@@ -55,6 +56,7 @@ class Services:
     auth: AuthParts | None = None  # None with PUENTE_AUTH=off
     audit: AuditWriter | None = None  # started with the app when auth is on
     export_worker: ExportWorker | None = None  # this process's share of the $export jobs, started with the app
+    exchange: Workers | None = None  # the outbox's delivery workers, started with the app
     engine_or_none: AsyncEngine | None = None  # opened by the app's lifespan
     capability_statement: Any = None  # built on first request (api.interactions.capabilities)
     routes_openapi: dict[str, Any] | None = None  # FastAPI's census of the routes, built once

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     # The edges toward browsers, proxies and log collectors (api/edges.py): origins allowed by CORS
     # (comma-separated, `*` for any), the proxies whose X-Forwarded-* headers are believed
     # (comma-separated addresses or networks, `*` for any; uvicorn's forwarded_allow_ips), JSON logs.
+    # The referral exchange (README "Referral exchange"): delivery workers per process (0: only
+    # `puente exchange work` delivers), how often an idle worker looks, the HTTP timeout of one
+    # attempt, and the retry schedule (exponential from the first delay, capped, for 24 hours).
+    exchange_workers: int = 1
+    exchange_poll_seconds: float = 0.2
+    exchange_timeout_seconds: float = 10.0
+    exchange_backoff_seconds: float = 5.0
+    exchange_backoff_max_seconds: float = 600.0
+    exchange_retry_hours: float = 24.0
+
     cors_origins: str = ""
     forwarded_allow_ips: str = ""
     log_format: str = "text"

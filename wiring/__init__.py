@@ -7,6 +7,7 @@ package's subscription matching (outbox rows in the writing transaction) next.
 
 from __future__ import annotations
 
+import exchange
 import rules
 from rules.config import ClinicalConfig
 from settings import Settings
@@ -14,7 +15,10 @@ from storage.write_events import NO_SUBSCRIBERS, WriteSubscribers
 
 
 def write_subscribers(settings: Settings) -> WriteSubscribers:
+    """The referral exchange always listens (its lifecycle rules refuse writes); the clinical rules
+    unless switched off. The exchange runs first: a refused Task move costs no derived work."""
     config = ClinicalConfig.from_settings(settings)
-    if not config.hooks_enabled:
-        return NO_SUBSCRIBERS
-    return rules.subscribers(config)
+    clinical = rules.subscribers(config) if config.hooks_enabled else NO_SUBSCRIBERS
+    referrals = exchange.subscribers()
+    return WriteSubscribers(enrichers=referrals.enrichers + clinical.enrichers,
+                            hooks=referrals.hooks + clinical.hooks)

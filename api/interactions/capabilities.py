@@ -20,6 +20,7 @@ from api.openapi_docs import fhir_responses
 from api.openapi_spec import served_operations
 from api.rendering import json_response, wants_pretty
 from api.search_service import search_capabilities
+from exchange import CAPABILITY_NOTES
 from fhir_mappings import fhir_json
 from fhir_mappings.resource_types import FHIR_VERSION, R4_RESOURCE_TYPES
 from storage.access import SERVER_WRITTEN
@@ -127,6 +128,8 @@ def capability_statement(request: Request) -> dict[str, Any]:
             "conditionalUpdate": "conditional_update" in implemented,
             "conditionalDelete": "single" if "conditional_delete" in implemented else "not-supported",
         }
+        if resource_type in CAPABILITY_NOTES:
+            entry["documentation"] = CAPABILITY_NOTES[resource_type]
         params = search_capabilities(resource_type)
         if params:
             entry["searchParam"] = params

@@ -1,0 +1,39 @@
+"""Referral exchange: what leaves the building, and the referral rules it depends on.
+
+Fed only by storage's write-event seam (`storage.write_events`), wired in `wiring`:
+
+- `TaskLifecycle` (a WriteHook) holds every write of a referral Task to the R4 state machine and to
+  who may make each move, and moves the ServiceRequest when its Task ends;
+- `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered and, for each write
+  a subscription's criteria match within its owner's access, leaves an outbox row in the write's
+  transaction;
+- `delivery.Workers`, started with the app (or by `puente exchange work`), deliver the outbox after
+  the commit, in order per subscription, with retries and a record of every attempt.
+"""
+
+from __future__ import annotations
+
+from exchange import tables
+from exchange.lifecycle import TaskLifecycle
+from exchange.matching import SubscriptionMatcher
+from storage.write_events import WriteSubscribers
+
+# What the CapabilityStatement says of the types whose behaviour the exchange adds to.
+CAPABILITY_NOTES = {
+    "Subscription": "R4 rest-hook channels: criteria as a search URL; payload absent (a ping POSTed to the "
+                    "endpoint) or application/fhir+json (the resource PUT at [endpoint]/[type]/[id]); header "
+                    "sent as given; a handshake ping on creation (requested -> active), error while the "
+                    "endpoint fails, active again when it answers. Notifications never leave what the "
+                    "subscription's creator may read; each carries X-Puente-Subscription and "
+                    "X-Puente-Event-Number (1, 2, ... in order; at-least-once: drop repeats by number).",
+    "Task": "Referral Tasks follow the R4 state machine (task.html); the owner clinic accepts, rejects, starts, "
+            "completes or fails, the requester cancels; for, focus and requester are fixed after creation; "
+            "a completed Task completes its ServiceRequest, a cancelled one revokes it.",
+}
+
+
+def subscribers() -> WriteSubscribers:
+    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher()))
+
+
+__all__ = ["CAPABILITY_NOTES", "SubscriptionMatcher", "TaskLifecycle", "subscribers", "tables"]

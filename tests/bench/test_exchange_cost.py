@@ -1,0 +1,20 @@
+"""A seconds-long run of the exchange benchmark, so it cannot rot. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_exchange_cost_prints_latency_and_ratios() -> None:
+    cmd = [sys.executable, "-m", "bench.exchange_cost", "--db", "sqlite", "--visits", "3", "--subscriptions", "5",
+           "--referrals", "3", "--rounds", "1"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["latency_ms"]["count"] == 3 and report["latency_ms"]["p95"] >= report["latency_ms"]["p50"]
+    assert report["household_visit"]["subscriptions"] == 5 and report["household_visit"]["median_ratio_wall"] > 0
