@@ -13,7 +13,7 @@ from bulk import jobs
 from bulk.jobs import JobStore
 from bulk.request import SYSTEM, parse_export
 from storage.database import create_engine
-from tests.bulk.cli_support import empty
+from tests.bulk.cli_support import empty, query
 
 ADMIN = Principal(subject="integrator", client_id="integrator", scopes=frozenset({"system/*.rs"}), is_admin=True)
 
@@ -41,7 +41,7 @@ async def test_two_workers_claiming_at_once_get_the_job_once(engine):
     assert not await store.claimable()
 
 
-async def test_a_lease_that_runs_out_passes_the_job_on(engine):
+async def test_a_lease_that_runs_out_passes_the_job_on(engine, database_url):
     # Two seconds: a busy machine must not let the lease run out before the "still leased" check.
     store = JobStore(engine, lease_seconds=2)
     job_id = await _job(store)
@@ -49,10 +49,19 @@ async def test_a_lease_that_runs_out_passes_the_job_on(engine):
     assert first is not None and first.attempts == 1
     assert await store.claim("other") is None  # still leased
     await asyncio.sleep(2.5)
-    second = await store.claim("other")
-    assert second is not None and second.id == job_id and second.attempts == 2
+    taker = "other"
+    second = await store.claim(taker)
+    if second is None:
+        # The suite's app for this database is alive for the whole session, and its export worker is a
+        # legitimate second process: it may take the job the moment the lease runs out.
+        [(taker, attempts)] = await query(database_url, "SELECT lease_owner, attempts FROM bulk_export_jobs"
+                                          " WHERE id = :id", id=job_id)
+        assert taker not in (None, "dead-worker") and attempts == 2
+    else:
+        assert second.id == job_id and second.attempts == 2
     assert not await store.checkpoint(job_id, "dead-worker", {})  # it has lost the job: it stops
-    assert await store.checkpoint(job_id, "other", {"Patient": {"count": 1}})
+    if second is not None:
+        assert await store.checkpoint(job_id, taker, {"Patient": {"count": 1}})
 
 
 async def test_a_job_that_keeps_dying_fails_and_a_cancelled_one_stops_its_worker(engine):
