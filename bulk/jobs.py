@@ -137,22 +137,7 @@ class JobStore:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        stamp = now()
-        async with self.engine.begin() as connection:
-            row = (
-                await connection.execute(
-                    update(export_jobs)
-                    .where(export_jobs.c.id == pick, self._claimable())
-                    .values(
-                        status=RUNNING,
-                        lease_owner=worker,
-                        lease_until=stamp + self.lease,
-                        attempts=export_jobs.c.attempts + 1,
-                        updated_at=stamp,
-                    )
-                    .returning(*export_jobs.c)
-                )
-            ).first()
+        row = await self._lease(export_jobs.c.id == pick, worker)
         if row is None:
             return None
         job = _job(row)
@@ -163,14 +148,14 @@ class JobStore:
             return None
         return job
 
-    async def claim_job(self, job_id: str, worker: str) -> Job | None:
-        """This job, leased to `worker`, if nobody holds it (`puente export` resuming its own job)."""
+    async def _lease(self, which: Any, worker: str) -> Any:
+        """Lease the claimable job `which` selects to `worker`, counting the attempt; its row, or None."""
         stamp = now()
         async with self.engine.begin() as connection:
-            row = (
+            return (
                 await connection.execute(
                     update(export_jobs)
-                    .where(export_jobs.c.id == job_id, self._claimable())
+                    .where(which, self._claimable())
                     .values(
                         status=RUNNING,
                         lease_owner=worker,
@@ -181,6 +166,10 @@ class JobStore:
                     .returning(*export_jobs.c)
                 )
             ).first()
+
+    async def claim_job(self, job_id: str, worker: str) -> Job | None:
+        """This job, leased to `worker`, if nobody holds it (`puente export` resuming its own job)."""
+        row = await self._lease(export_jobs.c.id == job_id, worker)
         return None if row is None else _job(row)
 
     async def checkpoint(
