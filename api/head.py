@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Set on the GET scope a HEAD runs as: the few GETs that change state (a bulk export's kick-off)
+# must refuse a HEAD rather than act on it.
+HEAD_MARK = "puente.head"
+
+
+def is_head(scope: Scope) -> bool:
+    return bool(scope.get(HEAD_MARK))
+
 
 class HeadMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -29,4 +37,4 @@ class HeadMiddleware:
                 done = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        await self.app({**scope, "method": "GET", HEAD_MARK: True}, receive, headers_only)

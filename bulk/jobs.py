@@ -184,13 +184,7 @@ class JobStore:
         }
         if transaction_time is not None:
             values["transaction_time"] = transaction_time
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(export_jobs)
-                .where(export_jobs.c.id == job_id, export_jobs.c.lease_owner == worker, export_jobs.c.status == RUNNING)
-                .values(**values)
-            )
-        return bool(result.rowcount)
+        return await self._update_held(job_id, worker, values)
 
     async def finish(
         self,
@@ -212,6 +206,10 @@ class JobStore:
         }
         if progress is not None:
             values["progress"] = json.dumps(progress)
+        return await self._update_held(job_id, worker, values)
+
+    async def _update_held(self, job_id: str, worker: str, values: dict[str, Any]) -> bool:
+        """Update a running job only while `worker` still holds its lease (False: it lost it)."""
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(export_jobs)

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 
 from api import services
 from api.dependencies import PrincipalDep, RepositoryDep, SettingsDep
+from api.head import is_head
 from api.media import response_media_type
 from api.openapi_docs import fhir_responses
 from api.rendering import json_response
@@ -24,7 +25,7 @@ from bulk.jobs import Job, owner_of
 from bulk.request import GROUP, NDJSON, PATIENT, SYSTEM, parse_export
 from bulk.runner import file_name, job_directory
 from bulk.worker import ExportWorker
-from fhir_mappings.outcomes import FhirError, Issue, NotFound
+from fhir_mappings.outcomes import FhirError, Issue, MethodNotAllowed, NotFound
 
 router = APIRouter(tags=["bulk data"])
 OPERATIONS: list[dict[str, Any]] = [
@@ -99,9 +100,21 @@ def _worker(request: Request) -> ExportWorker:
     return worker
 
 
+# What every kick-off route declares alike: 202 with no body, the kick-off's query parameters.
+_KICK_OFF_ROUTE: dict[str, Any] = {
+    "responses": _KICK_OFF_DOC,
+    "status_code": 202,
+    "response_class": Response,
+    "openapi_extra": _KICK_OFF_PARAMETERS,
+}
+
+
 async def _kick_off(
     request: Request, principal: Principal, settings: Any, level: str, group_id: str | None = None
 ) -> Response:
+    if is_head(request.scope):
+        # HEAD must be safe (RFC 9110 §9.2.1), and this GET starts a job.
+        raise MethodNotAllowed("HEAD would start an export: a kick-off is a GET with Prefer: respond-async")
     response_media_type(request)  # 406 for an Accept this server cannot answer
     export = parse_export(
         principal,
@@ -122,10 +135,7 @@ async def _kick_off(
     "/$export",
     operation_id="export_system",
     summary="Export every resource the caller may read (NDJSON)",
-    responses=_KICK_OFF_DOC,
-    status_code=202,
-    response_class=Response,
-    openapi_extra=_KICK_OFF_PARAMETERS,
+    **_KICK_OFF_ROUTE,
 )
 async def export_system(request: Request, principal: PrincipalDep, settings: SettingsDep) -> Response:
     return await _kick_off(request, principal, settings, SYSTEM)
@@ -135,10 +145,7 @@ async def export_system(request: Request, principal: PrincipalDep, settings: Set
     "/Patient/$export",
     operation_id="export_patients",
     summary="Export the records of every patient the caller may read",
-    responses=_KICK_OFF_DOC,
-    status_code=202,
-    response_class=Response,
-    openapi_extra=_KICK_OFF_PARAMETERS,
+    **_KICK_OFF_ROUTE,
 )
 async def export_patients(request: Request, principal: PrincipalDep, settings: SettingsDep) -> Response:
     return await _kick_off(request, principal, settings, PATIENT)
@@ -148,10 +155,7 @@ async def export_patients(request: Request, principal: PrincipalDep, settings: S
     "/Group/{group_id}/$export",
     operation_id="export_group",
     summary="Export the records of a Group's patients (a CHW's families, a sector's children)",
-    responses=_KICK_OFF_DOC,
-    status_code=202,
-    response_class=Response,
-    openapi_extra=_KICK_OFF_PARAMETERS,
+    **_KICK_OFF_ROUTE,
 )
 async def export_group(request: Request, group_id: str, repository: RepositoryDep, settings: SettingsDep) -> Response:
     await repository.read("Group", group_id)  # 404 / 410 for a Group the caller cannot read

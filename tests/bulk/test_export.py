@@ -4,6 +4,10 @@ OperationOutcomes; access rules and scopes as for a search."""
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
+from bulk.tables import export_jobs
+from storage.database import create_engine
 from tests.auth.support import bearer
 from tests.bulk.exports import KICK_OFF, export, ids, kick_off, seed, wait
 
@@ -142,3 +146,20 @@ async def test_the_capability_statement_names_the_operations(bulk_http):
     assert by_type["Patient"]["export"].endswith("/patient-export")
     assert by_type["Patient"]["everything"] == "http://hl7.org/fhir/OperationDefinition/Patient-everything"
     assert by_type["Group"]["export"].endswith("/group-export")
+
+
+async def test_a_head_on_a_kick_off_starts_nothing(bulk_http, clients, database_url):
+    """HEAD is safe (RFC 9110); answering it as the GET it mirrors would start an export."""
+    token = await clients.token(ADMIN, admin=True)
+    for url in ("/fhir/$export", "/fhir/Patient/$export"):
+        r = await bulk_http.head(url, headers={**KICK_OFF, **bearer(token)})
+        assert r.status_code == 405 and "GET" in r.headers["allow"]
+        assert "content-location" not in r.headers
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(select(func.count()).select_from(export_jobs))).scalar_one() == 0
+    finally:
+        await engine.dispose()
+    r = await bulk_http.get("/fhir/$export", headers={**KICK_OFF, **bearer(token)})
+    assert r.status_code == 202  # the GET still starts one
