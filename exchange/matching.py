@@ -41,6 +41,7 @@ class SubscriptionMatcher:
                 written.setdefault(event.version.resource_type, []).append(event)
         if written:
             await _match(repository, written)
+        await topics.announce_deletions(repository, list(events), enqueue)  # topic subscriptions hear of deletions too
 
 
 async def _register(repository: FhirRepository, event: WriteEvent) -> None:

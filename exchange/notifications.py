@@ -98,7 +98,7 @@ def bundle(subscription_id: str, parameters: dict[str, Any], events: Sequence[Ev
             entry: dict[str, Any] = {
                 "fullUrl": url(path),
                 "request": {"method": focus.method, "url": event.resource_type if focus.method == "POST" else path},
-                "response": {"status": "201" if focus.method == "POST" else "200",
+                "response": {"status": {"POST": "201", "DELETE": "204"}.get(focus.method, "200"),
                              "etag": f'W/"{event.version_id}"'},
             }
             if content == "full-resource" and focus.content is not None:

@@ -30,6 +30,7 @@ The handshake is event 0 of the outbox: it comes first and leaves the event numb
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,9 @@ from fhir_mappings.code_systems import PUENTE_FHIR_BASE
 from storage.repository import FhirRepository
 from storage.versions import now_ms
 from storage.write_events import WriteEvent
+
+# exchange.matching.enqueue, passed in by the matcher (which imports this module).
+Enqueue = Callable[[FhirRepository, str, list[tuple[str, str | None, str | None, int | None]]], Awaitable[None]]
 
 REFERRAL_TOPIC = f"{PUENTE_FHIR_BASE}/SubscriptionTopic/referral"
 TOPICS = frozenset({REFERRAL_TOPIC})
@@ -226,3 +230,34 @@ async def register(repository: FhirRepository, event: WriteEvent) -> None:
         subscription_id=subscription_id, event_number=0, kind="handshake", resource_type=None, resource_id=None,
         version_id=None, created_at=now, state="pending", attempts=0, next_attempt_at=now, lease_until=None,
         lease_owner=None, done_at=None))
+
+
+async def announce_deletions(repository: FhirRepository, events: list[WriteEvent], enqueue: Enqueue) -> None:
+    """A topic subscription hears of the deletion of a referral whose last version it was told of.
+
+    A deleted resource has no index rows to search; what the subscription was last told is what it
+    matched (within its owner's access), so the deletion tells it nothing new but that it is gone."""
+    deleted = [e for e in events if e.resource is None and e.version.resource_type in TRIGGERS]
+    if not deleted:
+        return
+    s, o = tables.subscriptions, tables.outbox
+    connection = repository.connection
+    live = [row.id for row in await connection.execute(
+        select(s.c.id).where(s.c.resource_type == TOPIC_ROW, s.c.status != "off"))]
+    if not live:
+        return
+    announced: dict[str, list[WriteEvent]] = {}
+    for event in deleted:
+        told = await connection.execute(
+            select(o.c.subscription_id, o.c.version_id).where(
+                o.c.resource_type == event.version.resource_type, o.c.resource_id == event.version.id,
+                o.c.kind == "notification", o.c.subscription_id.in_(live))
+            .order_by(o.c.subscription_id, o.c.event_number))
+        last: dict[str, int] = {row.subscription_id: row.version_id for row in told}
+        previous = event.previous.version_id if event.previous is not None else None
+        for subscription_id, version_id in last.items():
+            if previous is not None and version_id == previous:
+                announced.setdefault(subscription_id, []).append(event)
+    for subscription_id, found in sorted(announced.items()):
+        await enqueue(repository, subscription_id, [("notification", e.version.resource_type, e.version.id,
+                                                     e.version.version_id) for e in found])

@@ -253,3 +253,24 @@ async def test_a_subscription_turned_off_hears_nothing_more(fhir, clinic):
     await fhir.post("/fhir/ServiceRequest", json=referral(2))
     await asyncio.sleep(0.5)
     assert len(of_type(clinic, subscription_id, "event-notification")) == 1
+
+
+async def test_a_changed_then_deleted_referral_is_announced_as_put_then_delete(fhir, clinic):
+    subscription_id = await subscribe(fhir, clinic)
+    created = (await fhir.post("/fhir/ServiceRequest", json=referral(1))).json()
+    r = await fhir.put(f"/fhir/ServiceRequest/{created['id']}", json={**created, "priority": "urgent"})
+    assert r.status_code == 200, r.text
+    other = (await fhir.post("/fhir/ServiceRequest", json=referral(2, "clinic-b"))).json()["id"]
+    assert (await fhir.delete(f"/fhir/ServiceRequest/{other}")).status_code in (200, 204)  # never heard of
+    assert (await fhir.delete(f"/fhir/ServiceRequest/{created['id']}")).status_code in (200, 204)
+
+    async def three() -> bool:
+        return len(of_type(clinic, subscription_id, "event-notification")) >= 3
+
+    await until(three)
+    await asyncio.sleep(0.3)
+    events = of_type(clinic, subscription_id, "event-notification")
+    assert [status(b)["notification-event"][0]["event-number"] for b in events] == ["1", "2", "3"]
+    assert [b["entry"][1]["request"]["method"] for b in events] == ["POST", "PUT", "DELETE"]
+    assert events[1]["entry"][1]["resource"]["priority"] == "urgent"
+    assert "resource" not in events[2]["entry"][1]
