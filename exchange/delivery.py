@@ -237,7 +237,7 @@ def _request(subscription: Any, event: Claimed, content: str | None) -> httpx.Re
     return httpx.Request("POST", endpoint, headers=headers)
 
 
-def _heartbeat_request(subscription: Any) -> httpx.Request:
+def heartbeat_request(subscription: Any) -> httpx.Request:
     """A heartbeat goes down the channel as an event would (its headers); it takes no event number."""
     return _request(subscription, Claimed(0, subscription.id, int(subscription.next_event), "heartbeat", None, None,
                                           None, 0, 0), None)
@@ -271,7 +271,7 @@ class Workers:
         self.workers = [DeliveryWorker(engine, Policy.from_settings(settings))
                         for _ in range(max(0, settings.exchange_workers))]
         # Topic subscriptions' heartbeats (exchange.heartbeats): one sender per process that delivers.
-        self.heartbeats = [HeartbeatWorker(engine, self.workers[0].http, _heartbeat_request, self.workers[0].policy)
+        self.heartbeats = [HeartbeatWorker(engine, self.workers[0].http, heartbeat_request, self.workers[0].policy)
                            for _ in self.workers[:1]]
         self.tasks: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()

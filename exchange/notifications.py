@@ -27,6 +27,7 @@ from storage import search_rows
 from storage.tables import resource_history
 
 STATUS_PROFILE = f"{BACKPORT}/StructureDefinition/backport-subscription-status-r4"
+FOCI_PER_QUERY = 200
 NOTIFICATION_PROFILE = f"{BACKPORT}/StructureDefinition/backport-subscription-notification-r4"
 
 
@@ -109,18 +110,25 @@ def bundle(subscription_id: str, parameters: dict[str, Any], events: Sequence[Ev
 
 
 async def foci(connection: AsyncConnection, events: Sequence[Event]) -> dict[tuple[str, str, int], Focus]:
-    """The history versions the events announce."""
+    """The history versions the events announce: one query per type and `FOCI_PER_QUERY` ids."""
     h = resource_history
+    wanted: set[tuple[str, str, int]] = set()
+    by_type: dict[str, list[str]] = {}
+    for e in events:
+        if e.resource_type and e.resource_id and e.version_id:
+            wanted.add((e.resource_type, e.resource_id, e.version_id))
+            by_type.setdefault(e.resource_type, []).append(e.resource_id)
     found: dict[tuple[str, str, int], Focus] = {}
-    for event in events:
-        if not (event.resource_type and event.resource_id and event.version_id):
-            continue
-        row = (await connection.execute(select(h.c.method, h.c.deleted, h.c.content).where(
-            h.c.resource_type == event.resource_type, h.c.id == event.resource_id,
-            h.c.version_id == event.version_id))).first()
-        if row is not None:
-            method = "DELETE" if row.deleted else ("POST" if event.version_id == 1 else "PUT")
-            found[(event.resource_type, event.resource_id, event.version_id)] = Focus(method, row.content)
+    for resource_type, ids in by_type.items():
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), FOCI_PER_QUERY):
+            rows = await connection.execute(select(h.c.id, h.c.version_id, h.c.deleted, h.c.content).where(
+                h.c.resource_type == resource_type, h.c.id.in_(unique[start:start + FOCI_PER_QUERY])))
+            for row in rows:
+                key = (resource_type, row.id, row.version_id)
+                if key in wanted:  # the ids' other versions are not what was announced
+                    method = "DELETE" if row.deleted else ("POST" if row.version_id == 1 else "PUT")
+                    found[key] = Focus(method, row.content)
     return found
 
 

@@ -1,8 +1,9 @@
 """`$status` and `$events` of topic-based Subscriptions (the Subscriptions R5 Backport IG for R4).
 
-- `Subscription/{id}/$status`, `Subscription/$status?id=a,b` (GET or POST with a Parameters): a
-  searchset Bundle with one SubscriptionStatus (a Parameters, type `query-status`) per subscription:
-  its status, topic and `events-since-subscription-start`.
+- `Subscription/{id}/$status`, `Subscription/$status?id=a,b&status=error` (GET or POST with a
+  Parameters; no id: every one the caller owns): a searchset Bundle with one SubscriptionStatus
+  (a Parameters, type `query-status`) per subscription: its status, topic and
+  `events-since-subscription-start`.
 - `Subscription/{id}/$events?eventsSinceNumber=&eventsUntilNumber=&content=`: a `history` Bundle, the
   notification the client would have got for those events (type `query-event`), from the stored
   outbox: a client that was down catches up, then delivery goes on in order. At most `MAX_EVENTS`
@@ -34,6 +35,7 @@ from storage.repository import FhirRepository
 router = APIRouter(tags=["subscriptions"])
 MAX_EVENTS = 500
 MAX_IDS = 50
+MAX_LISTED = 1000  # Subscription/$status without ids: the caller's first this many, by id
 _DEFINITION = f"{topics.BACKPORT}/OperationDefinition"
 OPERATIONS: list[dict[str, Any]] = [
     {"name": "status", "definition": f"{_DEFINITION}/backport-subscription-status", "type": "Subscription",
@@ -89,8 +91,19 @@ def _status_entry(row: Any, topic: Any) -> dict[str, Any]:
     return {"fullUrl": f"urn:uuid:{parameters['id']}", "resource": parameters, "search": {"mode": "match"}}
 
 
-async def _status(request: Request, repository: FhirRepository, ids: list[str]) -> Response:
-    entries = [_status_entry(*await _own_subscription(repository, i)) for i in ids]
+async def _all_own(repository: FhirRepository) -> list[tuple[Any, Any]]:
+    """Every topic-based subscription the caller owns (an administrator: every one), up to `MAX_LISTED`."""
+    s, t = tables.subscriptions, tables.topic_subscriptions
+    rows = (await repository.connection.execute(
+        select(s, t.c.topic).join(t, t.c.id == s.c.id).where(s.c.resource_type == topics.TOPIC_ROW)
+        .order_by(s.c.id))).all()
+    mine = [row for row in rows if _owns(repository.principal, owner_from_json(row.owner))][:MAX_LISTED]
+    readable = await repository.read_many("Subscription", [row.id for row in mine])
+    return [(row, row) for row in mine if row.id in readable]
+
+
+async def _status(request: Request, repository: FhirRepository, found: list[tuple[Any, Any]]) -> Response:
+    entries = [_status_entry(row, topic) for row, topic in found]
     return json_response(request, {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
                                    "link": [{"relation": "self", "url": str(request.url)}], "entry": entries})
 
@@ -100,7 +113,7 @@ async def _status(request: Request, repository: FhirRepository, ids: list[str]) 
 @router.post("/Subscription/{subscription_id}/$status", operation_id="subscription_status_post",
              summary="A topic-based Subscription's status (POST)", responses=_STATUS_DOC)
 async def subscription_status(request: Request, subscription_id: str, repository: RepositoryDep) -> Response:
-    return await _status(request, repository, [subscription_id])
+    return await _status(request, repository, [await _own_subscription(repository, subscription_id)])
 
 
 @router.get("/Subscription/$status", operation_id="subscriptions_status",
@@ -108,11 +121,15 @@ async def subscription_status(request: Request, subscription_id: str, repository
 @router.post("/Subscription/$status", operation_id="subscriptions_status_post",
              summary="The status of topic-based Subscriptions named by id (POST)", responses=_STATUS_DOC)
 async def subscriptions_status(request: Request, repository: RepositoryDep) -> Response:
-    ids = [i.strip() for name, value in await _parameters(request) if name == "id" for i in value.split(",")
-           if i.strip()]
-    if not ids or len(ids) > MAX_IDS:
-        raise Invalid(f"Name 1 to {MAX_IDS} subscriptions with the id parameter")
-    return await _status(request, repository, ids)
+    parameters = await _parameters(request)
+    ids = [i.strip() for name, value in parameters if name == "id" for i in value.split(",") if i.strip()]
+    statuses = {v.strip() for name, value in parameters if name == "status" for v in value.split(",") if v.strip()}
+    if len(ids) > MAX_IDS:
+        raise Invalid(f"Name at most {MAX_IDS} subscriptions with the id parameter")
+    # Named ones must be the caller's (404 otherwise); none named: all of the caller's (the IG's rule).
+    found = [await _own_subscription(repository, i) for i in ids] if ids else await _all_own(repository)
+    return await _status(request, repository, [(row, topic) for row, topic in found
+                                               if not statuses or row.status in statuses])
 
 
 def _number(parameters: dict[str, str], name: str) -> int | None:

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
+import httpx
 import pytest
+from sqlalchemy import update
 
+from exchange import tables
+from exchange.delivery import Policy, heartbeat_request
+from exchange.heartbeats import HeartbeatWorker
 from exchange.topics import (
     FILTER_CRITERIA,
     HEARTBEAT_PERIOD,
@@ -21,6 +27,7 @@ from exchange.topics import (
     TIMEOUT,
     TOPIC_CANONICAL,
 )
+from storage.database import create_engine
 from tests.auth import support
 from tests.auth.support import bearer, register
 from tests.auth.test_policies import clinic_token
@@ -150,6 +157,10 @@ async def test_a_clinic_hears_of_its_referrals_as_history_bundles_with_heartbeat
     assert r.status_code == 404
     r = await http.get(f"/fhir/Subscription/$status?id={subscription_id}", headers=clinic_b)
     assert r.status_code == 404
+    assert (await http.get("/fhir/Subscription/$status", headers=clinic_b)).json()["total"] == 0  # none of its own
+    mine = (await http.post("/fhir/Subscription/$status", headers=clinic_a, json={"resourceType": "Parameters"})).json()
+    assert [status(mine)["subscription"]["reference"].rsplit("/", 1)[-1]] == [subscription_id]
+    assert (await http.get("/fhir/Subscription/$status?status=off", headers=clinic_a)).json()["total"] == 0
 
 
 async def test_a_receiver_that_was_down_catches_up_with_events_then_delivery_resumes(fhir, clinic):
@@ -274,3 +285,26 @@ async def test_a_changed_then_deleted_referral_is_announced_as_put_then_delete(f
     assert [b["entry"][1]["request"]["method"] for b in events] == ["POST", "PUT", "DELETE"]
     assert events[1]["entry"][1]["resource"]["priority"] == "urgent"
     assert "resource" not in events[2]["entry"][1]
+
+
+async def test_workers_in_several_processes_send_a_due_heartbeat_once(fhir, clinic, database_url):
+    """Four heartbeat workers, each with its own engine (as in four processes), beside the app's own."""
+    subscription_id = await subscribe(fhir, clinic, heartbeat=3600)
+    t, o = tables.topic_subscriptions, tables.outbox
+    engines = [create_engine(database_url) for _ in range(4)]
+    http = httpx.AsyncClient(timeout=5)
+    try:
+        async with engines[0].begin() as connection:  # the last event an hour and a minute ago: a heartbeat is due
+            long_ago = int(time.time() * 1000) - 3_660_000
+            await connection.execute(update(o).where(o.c.subscription_id == subscription_id)
+                                     .values(created_at=long_ago))
+            await connection.execute(update(t).where(t.c.id == subscription_id).values(next_heartbeat_at=long_ago))
+        workers = [HeartbeatWorker(engine, http, heartbeat_request, Policy(0.05, 5, 1, 1, 1)) for engine in engines]
+        sent = await asyncio.gather(*(w.run_once() for w in workers))
+        await asyncio.sleep(0.5)  # and the app's own worker had its chance too
+    finally:
+        await http.aclose()
+        for engine in engines:
+            await engine.dispose()
+    assert sum(sent) <= 1
+    assert len(of_type(clinic, subscription_id, "heartbeat")) == 1
