@@ -207,11 +207,13 @@ async def register(repository: FhirRepository, event: WriteEvent) -> None:
         if unchanged:
             values["status"], values["error"] = row.status, row.error
         await connection.execute(update(s).where(s.c.id == subscription_id).values(**values))
+    next_heartbeat_at = None if asked.heartbeat_ms is None else now + asked.heartbeat_ms
+    if topic_row is not None and topic_row.heartbeat_ms == asked.heartbeat_ms and topic_row.next_heartbeat_at:
+        next_heartbeat_at = topic_row.next_heartbeat_at  # a status change (the server's own write) keeps the beat
     await connection.execute(delete(t).where(t.c.id == subscription_id))
     await connection.execute(insert(t).values(
         id=subscription_id, topic=asked.topic, content=asked.content, heartbeat_ms=asked.heartbeat_ms,
-        timeout_ms=asked.timeout_ms, max_count=asked.max_count,
-        next_heartbeat_at=None if asked.heartbeat_ms is None else now + asked.heartbeat_ms))
+        timeout_ms=asked.timeout_ms, max_count=asked.max_count, next_heartbeat_at=next_heartbeat_at))
     await connection.execute(delete(s).where(s.c.id.in_(trigger_ids(subscription_id))))
     await connection.execute(insert(s), [
         {"id": f"{subscription_id}/{resource_type}", "resource_type": resource_type,

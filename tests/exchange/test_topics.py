@@ -101,6 +101,8 @@ async def test_a_clinic_hears_of_its_referrals_as_history_bundles_with_heartbeat
     admin = bearer(await support.access_token(http, admin_id, rsa, "system/*.cruds"))
     clinic_a = await clinic_token(http, auth_app, rsa, "clinic-a", CLINIC)
     subscription_id = await subscribe(http, clinic, clinic_a, heartbeat=1)
+    # A filter naming another clinic widens nothing: matching runs within the subscriber's access.
+    prying = await subscribe(http, clinic, clinic_a, organization="clinic-b")
 
     handshake = of_type(clinic, subscription_id, "handshake")[0]
     assert status(handshake)["topic"] == REFERRAL_TOPIC
@@ -137,6 +139,7 @@ async def test_a_clinic_hears_of_its_referrals_as_history_bundles_with_heartbeat
     assert status(beat)["events-since-subscription-start"] == "2" and len(beat["entry"]) == 1
     everything = json.dumps(notifications(clinic, subscription_id))
     assert theirs not in everything and their_task not in everything  # another clinic's referrals never arrive
+    assert of_type(clinic, prying, "event-notification") == []
 
     r = await http.get(f"/fhir/Subscription/{subscription_id}/$status", headers=clinic_a)
     assert r.status_code == 200, r.text
@@ -159,7 +162,9 @@ async def test_a_clinic_hears_of_its_referrals_as_history_bundles_with_heartbeat
     assert r.status_code == 404
     assert (await http.get("/fhir/Subscription/$status", headers=clinic_b)).json()["total"] == 0  # none of its own
     mine = (await http.post("/fhir/Subscription/$status", headers=clinic_a, json={"resourceType": "Parameters"})).json()
-    assert [status(mine)["subscription"]["reference"].rsplit("/", 1)[-1]] == [subscription_id]
+    listed = {status({**mine, "entry": [e]})["subscription"]["reference"].rsplit("/", 1)[-1]
+              for e in mine["entry"]}
+    assert listed == {subscription_id, prying}
     assert (await http.get("/fhir/Subscription/$status?status=off", headers=clinic_a)).json()["total"] == 0
 
 
