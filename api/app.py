@@ -39,7 +39,7 @@ from api.interactions import (
     update,
     validate,
 )
-from api.operations import bulk_export, everything
+from api.operations import bulk_export, everything, subscription_status
 from bulk.worker import ExportWorker
 from exchange.delivery import Workers
 from fhir_mappings.search import QueryLimits
@@ -123,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticate=auth_routes.authenticate if settings.auth_enabled else services.local_explorer,
         subscribers=write_subscribers(settings),  # the rules (and later the exchange) hear every write
         clinical=ClinicalConfig.from_settings(settings),
-        operations=(*clinical.OPERATIONS, *bulk_export.OPERATIONS, *everything.OPERATIONS, *programme.OPERATIONS),
+        operations=(*clinical.OPERATIONS, *bulk_export.OPERATIONS, *everything.OPERATIONS, *programme.OPERATIONS,
+                    *subscription_status.OPERATIONS),
         auth=auth_routes.parts(settings),
     )
     app.state.services = shared
@@ -143,8 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)  # counts every answer, errors included
     app.add_middleware(paths.TrailingSlash)  # outermost: every layer sees the path without its slash
     # Fixed paths first: /metadata, /$operations and /_history must not be taken for a resource type.
-    routers = (capabilities, bulk_export, everything, clinical, programme, validate, batch, history, search, read,
-               create, update, patch, delete)
+    routers = (capabilities, bulk_export, everything, subscription_status, clinical, programme, validate, batch,
+               history, search, read, create, update, patch, delete)
     for module in routers:
         app.include_router(module.router, prefix="/fhir")
     app.include_router(panel.router)  # /panel/: the supervisors' dashboard (HTML, not in the OpenAPI document)

@@ -7,6 +7,9 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 - `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered and, for each write
   a subscription's criteria match within its owner's access, leaves an outbox row in the write's
   transaction;
+- `topics` serves topic-based Subscriptions (the Subscriptions R5 Backport IG): their triggers are
+  rows the matcher runs like any criteria, `notifications` shapes what they are sent (history
+  Bundles with a SubscriptionStatus), `heartbeats` keeps quiet channels alive;
 - `delivery.Workers`, started with the app (or by `puente exchange work`), deliver the outbox after
   the commit, in order per subscription, with retries and a record of every attempt.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 from exchange import tables
 from exchange.lifecycle import TaskLifecycle
 from exchange.matching import SubscriptionMatcher
+from exchange.topics import REFERRAL_TOPIC, TOPIC_CANONICAL
 from storage.write_events import WriteSubscribers
 
 # What the CapabilityStatement says of the types whose behaviour the exchange adds to.
@@ -25,15 +29,25 @@ CAPABILITY_NOTES = {
                     "sent as given; a handshake ping on creation (requested -> active), error while the "
                     "endpoint fails, active again when it answers. Notifications never leave what the "
                     "subscription's creator may read; each carries X-Puente-Subscription and "
-                    "X-Puente-Event-Number (1, 2, ... in order; at-least-once: drop repeats by number).",
+                    "X-Puente-Event-Number (1, 2, ... in order; at-least-once: drop repeats by number). "
+                    "Topic-based (Subscriptions R5 Backport IG, backport-subscription): criteria "
+                    f"{REFERRAL_TOPIC} (a referral Task or ServiceRequest created or changed), filtered "
+                    "by a backport-filter-criteria Task?owner=Organization/[id] or "
+                    "ServiceRequest?performer=Organization/[id]; rest-hook, application/fhir+json, payload "
+                    "content empty | id-only | full-resource; heartbeat period, timeout, max count (one event "
+                    "per notification); history Bundles with a SubscriptionStatus Parameters first; "
+                    "Subscription/[id]/$status and $events (catch up from the stored events).",
     "Task": "Referral Tasks follow the R4 state machine (task.html); the owner clinic accepts, rejects, starts, "
             "completes or fails, the requester cancels; for, focus and requester are fixed after creation; "
             "a completed Task completes its ServiceRequest, a cancelled one revokes it.",
 }
+
+# The topics a Subscription may name (capabilitystatement-subscriptiontopic-canonical).
+CAPABILITY_EXTENSIONS = {"Subscription": [{"url": TOPIC_CANONICAL, "valueCanonical": REFERRAL_TOPIC}]}
 
 
 def subscribers() -> WriteSubscribers:
     return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher()))
 
 
-__all__ = ["CAPABILITY_NOTES", "SubscriptionMatcher", "TaskLifecycle", "subscribers", "tables"]
+__all__ = ["CAPABILITY_EXTENSIONS", "CAPABILITY_NOTES", "SubscriptionMatcher", "TaskLifecycle", "subscribers", "tables"]

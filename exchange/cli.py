@@ -11,6 +11,7 @@ import typer
 
 from exchange.delivery import Workers
 from settings import Settings, get_settings
+from storage import search_rows
 from storage.database import create_engine
 from storage.migrations import run_upgrade
 
@@ -34,7 +35,8 @@ def work(
 
 
 async def _work(settings: Settings) -> None:
-    engine = create_engine(settings.database_url, pool_size=settings.exchange_workers + 1)
+    search_rows.configure(base_url=settings.public_base_url)  # topic notifications' fullUrls, as `serve` gives them
+    engine = create_engine(settings.database_url, pool_size=settings.exchange_workers + 2)  # and the heartbeats
     running = Workers(engine, settings)
     running.start()
     typer.echo(f"exchange: {len(running.workers)} delivery workers on {settings.database_url.split('://')[0]}")

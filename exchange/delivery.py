@@ -30,9 +30,11 @@ import httpx
 from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exchange import tables
+from exchange import notifications, tables
+from exchange.heartbeats import HeartbeatWorker
 from exchange.lifecycle import EXCHANGE
 from exchange.matching import epoch_ms
+from exchange.topics import TOPIC_ROW
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError
 from settings import Settings
@@ -152,10 +154,16 @@ class DeliveryWorker:
         async with transaction(self.engine, write=False) as connection:
             subscription = (await connection.execute(select(s).where(s.c.id == event.subscription_id))).first()
             content = await _content(connection, event) if subscription is not None and subscription.payload else None
+            topic = None
+            if subscription is not None and subscription.resource_type == TOPIC_ROW:  # exchange.notifications
+                topic = await notifications.for_outbox_row(connection, subscription, event.kind, notifications.Event(
+                    event.event_number, event.created_at, event.resource_type, event.resource_id, event.version_id))
         if subscription is None or subscription.status == "off":
             await self._finish(event, "gave-up", None, None, 0)
             return
         request = _request(subscription, event, content)
+        if topic is not None:  # a topic-based subscription: the channel's POST carries a notification Bundle
+            request = notifications.carrying(request, topic.body, topic.timeout_ms, self.policy.timeout_seconds)
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
@@ -229,6 +237,12 @@ def _request(subscription: Any, event: Claimed, content: str | None) -> httpx.Re
     return httpx.Request("POST", endpoint, headers=headers)
 
 
+def heartbeat_request(subscription: Any) -> httpx.Request:
+    """A heartbeat goes down the channel as an event would (its headers); it takes no event number."""
+    return _request(subscription, Claimed(0, subscription.id, int(subscription.next_event), "heartbeat", None, None,
+                                          None, 0, 0), None)
+
+
 async def _show_status(repository: FhirRepository, subscription_id: str, status: str, problem: str | None) -> None:
     """The Subscription resource says what its row says (R4: the server owns `status` and `error`)."""
     try:
@@ -256,12 +270,16 @@ class Workers:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.workers = [DeliveryWorker(engine, Policy.from_settings(settings))
                         for _ in range(max(0, settings.exchange_workers))]
+        # Topic subscriptions' heartbeats (exchange.heartbeats): one sender per process that delivers.
+        self.heartbeats = [HeartbeatWorker(engine, self.workers[0].http, heartbeat_request, self.workers[0].policy)
+                           for _ in self.workers[:1]]
         self.tasks: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 
     def start(self) -> None:
         self.stopping = asyncio.Event()
         self.tasks = [asyncio.create_task(w.run(self.stopping), name=w.name) for w in self.workers]
+        self.tasks += [asyncio.create_task(h.run(self.stopping), name="heartbeats") for h in self.heartbeats]
 
     async def stop(self) -> None:
         self.stopping.set()

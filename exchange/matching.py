@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import insert, select, update
 
-from exchange import tables
+from exchange import tables, topics
 from exchange.subscriptions import owner_from_json, owner_json, rest_hook
 from fhir_mappings.outcomes import FhirError
 from storage import access
@@ -41,10 +41,14 @@ class SubscriptionMatcher:
                 written.setdefault(event.version.resource_type, []).append(event)
         if written:
             await _match(repository, written)
+        await topics.announce_deletions(repository, list(events), enqueue)  # topic subscriptions hear of deletions too
 
 
 async def _register(repository: FhirRepository, event: WriteEvent) -> None:
     """Keep the subscription's row in step with its resource; a new or changed channel is handshaken."""
+    if topics.is_topic(event.resource) or await topics.is_registered(repository, event.version.id):
+        await topics.register(repository, event)  # topic-based (the R5 Backport IG): exchange.topics
+        return
     s = tables.subscriptions
     connection = repository.connection
     row = (await connection.execute(select(s).where(s.c.id == event.version.id))).first()
@@ -112,6 +116,7 @@ async def enqueue(
     repository: FhirRepository, subscription_id: str, items: list[tuple[str, str | None, str | None, int | None]]
 ) -> None:
     """Outbox rows for `items` (kind, type, id, version), numbered after the subscription's last event."""
+    subscription_id = topics.numbered_on(subscription_id)  # a topic trigger's events are its subscription's
     s = tables.subscriptions
     last = (await repository.connection.execute(
         update(s).where(s.c.id == subscription_id).values(next_event=s.c.next_event + len(items))

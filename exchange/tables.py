@@ -67,3 +67,20 @@ attempts = Table(
     Column("worker", String(64), nullable=False),
     Index("ix_exchange_attempts_outbox_pk", "outbox_pk"),
 )
+
+# Topic-based (Subscriptions R5 Backport) subscriptions: what the backport adds to a row of
+# `exchange_subscriptions` (exchange.topics). Their triggers are rows of `exchange_subscriptions`
+# too, which the matcher serves like any rest-hook criteria; `next_heartbeat_at` is claimed by one
+# heartbeat worker at a time with a conditional UPDATE (exchange.heartbeats).
+topic_subscriptions = Table(
+    "exchange_topic_subscriptions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the Subscription resource's id
+    Column("topic", Text, nullable=False),  # the SubscriptionTopic canonical
+    Column("content", String(16), nullable=False),  # empty | id-only | full-resource
+    Column("heartbeat_ms", BigInteger, nullable=True),  # None: no heartbeats
+    Column("timeout_ms", BigInteger, nullable=True),  # None: the server's own timeout
+    Column("max_count", Integer, nullable=False),
+    Column("next_heartbeat_at", BigInteger, nullable=True),
+    Index("ix_exchange_topic_subscriptions_next_heartbeat_at", "next_heartbeat_at"),
+)

@@ -20,7 +20,7 @@ from api.openapi_docs import fhir_responses
 from api.openapi_spec import served_operations
 from api.rendering import json_response, wants_pretty
 from api.search_service import search_capabilities
-from exchange import CAPABILITY_NOTES
+from exchange import CAPABILITY_EXTENSIONS, CAPABILITY_NOTES
 from fhir_mappings import fhir_json
 from fhir_mappings.resource_types import FHIR_VERSION, R4_RESOURCE_TYPES
 from storage.access import SERVER_WRITTEN
@@ -130,6 +130,8 @@ def capability_statement(request: Request) -> dict[str, Any]:
         }
         if resource_type in CAPABILITY_NOTES:
             entry["documentation"] = CAPABILITY_NOTES[resource_type]
+        if resource_type in CAPABILITY_EXTENSIONS:
+            entry["extension"] = CAPABILITY_EXTENSIONS[resource_type]
         params = search_capabilities(resource_type)
         if params:
             entry["searchParam"] = params
