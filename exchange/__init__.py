@@ -7,15 +7,22 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 - `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered and, for each write
   a subscription's criteria match within its owner's access, leaves an outbox row in the write's
   transaction;
+- `PartnerMatcher` (a WriteHook, exchange.push) leaves a row in the partner outbox, in the write's
+  transaction, for each referral newly addressed to a partner clinic's Organization (`puente
+  partners add`, exchange.partners);
 - `delivery.Workers`, started with the app (or by `puente exchange work`), deliver the outbox after
-  the commit, in order per subscription, with retries and a record of every attempt.
+  the commit, in order per subscription, with retries and a record of every attempt; beside them,
+  `push.PartnerWorker`s push referrals to partner clinics as transaction Bundles of conditional
+  creates with SMART Backend Services tokens (exchange.tokens), in order per partner, with the same
+  retries, and bring the clinics' Task updates back as the clinic (exchange.pull_back).
 """
 
 from __future__ import annotations
 
-from exchange import tables
+from exchange import partner_tables, tables
 from exchange.lifecycle import TaskLifecycle
 from exchange.matching import SubscriptionMatcher
+from exchange.push import PartnerMatcher
 from storage.write_events import WriteSubscribers
 
 # What the CapabilityStatement says of the types whose behaviour the exchange adds to.
@@ -28,12 +35,15 @@ CAPABILITY_NOTES = {
                     "X-Puente-Event-Number (1, 2, ... in order; at-least-once: drop repeats by number).",
     "Task": "Referral Tasks follow the R4 state machine (task.html); the owner clinic accepts, rejects, starts, "
             "completes or fails, the requester cancels; for, focus and requester are fixed after creation; "
-            "a completed Task completes its ServiceRequest, a cancelled one revokes it.",
+            "a completed Task completes its ServiceRequest, a cancelled one revokes it. Referrals addressed to a "
+            "partner clinic's Organization are pushed to its FHIR server, and its Task updates come back under "
+            "the same rules.",
 }
 
 
 def subscribers() -> WriteSubscribers:
-    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher()))
+    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher(), PartnerMatcher()))
 
 
-__all__ = ["CAPABILITY_NOTES", "SubscriptionMatcher", "TaskLifecycle", "subscribers", "tables"]
+__all__ = ["CAPABILITY_NOTES", "PartnerMatcher", "SubscriptionMatcher", "TaskLifecycle", "partner_tables",
+           "subscribers", "tables"]

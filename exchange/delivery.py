@@ -254,8 +254,12 @@ class Workers:
     STOP_SECONDS = 20.0  # a round in progress (an attempt's HTTP timeout) may finish before it is cut off
 
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self.workers = [DeliveryWorker(engine, Policy.from_settings(settings))
-                        for _ in range(max(0, settings.exchange_workers))]
+        self.workers: list[Any] = [DeliveryWorker(engine, Policy.from_settings(settings))
+                                   for _ in range(max(0, settings.exchange_workers))]
+        # Partner clinics (exchange.push, exchange.pull_back): as many workers, beside these.
+        from exchange.push import PartnerWorker
+
+        self.workers += [PartnerWorker(engine, settings) for _ in range(max(0, settings.exchange_workers))]
         self.tasks: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 
