@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, select
 
 from exchange import partners
@@ -20,6 +21,8 @@ from exchange.tokens import SigningKey, generate_key
 from storage.database import create_engine
 from tests.exchange.clinic_sim import ClinicSimulator
 from tests.exchange.test_rest_hook import until
+from tests.fixtures.databases import empty_all_tables
+from tests.fixtures.live_server import serve
 
 PUENTE = "http://testserver/fhir"  # tests.conftest.BASE: Puente's identifier systems are its resource URLs
 DNI = "http://www.reniec.gob.pe/dni"
@@ -55,9 +58,9 @@ def referral(n: int, patient: str, clinic: str = "clinic-a", **more) -> dict:
             **more}
 
 
-def arrived(clinic: ClinicSimulator, resource_type: str = "ServiceRequest") -> list[str]:
+def arrived(clinic: ClinicSimulator, resource_type: str = "ServiceRequest", puente: str = PUENTE) -> list[str]:
     """Puente's ids of the resources created at the clinic, in the order the clinic created them."""
-    system = f"{PUENTE}/{resource_type}"
+    system = f"{puente}/{resource_type}"
     stored = clinic.ehr.store.get(resource_type, {})
     return [i["value"] for kind, cid in clinic.ehr.created if kind == resource_type
             for i in stored[cid].get("identifier") or [] if i.get("system") == system]
@@ -347,3 +350,40 @@ async def test_a_clinic_update_the_rules_refuse_is_recorded_not_applied(fhir, cl
     [refusal] = [a for a in await attempts(database_url, phase="apply") if task_id in (a.error or "")]
     assert refusal.status_code == 409 and "task-state-machine" in refusal.error
     assert (await fhir.get(f"/fhir/Task/{task_id}")).json()["status"] == "cancelled"
+
+
+# Every process that pushes must say the same PUENTE_BASE_URL (Puente's identifier systems derive
+# from it): the served ones here, and this session's app (tests.conftest.BASE), whose workers share
+# the outbox with them.
+SERVED = {"PUENTE_EXCHANGE_POLL_SECONDS": "0.02", "PUENTE_EXCHANGE_BACKOFF_SECONDS": "0.05",
+          "PUENTE_EXCHANGE_BACKOFF_MAX_SECONDS": "0.4", "PUENTE_EXCHANGE_TIMEOUT_SECONDS": "5",
+          "PUENTE_BASE_URL": "http://testserver"}
+
+
+async def test_kill_9_of_serve_mid_stream_loses_no_push(database_url, clinic, tmp_path):
+    await empty_all_tables(database_url)
+    await add_partner(database_url, clinic, tmp_path)
+    created: list[str] = []
+
+    async def send(base: str, first: int, last: int) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            for n in range(first, last):
+                r = await http.post("/fhir/ServiceRequest", json=referral(n, "p1"))
+                assert r.status_code == 201, r.text
+                created.append(r.json()["id"])
+
+    with serve(database_url, workers=1, extra_env=SERVED) as server:
+        await send(server.base, 0, 60)
+        await clinic.stop()  # a backlog builds up in the partner's outbox...
+        await send(server.base, 60, 120)
+        server.crash()  # ...and the server dies with it
+    assert len(arrived(clinic)) < 120, "everything was pushed before the kill"
+    await clinic.start()
+    with serve(database_url, workers=1, extra_env=SERVED) as server:
+        await send(server.base, 120, 200)
+
+        async def everything() -> bool:
+            return len(set(arrived(clinic))) >= 200
+
+        await until(everything, 180)
+    assert arrived(clinic) == created  # once each, in order

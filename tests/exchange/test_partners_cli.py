@@ -116,7 +116,8 @@ def test_a_key_file_that_is_no_usable_key_is_refused(cli, tmp_path):
 
 
 def test_one_partner_per_organization_and_name(cli, key_file):
-    assert add(cli, key_file).exit_code == 0
+    r = add(cli, key_file)
+    assert r.exit_code == 0, r.output
     r = add(cli, key_file, **{"--name": "Another name"})
     assert r.exit_code != 0 and "organization is registered already" in r.output
     r = add(cli, key_file, **{"--organization": "Organization/clinic-b"})
@@ -124,7 +125,8 @@ def test_one_partner_per_organization_and_name(cli, key_file):
 
 
 def test_update_corrects_the_client_id_and_keygen_never_overwrites(cli, key_file):
-    assert add(cli, key_file).exit_code == 0
+    r = add(cli, key_file)
+    assert r.exit_code == 0, r.output
     r = cli("partners", "update", "C.S. La Esperanza", "--client-id", "puente-2")
     assert r.exit_code == 0, r.output
     assert json.loads(cli("partners", "list").stdout)[0]["client_id"] == "puente-2"
