@@ -448,8 +448,9 @@ class PartnerWorker:
 
     @staticmethod
     async def _write_records(connection: Any, partner_id: str, rows: list[dict[str, Any]], problem: str | None) -> None:
-        await connection.execute(insert(partner_attempts), rows)
+        # Always the partner's row before its outbox and attempts (as in _finish), one lock order for all.
         await connection.execute(update(partners).where(partners.c.id == partner_id).values(last_error=problem))
+        await connection.execute(insert(partner_attempts), rows)
 
     async def _finish(self, event: Claimed, state: str, tried: list[Attempt]) -> None:
         o = partner_outbox
@@ -461,6 +462,9 @@ class PartnerWorker:
         else:
             values["done_at"] = now
         async with transaction(self.engine, write=True) as connection:
+            if tried:  # the partner's row first, then its outbox: the lock order of every partner write
+                await connection.execute(select(partners.c.id).where(partners.c.id == event.partner_id)
+                                         .with_for_update())
             await connection.execute(update(o).where(o.c.pk == event.pk).values(**values))
             await self.record(event.partner_id, tried, outbox_pk=event.pk, event_number=event.event_number,
                               connection=connection)

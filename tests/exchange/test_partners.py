@@ -10,19 +10,35 @@ acknowledgements; keys are made by the tests, never kept in the repository.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import delete, func, select
 
 from exchange import partners
 from exchange.partner_tables import partner_attempts, partner_outbox
+from exchange.partner_tables import partners as partner_table
 from exchange.tokens import SigningKey, generate_key
 from storage.database import create_engine
 from tests.exchange.clinic_sim import ClinicSimulator
 from tests.exchange.test_rest_hook import until
 from tests.fixtures.databases import empty_all_tables
 from tests.fixtures.live_server import serve
+
+
+@pytest.fixture(autouse=True)
+async def no_partner_left(database_url: str) -> AsyncIterator[None]:
+    """This session's exchange workers would go on polling a partner whose clinic is gone."""
+    yield
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(delete(partner_table))
+    finally:
+        await engine.dispose()
+
 
 PUENTE = "http://testserver/fhir"  # tests.conftest.BASE: Puente's identifier systems are its resource URLs
 DNI = "http://www.reniec.gob.pe/dni"
