@@ -9,6 +9,9 @@ with a receiver served by uvicorn on a free port:
 - **latency**: one rest-hook subscription to a clinic's referrals (full payload); referrals are
   created one at a time, and each one's latency is from the moment its 201 came back (the commit
   is before it) to the moment the receiver answered 200 for it: p50 / p95 / max in ms;
+- **push latency** (bench.partner_push): the same for referrals pushed to a partner clinic, from the
+  referral's 201 to the clinic's 200 for its transaction Bundle (token included: the first push
+  asks for one);
 - **subscription cost**: household-visit transactions (the README's example) timed with no
   subscription, then with `--subscriptions` active ones over the types a visit writes (criteria
   that do not match: the cost of matching, not of delivering), alternating in `--rounds` pairs in
@@ -31,6 +34,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from bench import partner_push
 from bench.write_cost import EXAMPLE, _database, _timed
 
 VISIT_TYPES = ("Patient", "RelatedPerson", "Observation", "Immunization", "ServiceRequest")
@@ -102,6 +106,8 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                 async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as client:
                     endpoint = f"http://127.0.0.1:{receiver.port}/fhir"
                     return {"db": args.db, "latency_ms": await _latency(client, receiver, endpoint, args.referrals),
+                            "push_latency_ms": await partner_push.latency(client, url, Path(tmp), args.referrals,
+                                                                          "http://bench"),
                             "household_visit": await _cost(client, url, endpoint, args)}
         finally:
             await drop()

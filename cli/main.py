@@ -17,6 +17,7 @@ from api.logs import log_config
 from auth import cli as auth_cli
 from cli import bulk, seed_demo
 from exchange import cli as exchange_cli
+from exchange import partners_cli
 from settings import get_settings
 from storage import cli as storage_cli
 from storage.migrations import run_upgrade
@@ -131,3 +132,4 @@ storage_cli.register(app)
 seed_demo.register(app)
 bulk.register(app)
 exchange_cli.register(app)
+partners_cli.register(app)

@@ -10,15 +10,22 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 - `topics` serves topic-based Subscriptions (the Subscriptions R5 Backport IG): their triggers are
   rows the matcher runs like any criteria, `notifications` shapes what they are sent (history
   Bundles with a SubscriptionStatus), `heartbeats` keeps quiet channels alive;
+- `PartnerMatcher` (a WriteHook, exchange.push) leaves a row in the partner outbox, in the write's
+  transaction, for each referral newly addressed to a partner clinic's Organization (`puente
+  partners add`, exchange.partners);
 - `delivery.Workers`, started with the app (or by `puente exchange work`), deliver the outbox after
-  the commit, in order per subscription, with retries and a record of every attempt.
+  the commit, in order per subscription, with retries and a record of every attempt; beside them,
+  `push.PartnerWorker`s push referrals to partner clinics as transaction Bundles of conditional
+  creates with SMART Backend Services tokens (exchange.tokens), in order per partner, with the same
+  retries, and bring the clinics' Task updates back as the clinic (exchange.pull_back).
 """
 
 from __future__ import annotations
 
-from exchange import tables
+from exchange import partner_tables, tables
 from exchange.lifecycle import TaskLifecycle
 from exchange.matching import SubscriptionMatcher
+from exchange.push import PartnerMatcher
 from exchange.topics import REFERRAL_TOPIC, TOPIC_CANONICAL
 from storage.write_events import WriteSubscribers
 
@@ -39,7 +46,9 @@ CAPABILITY_NOTES = {
                     "Subscription/[id]/$status and $events (catch up from the stored events).",
     "Task": "Referral Tasks follow the R4 state machine (task.html); the owner clinic accepts, rejects, starts, "
             "completes or fails, the requester cancels; for, focus and requester are fixed after creation; "
-            "a completed Task completes its ServiceRequest, a cancelled one revokes it.",
+            "a completed Task completes its ServiceRequest, a cancelled one revokes it. Referrals addressed to a "
+            "partner clinic's Organization are pushed to its FHIR server, and its Task updates come back under "
+            "the same rules.",
 }
 
 # The topics a Subscription may name (capabilitystatement-subscriptiontopic-canonical).
@@ -47,7 +56,8 @@ CAPABILITY_EXTENSIONS = {"Subscription": [{"url": TOPIC_CANONICAL, "valueCanonic
 
 
 def subscribers() -> WriteSubscribers:
-    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher()))
+    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher(), PartnerMatcher()))
 
 
-__all__ = ["CAPABILITY_EXTENSIONS", "CAPABILITY_NOTES", "SubscriptionMatcher", "TaskLifecycle", "subscribers", "tables"]
+__all__ = ["CAPABILITY_EXTENSIONS", "CAPABILITY_NOTES", "PartnerMatcher", "SubscriptionMatcher", "TaskLifecycle",
+           "partner_tables", "subscribers", "tables"]

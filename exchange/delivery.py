@@ -268,11 +268,16 @@ class Workers:
     STOP_SECONDS = 20.0  # a round in progress (an attempt's HTTP timeout) may finish before it is cut off
 
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self.workers = [DeliveryWorker(engine, Policy.from_settings(settings))
-                        for _ in range(max(0, settings.exchange_workers))]
+        delivering = [DeliveryWorker(engine, Policy.from_settings(settings))
+                      for _ in range(max(0, settings.exchange_workers))]
         # Topic subscriptions' heartbeats (exchange.heartbeats): one sender per process that delivers.
-        self.heartbeats = [HeartbeatWorker(engine, self.workers[0].http, heartbeat_request, self.workers[0].policy)
-                           for _ in self.workers[:1]]
+        self.heartbeats = [HeartbeatWorker(engine, delivering[0].http, heartbeat_request, delivering[0].policy)
+                           for _ in delivering[:1]]
+        # Partner clinics (exchange.push, exchange.pull_back): as many workers, beside these.
+        from exchange.push import PartnerWorker
+
+        self.workers: list[Any] = [*delivering,
+                                   *(PartnerWorker(engine, settings) for _ in range(max(0, settings.exchange_workers)))]
         self.tasks: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     exchange_backoff_seconds: float = 5.0
     exchange_backoff_max_seconds: float = 600.0
     exchange_retry_hours: float = 24.0
+    exchange_pull_seconds: float = 30.0  # how often each partner clinic is asked for its Task updates
 
     cors_origins: str = ""
     forwarded_allow_ips: str = ""

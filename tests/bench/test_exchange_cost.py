@@ -17,4 +17,5 @@ def test_exchange_cost_prints_latency_and_ratios() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["latency_ms"]["count"] == 3 and report["latency_ms"]["p95"] >= report["latency_ms"]["p50"]
+    assert report["push_latency_ms"]["count"] == 3  # to a partner clinic (bench.partner_push)
     assert report["household_visit"]["subscriptions"] == 5 and report["household_visit"]["median_ratio_wall"] > 0

@@ -18,7 +18,7 @@ from tests.fixtures.databases import empty_all_tables
 
 # Retries in a fraction of a second instead of minutes: the schedule's shape, not its pace, is tested.
 FAST = {"exchange_poll_seconds": 0.02, "exchange_backoff_seconds": 0.05, "exchange_backoff_max_seconds": 0.4,
-        "exchange_timeout_seconds": 3.0, "exchange_workers": 2}
+        "exchange_timeout_seconds": 3.0, "exchange_workers": 2, "exchange_pull_seconds": 0.1}
 
 
 @pytest.fixture(autouse=True)
