@@ -1,26 +1,45 @@
 """Subscription matching, in the writing transaction: each write that a subscription's criteria match,
 and that its owner may read, leaves an outbox row with the subscription's next event number.
 
-The match is the search engine's own, run with the owner's Principal against the index rows this
-transaction just wrote (`_id` narrows it to the written resources): a subscription notifies exactly
-what its owner would find by searching, never more. Taking the next event number locks the
-subscription's row until the commit, so a subscription's events are numbered in commit order.
+A subscription notifies exactly what its owner would find by searching, never more; what that
+costs a write does not grow with the number of subscriptions:
+
+- the live subscriptions of the written types are read in one statement, and grouped by criteria
+  and by what their owners may see (alike owners see alike), so a group is judged once;
+- criteria are compiled once per process (exchange.criteria); equality criteria are judged on the
+  index values of the written resources, without SQL, and an owner who sees everything needs no
+  more;
+- the rest (other criteria, the access rules of owners who see less) is the search engine's own
+  conditions, with each owner's Principal, over the rows this transaction just wrote: all groups
+  of a type in one UNION ALL, each arm tagged with its group;
+- the outbox rows of every matched subscription are numbered and inserted in three statements.
+
+Taking the next event number locks the subscription's row until the commit, so a subscription's
+events are numbered in commit order.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
-from urllib.parse import parse_qsl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, literal, select, union_all, update
 
+from auth.principal import Principal
 from exchange import tables
+from exchange.criteria import Compiled, Index, compile_criteria, index_values, matches
 from exchange.subscriptions import owner_from_json, owner_json, rest_hook
 from fhir_mappings.outcomes import FhirError
 from storage import access
-from storage import search as search_engine
 from storage.repository import FhirRepository, WriteEvent
+from storage.search.clauses import Context
+from storage.search.engine import match_conditions
+from storage.search.sql import Aliases
+from storage.tables import resources
 from storage.versions import now_ms
 
 LIVE = ("requested", "active", "error")
@@ -75,54 +94,161 @@ async def _register(repository: FhirRepository, event: WriteEvent) -> None:
     await enqueue(repository, event.version.id, [("handshake", None, None, None)])
 
 
+@dataclass
+class _Group:
+    """Subscriptions with the same criteria and owners who see alike: one judgement serves them all."""
+
+    owner: Principal
+    compiled: Compiled
+    subscriptions: list[str]
+
+
 async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]]) -> None:
+    """Outbox rows for each live subscription whose criteria match a written resource within its
+    owner's access: one statement reads the subscriptions, then each written type costs at most one
+    search statement (per `IDS_PER_MATCH` written ids), whatever the number of subscriptions."""
     s = tables.subscriptions
     rows = (await repository.connection.execute(
         select(s.c.id, s.c.resource_type, s.c.criteria, s.c.owner)
         .where(s.c.resource_type.in_(sorted(written)), s.c.status.in_(LIVE)).order_by(s.c.id)
     )).all()
+    groups: dict[tuple[Any, ...], _Group] = {}
     for row in rows:
-        owner = owner_from_json(row.owner)
+        owner = _owner(row.owner)
         if not (access.allowed(owner, row.resource_type, "r") and access.allowed(owner, row.resource_type, "s")):
             continue
-        events = written[row.resource_type]
+        compiled = compile_criteria(row.resource_type, row.criteria)
+        if compiled is None:  # checked when the subscription was written; the server's parameters changed
+            continue
+        key = (row.resource_type, row.criteria, _access_shape(owner))
+        groups.setdefault(key, _Group(owner, compiled, [])).subscriptions.append(row.id)
+    batches: dict[str, list[Item]] = {}
+    for resource_type, events in sorted(written.items()):
+        of_type = [g for (t, _, _), g in groups.items() if t == resource_type]
+        if not of_type:
+            continue
         latest = {e.version.id: e for e in events}  # written twice in one batch: announce the last
-        matched: set[str] = set()
+        matched: dict[str, set[str]] = {}
+        for group, resource_ids in await _judge(repository, resource_type, latest, of_type):
+            for subscription_id in group.subscriptions:
+                matched.setdefault(subscription_id, set()).update(resource_ids)
+        for subscription_id, resource_ids in matched.items():
+            announced = sorted((latest[i] for i in resource_ids), key=lambda e: (e.version.last_updated, e.version.id))
+            batches[subscription_id] = [("notification", e.version.resource_type, e.version.id, e.version.version_id)
+                                        for e in announced]
+    await enqueue_many(repository, batches)
+
+
+async def _judge(
+    repository: FhirRepository, resource_type: str, latest: dict[str, WriteEvent], groups: list[_Group]
+) -> list[tuple[_Group, set[str]]]:
+    """Which of the written resources each group's criteria match, within its owner's access.
+
+    Equality criteria are judged on the index values the write produced; an owner who sees
+    everything needs nothing more. What is left (other criteria; the access rules of owners who see
+    less) is one UNION ALL per chunk of written ids, each arm tagged with its group's number."""
+    found: list[tuple[_Group, set[str]]] = []
+    index_cache: dict[frozenset[str], dict[str, Index]] = {}
+    arms: list[tuple[_Group, Compiled | None, list[str] | None]] = []  # (group, criteria for SQL, candidates)
+    for group in groups:
+        compiled = group.compiled
+        if not compiled.direct:
+            arms.append((group, compiled, None))
+            continue
+        indexes = index_cache.get(compiled.params)
+        if indexes is None:
+            indexes = index_cache[compiled.params] = {
+                i: index_values(resource_type, e.resource, compiled.params)
+                for i, e in latest.items() if e.resource is not None}
+        candidates = sorted(i for i, index in indexes.items() if matches(compiled, i, index))
+        if not candidates:
+            continue
+        if group.owner.is_admin:  # access.visible puts no condition on an administrator
+            found.append((group, set(candidates)))
+        else:
+            arms.append((group, None, candidates))
+    if arms:
         ids = sorted(latest)
         for start in range(0, len(ids), IDS_PER_MATCH):
-            chunk = ids[start:start + IDS_PER_MATCH]
-            pairs = [*_criteria(row.criteria), ("_id", ",".join(chunk))]
-            try:
-                found = await search_engine.find_matches(repository.connection, owner, row.resource_type, pairs)
-            except FhirError:  # checked when the subscription was written; its owner's rights may have changed
-                break
-            matched.update(resource_id for _, resource_id in found)
-        announced = [latest[i] for i in ids if i in matched]
-        if announced:
-            announced.sort(key=lambda e: (e.version.last_updated, e.version.id))
-            await enqueue(repository, row.id, [("notification", e.version.resource_type, e.version.id,
-                                                e.version.version_id) for e in announced])
+            for group, resource_ids in await _search(repository, resource_type, ids[start:start + IDS_PER_MATCH],
+                                                     arms):
+                found.append((group, resource_ids))
+    return found
 
 
-def _criteria(query: str) -> list[tuple[str, str]]:
-    return parse_qsl(query, keep_blank_values=True)
+async def _search(
+    repository: FhirRepository, resource_type: str, ids: list[str],
+    arms: list[tuple[_Group, Compiled | None, list[str] | None]],
+) -> list[tuple[_Group, set[str]]]:
+    aliases = Aliases()  # one statement: every arm its own aliases
+    written = select(resources.c.pk).where(resources.c.resource_type == resource_type,
+                                           resources.c.id.in_(ids)).cte("written")
+    selects = []
+    tagged: list[_Group] = []
+    for group, compiled, candidates in arms:
+        ctx = Context(group.owner, datetime.now(UTC), aliases)
+        r = ctx.alias(resources)
+        try:
+            if compiled is not None:
+                where = match_conditions(ctx, compiled.query, r)
+            else:
+                where = [r.c.resource_type == resource_type, r.c.deleted.is_(False),
+                         *access.visible(group.owner, resource_type, r)]  # type: ignore[arg-type]
+        except FhirError:  # a chain its owner may no longer search
+            continue
+        narrowed = r.c.pk.in_(select(written.c.pk)) if candidates is None else r.c.id.in_(
+            [i for i in candidates if i in ids])
+        selects.append(select(literal(len(tagged)).label("arm"), r.c.id).where(narrowed, *where))
+        tagged.append(group)
+    if not selects:
+        return []
+    statement = selects[0] if len(selects) == 1 else union_all(*selects)
+    found: dict[int, set[str]] = {}
+    for row in (await repository.connection.execute(statement)).all():
+        found.setdefault(row.arm, set()).add(row.id)
+    return [(tagged[arm], resource_ids) for arm, resource_ids in found.items()]
 
 
-async def enqueue(
-    repository: FhirRepository, subscription_id: str, items: list[tuple[str, str | None, str | None, int | None]]
-) -> None:
+@functools.lru_cache(maxsize=4096)
+def _owner(text: str) -> Principal:
+    return owner_from_json(text)
+
+
+def _access_shape(owner: Principal) -> tuple[Any, ...]:
+    """What access.visible and the scopes read of a Principal: owners alike here see alike."""
+    return (owner.is_admin, owner.organization, owner.practitioner, owner.role, owner.patient, owner.author,
+            owner.scopes)
+
+
+Item = tuple[str, str | None, str | None, int | None]  # kind, type, id, version
+
+
+async def enqueue(repository: FhirRepository, subscription_id: str, items: list[Item]) -> None:
     """Outbox rows for `items` (kind, type, id, version), numbered after the subscription's last event."""
-    s = tables.subscriptions
-    last = (await repository.connection.execute(
-        update(s).where(s.c.id == subscription_id).values(next_event=s.c.next_event + len(items))
-        .returning(s.c.next_event)
-    )).scalar_one()
-    first = last - len(items) + 1
-    now = epoch_ms()
-    await repository.connection.execute(insert(tables.outbox), [
-        {"subscription_id": subscription_id, "event_number": first + n, "kind": kind, "resource_type": rtype,
-         "resource_id": rid, "version_id": vid, "created_at": now, "state": "pending", "attempts": 0,
-         "next_attempt_at": now, "lease_until": None, "lease_owner": None, "done_at": None}
-        for n, (kind, rtype, rid, vid) in enumerate(items)
-    ])
+    await enqueue_many(repository, {subscription_id: items})
 
+
+async def enqueue_many(repository: FhirRepository, batches: dict[str, list[Item]]) -> None:
+    """`enqueue` for several subscriptions in three statements, whatever their number.
+
+    On PostgreSQL the subscriptions' rows are locked first, in id order: two transactions that
+    announce to the same subscriptions then wait for each other instead of deadlocking."""
+    batches = {k: v for k, v in batches.items() if v}
+    if not batches:
+        return
+    s = tables.subscriptions
+    ids = sorted(batches)
+    connection = repository.connection
+    if connection.dialect.name == "postgresql":
+        await connection.execute(select(s.c.id).where(s.c.id.in_(ids)).order_by(s.c.id).with_for_update())
+    added = case({i: len(batches[i]) for i in ids}, value=s.c.id, else_=0)
+    last: dict[str, int] = {row.id: row.next_event for row in await connection.execute(
+        update(s).where(s.c.id.in_(ids)).values(next_event=s.c.next_event + added).returning(s.c.id, s.c.next_event)
+    )}
+    now = epoch_ms()
+    await connection.execute(insert(tables.outbox), [
+        {"subscription_id": i, "event_number": last[i] - len(batches[i]) + 1 + n, "kind": kind,
+         "resource_type": rtype, "resource_id": rid, "version_id": vid, "created_at": now, "state": "pending",
+         "attempts": 0, "next_attempt_at": now, "lease_until": None, "lease_owner": None, "done_at": None}
+        for i in ids for n, (kind, rtype, rid, vid) in enumerate(batches[i])
+    ])
