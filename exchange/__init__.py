@@ -14,8 +14,11 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 from __future__ import annotations
 
 from exchange import tables
+from exchange.endpoints import EndpointPolicy
+from exchange.header_secrets import HeaderMasking
 from exchange.lifecycle import TaskLifecycle
 from exchange.matching import SubscriptionMatcher
+from settings import Settings
 from storage.write_events import WriteSubscribers
 
 # What the CapabilityStatement says of the types whose behaviour the exchange adds to.
@@ -32,8 +35,16 @@ CAPABILITY_NOTES = {
 }
 
 
-def subscribers() -> WriteSubscribers:
-    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher()))
+def subscribers(endpoints: EndpointPolicy | None = None) -> WriteSubscribers:
+    """The exchange's part of the write-event seam; `endpoints` is where subscriptions may send
+    (default: public addresses only)."""
+    return WriteSubscribers(enrichers=(HeaderMasking(),),
+                            hooks=(TaskLifecycle(), SubscriptionMatcher(endpoints or EndpointPolicy())))
 
 
-__all__ = ["CAPABILITY_NOTES", "SubscriptionMatcher", "TaskLifecycle", "subscribers", "tables"]
+def endpoint_policy(settings: Settings) -> EndpointPolicy:
+    return EndpointPolicy.parse(settings.subscription_endpoints, public=settings.subscription_public_endpoints)
+
+
+__all__ = ["CAPABILITY_NOTES", "EndpointPolicy", "SubscriptionMatcher", "TaskLifecycle", "endpoint_policy",
+           "subscribers", "tables"]

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exchange import tables
+from exchange.endpoints import EndpointPolicy, EndpointRefused
 from exchange.lifecycle import EXCHANGE
 from exchange.matching import epoch_ms
 from fhir_mappings import fhir_json
@@ -52,12 +53,15 @@ class Policy:
     backoff_seconds: float
     backoff_max_seconds: float
     retry_ms: int
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)  # where subscriptions may send
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(settings.exchange_poll_seconds, settings.exchange_timeout_seconds,
                    settings.exchange_backoff_seconds, settings.exchange_backoff_max_seconds,
-                   int(settings.exchange_retry_hours * 3600 * 1000))
+                   int(settings.exchange_retry_hours * 3600 * 1000),
+                   EndpointPolicy.parse(settings.subscription_endpoints,
+                                        public=settings.subscription_public_endpoints))
 
     def delay_ms(self, attempts: int) -> int:
         """After the `attempts`-th failure: base, 2 x base, 4 x base ... up to the cap."""
@@ -155,14 +159,16 @@ class DeliveryWorker:
         if subscription is None or subscription.status == "off":
             await self._finish(event, "gave-up", None, None, 0)
             return
-        request = _request(subscription, event, content)
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
         try:
+            request = await _pinned(_request(subscription, event, content), self.policy.endpoints)
             response = await self.http.send(request)
             status_code = response.status_code
             await response.aclose()
+        except EndpointRefused as exc:  # not sent: recorded as a failed attempt, tried again later
+            error = f"refused by the endpoint policy: {exc}"[:500]
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         elapsed = int((time.monotonic() - started) * 1000)
@@ -227,6 +233,18 @@ def _request(subscription: Any, event: Claimed, content: str | None) -> httpx.Re
     if event.kind == "handshake":
         headers["X-Puente-Handshake"] = "true"
     return httpx.Request("POST", endpoint, headers=headers)
+
+
+async def _pinned(request: httpx.Request, endpoints: EndpointPolicy) -> httpx.Request:
+    """`request` sent to the address its host resolves to now, if the policy allows that address
+    (EndpointRefused otherwise): what is checked is what is connected to, so a name that changes
+    its answer between the check and the connection (DNS rebinding) cannot slip through."""
+    pinned = await endpoints.pin(str(request.url))
+    if pinned.host is None:
+        return request
+    headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() != "host"]
+    return httpx.Request(request.method, pinned.url, headers=[("Host", pinned.host), *headers],
+                         content=request.content, extensions={"sni_hostname": request.url.host})
 
 
 async def _show_status(repository: FhirRepository, subscription_id: str, status: str, problem: str | None) -> None:

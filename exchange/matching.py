@@ -32,6 +32,9 @@ from sqlalchemy import case, insert, literal, select, union_all, update
 from auth.principal import Principal
 from exchange import tables
 from exchange.criteria import Compiled, Index, compile_criteria, index_values, matches
+from exchange.endpoints import EndpointPolicy, EndpointRefused
+from exchange.header_secrets import MASK, sent_headers, unmask
+from exchange.refusals import BusinessRule, refusal
 from exchange.subscriptions import owner_from_json, owner_json, rest_hook
 from fhir_mappings.outcomes import FhirError
 from storage import access
@@ -51,18 +54,21 @@ def epoch_ms() -> int:
 
 
 class SubscriptionMatcher:
+    def __init__(self, endpoints: EndpointPolicy | None = None) -> None:
+        self.endpoints = endpoints or EndpointPolicy()
+
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
         written: dict[str, list[WriteEvent]] = {}
         for event in events:
             if event.version.resource_type == "Subscription":
-                await _register(repository, event)
+                await _register(repository, event, self.endpoints)
             elif event.resource is not None:  # deletions are not announced (R4 rest-hook: matches only)
                 written.setdefault(event.version.resource_type, []).append(event)
         if written:
             await _match(repository, written)
 
 
-async def _register(repository: FhirRepository, event: WriteEvent) -> None:
+async def _register(repository: FhirRepository, event: WriteEvent, endpoints: EndpointPolicy) -> None:
     """Keep the subscription's row in step with its resource; a new or changed channel is handshaken."""
     s = tables.subscriptions
     connection = repository.connection
@@ -72,7 +78,11 @@ async def _register(repository: FhirRepository, event: WriteEvent) -> None:
             await connection.execute(update(s).where(s.c.id == row.id).values(status="off"))
         return
     owner = owner_from_json(row.owner) if row is not None else repository.principal
-    hook = rest_hook(event.resource, owner)
+    hook = rest_hook(_with_secrets(event.resource, row), owner)
+    try:
+        await endpoints.check(hook.endpoint)
+    except EndpointRefused as exc:
+        raise refusal(BusinessRule, str(exc), "Subscription.channel.endpoint") from exc
     values = {"resource_type": hook.resource_type, "criteria": hook.criteria, "endpoint": hook.endpoint,
               "headers": json.dumps(list(hook.headers)), "payload": hook.payload, "status": "requested",
               "error": None}
@@ -101,6 +111,20 @@ class _Group:
     owner: Principal
     compiled: Compiled
     subscriptions: list[str]
+
+
+def _with_secrets(resource: dict[str, Any], row: Any) -> dict[str, Any]:
+    """The Subscription with its header values as sent (header_secrets), masked ones kept from `row`."""
+    channel = resource.get("channel")
+    if not isinstance(channel, dict):
+        return resource
+    sent = sent_headers(resource)
+    headers = sent if sent is not None else tuple(h for h in channel.get("header") or () if isinstance(h, str))
+    headers, missing = unmask(headers, json.loads(row.headers) if row is not None else [])
+    if missing:
+        raise refusal(BusinessRule, f"'{missing[0]}: {MASK}' keeps the value stored for {missing[0]}, and there is "
+                      "none: send the header's value", "Subscription.channel.header")
+    return {**resource, "channel": {**channel, "header": list(headers)}}
 
 
 async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]]) -> None:

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     exchange_backoff_seconds: float = 5.0
     exchange_backoff_max_seconds: float = 600.0
     exchange_retry_hours: float = 24.0
+    # Where subscriptions may send (exchange.endpoints): origins, hosts (`*.x` for subdomains) or
+    # networks allowed beyond public addresses (comma-separated); false: only those listed.
+    subscription_endpoints: str = ""
+    subscription_public_endpoints: bool = True
 
     cors_origins: str = ""
     forwarded_allow_ips: str = ""
