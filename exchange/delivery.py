@@ -225,6 +225,14 @@ def _request(subscription: Any, event: Claimed, content: str | None) -> httpx.Re
         name, _, value = header.partition(":")
         headers[name.strip()] = value.strip()
     endpoint = subscription.endpoint
+    if event.kind == "deletion":
+        # Puente's own (R4 announces no deletions): a FHIR base is told with a DELETE of the resource,
+        # a ping endpoint with a ping naming it.
+        if subscription.payload:
+            return httpx.Request("DELETE", f"{endpoint.rstrip('/')}/{event.resource_type}/{event.resource_id}",
+                                 headers=headers)
+        headers["X-Puente-Deleted"] = f"{event.resource_type}/{event.resource_id}"
+        return httpx.Request("POST", endpoint, headers=headers)
     if event.kind == "notification" and content is not None:
         # R4 rest-hook with a payload: the endpoint is a FHIR base, and the resource is PUT there.
         url = f"{endpoint.rstrip('/')}/{event.resource_type}/{event.resource_id}"

@@ -20,7 +20,6 @@ events are numbered in commit order.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,12 +29,13 @@ from typing import Any
 from sqlalchemy import case, insert, literal, select, union_all, update
 
 from auth.principal import Principal
-from exchange import tables
+from exchange import deletions, tables
 from exchange.criteria import Compiled, Index, compile_criteria, index_values, matches
 from exchange.endpoints import EndpointPolicy, EndpointRefused
 from exchange.header_secrets import MASK, sent_headers, unmask
+from exchange.outbox_items import Item, Timed, timed
 from exchange.refusals import BusinessRule, refusal
-from exchange.subscriptions import owner_from_json, owner_json, rest_hook
+from exchange.subscriptions import LIVE, access_shape, owner_from_json, owner_json, owner_of, rest_hook
 from fhir_mappings.outcomes import FhirError
 from storage import access
 from storage.repository import FhirRepository, WriteEvent
@@ -45,7 +45,6 @@ from storage.search.sql import Aliases
 from storage.tables import resources
 from storage.versions import now_ms
 
-LIVE = ("requested", "active", "error")
 IDS_PER_MATCH = 100  # the `_id` values of one matching query (below PUENTE_MAX_SEARCH_VALUES)
 
 
@@ -58,14 +57,22 @@ class SubscriptionMatcher:
         self.endpoints = endpoints or EndpointPolicy()
 
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
-        written: dict[str, list[WriteEvent]] = {}
+        last: dict[tuple[str, str], WriteEvent] = {}  # written twice in one batch: the last write counts
         for event in events:
             if event.version.resource_type == "Subscription":
                 await _register(repository, event, self.endpoints)
-            elif event.resource is not None:  # deletions are not announced (R4 rest-hook: matches only)
-                written.setdefault(event.version.resource_type, []).append(event)
-        if written:
-            await _match(repository, written)
+            else:
+                last[event.version.resource_type, event.version.id] = event
+        written: dict[str, list[WriteEvent]] = {}
+        deleted: dict[str, list[WriteEvent]] = {}
+        for (resource_type, _), event in last.items():
+            (written if event.resource is not None else deleted).setdefault(resource_type, []).append(event)
+        batches = await _match(repository, written) if written else {}
+        if deleted:
+            for subscription_id, items in (await deletions.announced(repository, deleted)).items():
+                batches.setdefault(subscription_id, []).extend(items)
+        await enqueue_many(repository, {i: [item for *_, item in sorted(timed, key=lambda t: (t[0], t[1]))]
+                                        for i, timed in batches.items()})
 
 
 async def _register(repository: FhirRepository, event: WriteEvent, endpoints: EndpointPolicy) -> None:
@@ -127,7 +134,7 @@ def _with_secrets(resource: dict[str, Any], row: Any) -> dict[str, Any]:
     return {**resource, "channel": {**channel, "header": list(headers)}}
 
 
-async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]]) -> None:
+async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]]) -> dict[str, list[Timed]]:
     """Outbox rows for each live subscription whose criteria match a written resource within its
     owner's access: one statement reads the subscriptions, then each written type costs at most one
     search statement (per `IDS_PER_MATCH` written ids), whatever the number of subscriptions."""
@@ -138,29 +145,27 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
     )).all()
     groups: dict[tuple[Any, ...], _Group] = {}
     for row in rows:
-        owner = _owner(row.owner)
+        owner = owner_of(row.owner)
         if not (access.allowed(owner, row.resource_type, "r") and access.allowed(owner, row.resource_type, "s")):
             continue
         compiled = compile_criteria(row.resource_type, row.criteria)
         if compiled is None:  # checked when the subscription was written; the server's parameters changed
             continue
-        key = (row.resource_type, row.criteria, _access_shape(owner))
+        key = (row.resource_type, row.criteria, access_shape(owner))
         groups.setdefault(key, _Group(owner, compiled, [])).subscriptions.append(row.id)
-    batches: dict[str, list[Item]] = {}
+    batches: dict[str, list[Timed]] = {}
     for resource_type, events in sorted(written.items()):
         of_type = [g for (t, _, _), g in groups.items() if t == resource_type]
         if not of_type:
             continue
-        latest = {e.version.id: e for e in events}  # written twice in one batch: announce the last
+        latest = {e.version.id: e for e in events}
         matched: dict[str, set[str]] = {}
         for group, resource_ids in await _judge(repository, resource_type, latest, of_type):
             for subscription_id in group.subscriptions:
                 matched.setdefault(subscription_id, set()).update(resource_ids)
         for subscription_id, resource_ids in matched.items():
-            announced = sorted((latest[i] for i in resource_ids), key=lambda e: (e.version.last_updated, e.version.id))
-            batches[subscription_id] = [("notification", e.version.resource_type, e.version.id, e.version.version_id)
-                                        for e in announced]
-    await enqueue_many(repository, batches)
+            batches[subscription_id] = [timed("notification", latest[i]) for i in resource_ids]
+    return batches
 
 
 async def _judge(
@@ -233,18 +238,6 @@ async def _search(
     return [(tagged[arm], resource_ids) for arm, resource_ids in found.items()]
 
 
-@functools.lru_cache(maxsize=4096)
-def _owner(text: str) -> Principal:
-    return owner_from_json(text)
-
-
-def _access_shape(owner: Principal) -> tuple[Any, ...]:
-    """What access.visible and the scopes read of a Principal: owners alike here see alike."""
-    return (owner.is_admin, owner.organization, owner.practitioner, owner.role, owner.patient, owner.author,
-            owner.scopes)
-
-
-Item = tuple[str, str | None, str | None, int | None]  # kind, type, id, version
 
 
 async def enqueue(repository: FhirRepository, subscription_id: str, items: list[Item]) -> None:
