@@ -4,9 +4,12 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 
 - `TaskLifecycle` (a WriteHook) holds every write of a referral Task to the R4 state machine and to
   who may make each move, and moves the ServiceRequest when its Task ends;
-- `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered and, for each write
-  a subscription's criteria match within its owner's access, leaves an outbox row in the write's
-  transaction;
+- `HeaderMasking` (an EnrichHook) stores Subscriptions with their header values masked
+  (header_secrets: the values live only in the exchange's own table);
+- `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered (their endpoints
+  checked against the operator's policy, endpoints), and for each write a subscription's criteria
+  match within its owner's access (criteria, matching), or each deletion of a resource it told of
+  (deletions), leaves an outbox row in the write's transaction;
 - `delivery.Workers`, started with the app (or by `puente exchange work`), deliver the outbox after
   the commit, in order per subscription, with retries and a record of every attempt.
 """
@@ -25,7 +28,11 @@ from storage.write_events import WriteSubscribers
 CAPABILITY_NOTES = {
     "Subscription": "R4 rest-hook channels: criteria as a search URL; payload absent (a ping POSTed to the "
                     "endpoint) or application/fhir+json (the resource PUT at [endpoint]/[type]/[id]); header "
-                    "sent as given; a handshake ping on creation (requested -> active), error while the "
+                    "values sent as given and write-only (stored and read back as 'Name: ***'; sending the mask "
+                    "back keeps the stored value); endpoints only on public addresses unless the operator lists "
+                    "them (checked on write and on each delivery); a deletion is announced to the subscriptions "
+                    "notified of the resource before (a DELETE at [endpoint]/[type]/[id], or a ping with "
+                    "X-Puente-Deleted); a handshake ping on creation (requested -> active), error while the "
                     "endpoint fails, active again when it answers. Notifications never leave what the "
                     "subscription's creator may read; each carries X-Puente-Subscription and "
                     "X-Puente-Event-Number (1, 2, ... in order; at-least-once: drop repeats by number).",

@@ -99,3 +99,9 @@ async def test_a_mask_with_no_stored_value_is_refused(fhir, clinic):
     r = await fhir.post("/fhir/Subscription", json=subscription(clinic.base + "/hook", header=["Authorization: ***"]))
     assert r.status_code == 422, r.text
     assert r.json()["issue"][0]["expression"] == ["Subscription.channel.header"]
+
+
+async def test_the_capability_statement_says_headers_are_write_only_and_deletions_announced(fhir):
+    statement = (await fhir.get("/fhir/metadata")).json()
+    note = {r["type"]: r.get("documentation", "") for r in statement["rest"][0]["resource"]}["Subscription"]
+    assert "write-only" in note and "X-Puente-Deleted" in note and "public addresses" in note
