@@ -26,6 +26,7 @@ from storage.repository import FhirRepository, WriteEvent
 from storage.tables import resources
 
 IDS_PER_LOOKUP = 100  # per statement; each non-administrator owner repeats them in its arm
+OWNERS_PER_STATEMENT = 200  # SQLite allows 500 SELECTs in one compound statement
 
 
 async def announced(repository: FhirRepository, deleted: dict[str, list[WriteEvent]]) -> dict[str, list[Timed]]:
@@ -60,9 +61,11 @@ async def _told(repository: FhirRepository, resource_type: str, ids: list[str]) 
             told.append((row.subscription_id, row.resource_id))
         else:
             unsure.setdefault(access_shape(owner), (owner, []))[1].append((row.subscription_id, row.resource_id))
-    if unsure:
-        seen = await _seen(repository, resource_type, ids, [owner for owner, _ in unsure.values()])
-        for n, (_, pairs) in enumerate(unsure.values()):
+    shapes = list(unsure.values())
+    for first in range(0, len(shapes), OWNERS_PER_STATEMENT):
+        some = shapes[first:first + OWNERS_PER_STATEMENT]
+        seen = await _seen(repository, resource_type, ids, [owner for owner, _ in some])
+        for n, (_, pairs) in enumerate(some):
             told.extend(pair for pair in pairs if pair[1] in seen.get(n, set()))
     return sorted(told)
 

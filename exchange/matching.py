@@ -45,7 +45,8 @@ from storage.search.sql import Aliases
 from storage.tables import resources
 from storage.versions import now_ms
 
-IDS_PER_MATCH = 100  # the `_id` values of one matching query (below PUENTE_MAX_SEARCH_VALUES)
+IDS_PER_MATCH = 100  # the written ids one matching statement narrows to
+ARMS_PER_STATEMENT = 200  # SQLite allows 500 SELECTs in one compound statement
 
 
 def epoch_ms() -> int:
@@ -174,70 +175,76 @@ async def _judge(
     """Which of the written resources each group's criteria match, within its owner's access.
 
     Equality criteria are judged on the index values the write produced; an owner who sees
-    everything needs nothing more. What is left (other criteria; the access rules of owners who see
-    less) is one UNION ALL per chunk of written ids, each arm tagged with its group's number."""
+    everything needs nothing more, others need to see the candidates: one visibility arm per access
+    shape. Other criteria are the search engine's conditions, an arm per group. The arms go in one
+    UNION ALL per chunk of written ids (and of `ARMS_PER_STATEMENT` arms), tagged with their number."""
     found: list[tuple[_Group, set[str]]] = []
     index_cache: dict[frozenset[str], dict[str, Index]] = {}
-    arms: list[tuple[_Group, Compiled | None, list[str] | None]] = []  # (group, criteria for SQL, candidates)
+    in_sql: list[_Group] = []
+    to_see: dict[tuple[Any, ...], tuple[Principal, list[tuple[_Group, set[str]]]]] = {}
     for group in groups:
         compiled = group.compiled
         if not compiled.direct:
-            arms.append((group, compiled, None))
+            in_sql.append(group)
             continue
         indexes = index_cache.get(compiled.params)
         if indexes is None:
             indexes = index_cache[compiled.params] = {
                 i: index_values(resource_type, e.resource, compiled.params)
                 for i, e in latest.items() if e.resource is not None}
-        candidates = sorted(i for i, index in indexes.items() if matches(compiled, i, index))
+        candidates = {i for i, index in indexes.items() if matches(compiled, i, index)}
         if not candidates:
             continue
         if group.owner.is_admin:  # access.visible puts no condition on an administrator
-            found.append((group, set(candidates)))
+            found.append((group, candidates))
         else:
-            arms.append((group, None, candidates))
-    if arms:
-        ids = sorted(latest)
-        for start in range(0, len(ids), IDS_PER_MATCH):
-            for group, resource_ids in await _search(repository, resource_type, ids[start:start + IDS_PER_MATCH],
-                                                     arms):
-                found.append((group, resource_ids))
+            to_see.setdefault(access_shape(group.owner), (group.owner, []))[1].append((group, candidates))
+    arms: list[tuple[Principal, Compiled | None]] = [(g.owner, g.compiled) for g in in_sql]
+    arms += [(owner, None) for owner, _ in to_see.values()]
+    if not arms:
+        return found
+    answers: list[set[str]] = [set() for _ in arms]
+    ids = sorted(latest)
+    for start in range(0, len(ids), IDS_PER_MATCH):
+        for first in range(0, len(arms), ARMS_PER_STATEMENT):
+            some = arms[first:first + ARMS_PER_STATEMENT]
+            for n, resource_ids in (await _search(repository, resource_type, ids[start:start + IDS_PER_MATCH],
+                                                  some)).items():
+                answers[first + n].update(resource_ids)
+    found.extend((group, answers[n]) for n, group in enumerate(in_sql) if answers[n])
+    for n, (_, waiting) in enumerate(to_see.values(), start=len(in_sql)):
+        found.extend((group, candidates & answers[n]) for group, candidates in waiting if candidates & answers[n])
     return found
 
 
 async def _search(
-    repository: FhirRepository, resource_type: str, ids: list[str],
-    arms: list[tuple[_Group, Compiled | None, list[str] | None]],
-) -> list[tuple[_Group, set[str]]]:
+    repository: FhirRepository, resource_type: str, ids: list[str], arms: list[tuple[Principal, Compiled | None]]
+) -> dict[int, set[str]]:
+    """Per arm (by position): the written resources among `ids` it finds. An arm with criteria
+    applies them with its owner's access rules; one without, only the owner's access rules."""
     aliases = Aliases()  # one statement: every arm its own aliases
     written = select(resources.c.pk).where(resources.c.resource_type == resource_type,
                                            resources.c.id.in_(ids)).cte("written")
     selects = []
-    tagged: list[_Group] = []
-    for group, compiled, candidates in arms:
-        ctx = Context(group.owner, datetime.now(UTC), aliases)
+    for n, (owner, compiled) in enumerate(arms):
+        ctx = Context(owner, datetime.now(UTC), aliases)
         r = ctx.alias(resources)
         try:
             if compiled is not None:
                 where = match_conditions(ctx, compiled.query, r)
             else:
                 where = [r.c.resource_type == resource_type, r.c.deleted.is_(False),
-                         *access.visible(group.owner, resource_type, r)]  # type: ignore[arg-type]
+                         *access.visible(owner, resource_type, r)]  # type: ignore[arg-type]
         except FhirError:  # a chain its owner may no longer search
             continue
-        narrowed = r.c.pk.in_(select(written.c.pk)) if candidates is None else r.c.id.in_(
-            [i for i in candidates if i in ids])
-        selects.append(select(literal(len(tagged)).label("arm"), r.c.id).where(narrowed, *where))
-        tagged.append(group)
+        selects.append(select(literal(n).label("arm"), r.c.id).where(r.c.pk.in_(select(written.c.pk)), *where))
     if not selects:
-        return []
+        return {}
     statement = selects[0] if len(selects) == 1 else union_all(*selects)
     found: dict[int, set[str]] = {}
     for row in (await repository.connection.execute(statement)).all():
         found.setdefault(row.arm, set()).add(row.id)
-    return [(tagged[arm], resource_ids) for arm, resource_ids in found.items()]
-
-
+    return found
 
 
 async def enqueue(repository: FhirRepository, subscription_id: str, items: list[Item]) -> None:
