@@ -20,7 +20,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_mappings.search import SearchError, extract_index_values, parse_query
-from fhir_mappings.search.query_ast import Clause, ReferenceValue, SearchQuery, TokenValue
+from fhir_mappings.search.query_ast import (
+    Clause,
+    CompositeValue,
+    DateValue,
+    ReferenceValue,
+    SearchQuery,
+    TokenValue,
+)
 from fhir_mappings.search.registry import registry
 from fhir_mappings.search.unions import stored_as
 from storage import search_rows
@@ -36,9 +43,11 @@ _ID_SIZE = column_size("reference", "target_id")  # storage clips `_id` values w
 
 @dataclass(frozen=True)
 class Compiled:
+    key: tuple[str, str, str | None]  # (type, criteria, base URL): what it was compiled from
     query: SearchQuery
     direct: bool  # judged by `matches`, without SQL
     params: frozenset[str]  # the index parameters `matches` reads
+    timeless: bool  # its SQL does not depend on the time it is built (no date `ap`)
 
 
 _cache: dict[tuple[str, str, str | None], Compiled | None] = {}
@@ -60,11 +69,19 @@ def compile_criteria(resource_type: str, criteria: str) -> Compiled | None:
         else:
             direct = all(_direct(resource_type, c) for c in query.clauses)
             params = frozenset(p for c in query.clauses if c.code != "_id" for p in stored_as(c.code, (resource_type,)))
-            compiled = Compiled(query, direct, params)
+            timeless = not any(_approximate_date(v) for c in query.clauses for v in c.values)
+            compiled = Compiled(key, query, direct, params, timeless)
     if len(_cache) >= MAX_CACHED:
         _cache.clear()
     _cache[key] = compiled
     return compiled
+
+
+def _approximate_date(value: Any) -> bool:
+    """`ap` on a date widens the range by a share of its distance from now (storage.search.date)."""
+    if isinstance(value, CompositeValue):
+        return any(_approximate_date(v) for v in value.components)
+    return isinstance(value, DateValue) and value.prefix == "ap"
 
 
 def _direct(resource_type: str, clause: Clause) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, case, insert, literal, select, union_all, update
 
 from auth.principal import Principal
 from exchange import deletions, tables
@@ -222,9 +222,29 @@ async def _search(
 ) -> dict[int, set[str]]:
     """Per arm (by position): the written resources among `ids` it finds. An arm with criteria
     applies them with its owner's access rules; one without, only the owner's access rules."""
+    statement = _statement(resource_type, arms)
+    if statement is None:
+        return {}
+    found: dict[int, set[str]] = {}
+    for row in (await repository.connection.execute(statement, {"written_ids": ids})).all():
+        found.setdefault(row.arm, set()).add(row.id)
+    return found
+
+
+# Built statements, by type and arms (criteria, owner's access shape): the same subscriptions give
+# the same statement write after write, and building one is most of what it costs.
+_statements: dict[tuple[Any, ...], Any] = {}
+MAX_STATEMENTS = 256
+
+
+def _statement(resource_type: str, arms: list[tuple[Principal, Compiled | None]]) -> Any:
+    key = (resource_type, tuple((access_shape(owner), None if c is None else c.key) for owner, c in arms))
+    cacheable = all(c is None or c.timeless for _, c in arms)
+    if cacheable and key in _statements:
+        return _statements[key]
     aliases = Aliases()  # one statement: every arm its own aliases
     written = select(resources.c.pk).where(resources.c.resource_type == resource_type,
-                                           resources.c.id.in_(ids)).cte("written")
+                                           resources.c.id.in_(bindparam("written_ids", expanding=True))).cte("written")
     selects = []
     for n, (owner, compiled) in enumerate(arms):
         ctx = Context(owner, datetime.now(UTC), aliases)
@@ -238,13 +258,12 @@ async def _search(
         except FhirError:  # a chain its owner may no longer search
             continue
         selects.append(select(literal(n).label("arm"), r.c.id).where(r.c.pk.in_(select(written.c.pk)), *where))
-    if not selects:
-        return {}
-    statement = selects[0] if len(selects) == 1 else union_all(*selects)
-    found: dict[int, set[str]] = {}
-    for row in (await repository.connection.execute(statement)).all():
-        found.setdefault(row.arm, set()).add(row.id)
-    return found
+    statement = None if not selects else selects[0] if len(selects) == 1 else union_all(*selects)
+    if cacheable:
+        if len(_statements) >= MAX_STATEMENTS:
+            _statements.clear()
+        _statements[key] = statement
+    return statement
 
 
 async def enqueue(repository: FhirRepository, subscription_id: str, items: list[Item]) -> None:
