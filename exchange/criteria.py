@@ -9,7 +9,8 @@ Organization/x`, `Task?owner=...`, `Observation?_tag=system|code`. For those (ev
 token or reference parameter, or `_id`, with no modifier or chain) `matches` compares the criteria
 with the index values of the written resource, computed here by the same extractor and the same
 clipping storage used to write its index rows, so the answer is the one SQL would give. Anything
-else (strings, dates, chains, `:not`, `:missing` ...) is left to the search engine.
+else (strings, dates, chains, `:not`, `:missing` ...) is left to the search engine; the equality
+clauses of such criteria still rule out, without SQL, the writes they cannot match.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ _ID_SIZE = column_size("reference", "target_id")  # storage clips `_id` values w
 class Compiled:
     key: tuple[str, str, str | None]  # (type, criteria, base URL): what it was compiled from
     query: SearchQuery
-    direct: bool  # judged by `matches`, without SQL
+    direct: bool  # judged by `matches` alone, without SQL
+    checkable: tuple[Clause, ...]  # the clauses `matches` judges: all of them when direct
     params: frozenset[str]  # the index parameters `matches` reads
     timeless: bool  # its SQL does not depend on the time it is built (no date `ap`)
 
@@ -67,10 +69,11 @@ def compile_criteria(resource_type: str, criteria: str) -> Compiled | None:
         if query.problems:
             compiled = None
         else:
-            direct = all(_direct(resource_type, c) for c in query.clauses)
-            params = frozenset(p for c in query.clauses if c.code != "_id" for p in stored_as(c.code, (resource_type,)))
+            checkable = tuple(c for c in query.clauses if _direct(resource_type, c))
+            direct = len(checkable) == len(query.clauses)
+            params = frozenset(p for c in checkable if c.code != "_id" for p in stored_as(c.code, (resource_type,)))
             timeless = not any(_approximate_date(v) for c in query.clauses for v in c.values)
-            compiled = Compiled(key, query, direct, params, timeless)
+            compiled = Compiled(key, query, direct, checkable, params, timeless)
     if len(_cache) >= MAX_CACHED:
         _cache.clear()
     _cache[key] = compiled
@@ -115,9 +118,11 @@ def _skip(resource_type: str, params: frozenset[str]) -> frozenset[str]:
 
 
 def matches(compiled: Compiled, resource_id: str, index: Index) -> bool:
-    """Would the search engine find this resource (ignoring access rules) with these criteria?"""
+    """Would the search engine find this resource (ignoring access rules) with these criteria? For
+    criteria that are not `direct`: could it, judging by their equality clauses alone (if not, no
+    SQL need ask)."""
     resource_type = compiled.query.resource_type
-    for clause in compiled.query.clauses:
+    for clause in compiled.checkable:
         if clause.code == "_id":
             ids = {clip(v.code, _ID_SIZE) for v in clause.values if isinstance(v, TokenValue) and v.code is not None}
             if resource_id not in ids:

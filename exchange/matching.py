@@ -176,7 +176,8 @@ async def _judge(
 
     Equality criteria are judged on the index values the write produced; an owner who sees
     everything needs nothing more, others need to see the candidates: one visibility arm per access
-    shape. Other criteria are the search engine's conditions, an arm per group. The arms go in one
+    shape. Other criteria are the search engine's conditions, an arm per group, unless their
+    equality clauses already rule out every written resource. The arms go in one
     UNION ALL per chunk of written ids (and of `ARMS_PER_STATEMENT` arms), tagged with their number."""
     found: list[tuple[_Group, set[str]]] = []
     index_cache: dict[frozenset[str], dict[str, Index]] = {}
@@ -184,7 +185,7 @@ async def _judge(
     to_see: dict[tuple[Any, ...], tuple[Principal, list[tuple[_Group, set[str]]]]] = {}
     for group in groups:
         compiled = group.compiled
-        if not compiled.direct:
+        if not compiled.checkable:
             in_sql.append(group)
             continue
         indexes = index_cache.get(compiled.params)
@@ -194,8 +195,10 @@ async def _judge(
                 for i, e in latest.items() if e.resource is not None}
         candidates = {i for i, index in indexes.items() if matches(compiled, i, index)}
         if not candidates:
-            continue
-        if group.owner.is_admin:  # access.visible puts no condition on an administrator
+            continue  # its equality clauses rule out every written resource
+        if not compiled.direct:
+            in_sql.append(group)  # the rest of the criteria is the search engine's to judge
+        elif group.owner.is_admin:  # access.visible puts no condition on an administrator
             found.append((group, candidates))
         else:
             to_see.setdefault(access_shape(group.owner), (group.owner, []))[1].append((group, candidates))
