@@ -20,6 +20,7 @@ events are numbered in commit order.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from exchange.outbox_items import Item, Timed, timed
 from exchange.refusals import BusinessRule, refusal
 from exchange.subscriptions import LIVE, access_shape, owner_from_json, owner_json, owner_of, rest_hook
 from fhir_mappings.outcomes import FhirError
-from storage import access
+from storage import access, search_rows
 from storage.repository import FhirRepository, WriteEvent
 from storage.search.clauses import Context
 from storage.search.engine import match_conditions
@@ -146,14 +147,10 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
     )).all()
     groups: dict[tuple[Any, ...], _Group] = {}
     for row in rows:
-        owner = owner_of(row.owner)
-        if not (access.allowed(owner, row.resource_type, "r") and access.allowed(owner, row.resource_type, "s")):
-            continue
-        compiled = compile_criteria(row.resource_type, row.criteria)
-        if compiled is None:  # checked when the subscription was written; the server's parameters changed
-            continue
-        key = (row.resource_type, row.criteria, access_shape(owner))
-        groups.setdefault(key, _Group(owner, compiled, [])).subscriptions.append(row.id)
+        judged = _judgeable(row.resource_type, row.criteria, row.owner, search_rows.base_url())
+        if judged is not None:
+            key, owner, compiled = judged
+            groups.setdefault(key, _Group(owner, compiled, [])).subscriptions.append(row.id)
     batches: dict[str, list[Timed]] = {}
     for resource_type, events in sorted(written.items()):
         of_type = [g for (t, _, _), g in groups.items() if t == resource_type]
@@ -167,6 +164,23 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
         for subscription_id, resource_ids in matched.items():
             batches[subscription_id] = [timed("notification", latest[i]) for i in resource_ids]
     return batches
+
+
+@functools.lru_cache(maxsize=8192)
+def _judgeable(
+    resource_type: str, criteria: str, owner_text: str, base_url: str | None
+) -> tuple[tuple[Any, ...], Principal, Compiled] | None:
+    """(group key, owner, compiled criteria) of a subscription row, or None if it cannot notify:
+    its owner may no longer search the type, or the criteria are no longer a search this server
+    applies (both were checked when it was written). Every write reads every row again: once per
+    distinct row text (and base URL, which the criteria's absolute references are read against)."""
+    owner = owner_of(owner_text)
+    if not (access.allowed(owner, resource_type, "r") and access.allowed(owner, resource_type, "s")):
+        return None
+    compiled = compile_criteria(resource_type, criteria)
+    if compiled is None:
+        return None
+    return (resource_type, criteria, access_shape(owner)), owner, compiled
 
 
 async def _judge(
