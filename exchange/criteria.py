@@ -50,6 +50,9 @@ class Compiled:
     checkable: tuple[Clause, ...]  # the clauses `matches` judges: all of them when direct
     params: frozenset[str]  # the index parameters `matches` reads
     timeless: bool  # its SQL does not depend on the time it is built (no date `ap`)
+    # Keys one of which a written resource's index rows must hold to pass `matches` (see `row_keys`);
+    # None: no such shortcut, `matches` is asked of every written resource.
+    anchor: frozenset[tuple[str, str, str | None]] | None
 
 
 _cache: dict[tuple[str, str, str | None], Compiled | None] = {}
@@ -73,7 +76,7 @@ def compile_criteria(resource_type: str, criteria: str) -> Compiled | None:
             direct = len(checkable) == len(query.clauses)
             params = frozenset(p for c in checkable if c.code != "_id" for p in stored_as(c.code, (resource_type,)))
             timeless = not any(_approximate_date(v) for c in query.clauses for v in c.values)
-            compiled = Compiled(key, query, direct, checkable, params, timeless)
+            compiled = Compiled(key, query, direct, checkable, params, timeless, _anchor(resource_type, checkable))
     if len(_cache) >= MAX_CACHED:
         _cache.clear()
     _cache[key] = compiled
@@ -115,6 +118,40 @@ def index_values(resource_type: str, resource: dict[str, Any], params: frozenset
 @functools.lru_cache(maxsize=1024)
 def _skip(resource_type: str, params: frozenset[str]) -> frozenset[str]:
     return frozenset(registry().params_for(resource_type)) - params
+
+
+def _anchor(resource_type: str, checkable: tuple[Clause, ...]) -> frozenset[tuple[str, str, str | None]] | None:
+    """The keys of the first clause whose every value names a code or a target id: a resource that
+    matches holds a row with one of them (a necessary condition, so a shortcut never drops a match)."""
+    for clause in checkable:
+        if clause.code == "_id":
+            continue
+        keys: set[tuple[str, str, str | None]] = set()
+        for value in clause.values:
+            if isinstance(value, TokenValue) and value.code is not None:
+                code = clip(value.code, _SIZES["token", "code"])
+            elif isinstance(value, ReferenceValue) and value.target_id is not None:
+                code = clip(value.target_id, _SIZES["reference", "target_id"])
+            else:
+                keys.clear()
+                break
+            keys.update((p, "token" if clause.type == "token" else "reference", code)
+                        for p in stored_as(clause.code, (resource_type,)))
+        if keys:
+            return frozenset(keys)
+    return None
+
+
+def row_keys(index: Index) -> set[tuple[str, str, str | None]]:
+    """The anchor keys a written resource's index rows hold."""
+    keys: set[tuple[str, str, str | None]] = set()
+    for param, rows in index.items():
+        for row in rows:
+            if "code" in row:
+                keys.add((param, "token", row["code"]))
+            elif "target_id" in row:
+                keys.add((param, "reference", row["target_id"]))
+    return keys
 
 
 def matches(compiled: Compiled, resource_id: str, index: Index) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy import bindparam, case, insert, literal, select, union_all, upda
 
 from auth.principal import Principal
 from exchange import deletions, tables
-from exchange.criteria import Compiled, Index, compile_criteria, index_values, matches
+from exchange.criteria import Compiled, Index, compile_criteria, index_values, matches, row_keys
 from exchange.endpoints import EndpointPolicy, EndpointRefused
 from exchange.header_secrets import MASK, sent_headers, unmask
 from exchange.outbox_items import Item, Timed, timed
@@ -140,11 +140,7 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
     """Outbox rows for each live subscription whose criteria match a written resource within its
     owner's access: one statement reads the subscriptions, then each written type costs at most one
     search statement (per `IDS_PER_MATCH` written ids), whatever the number of subscriptions."""
-    s = tables.subscriptions
-    rows = (await repository.connection.execute(
-        select(s.c.id, s.c.resource_type, s.c.criteria, s.c.owner)
-        .where(s.c.resource_type.in_(sorted(written)), s.c.status.in_(LIVE)).order_by(s.c.id)
-    )).all()
+    rows = (await repository.connection.execute(_LIVE_OF_TYPES, {"types": sorted(written)})).all()
     groups: dict[tuple[Any, ...], _Group] = {}
     for row in rows:
         judged = _judgeable(row.resource_type, row.criteria, row.owner, search_rows.base_url())
@@ -164,6 +160,16 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
         for subscription_id, resource_ids in matched.items():
             batches[subscription_id] = [timed("notification", latest[i]) for i in resource_ids]
     return batches
+
+
+# Built once: every write of every type asks it.
+_LIVE_OF_TYPES = (
+    select(tables.subscriptions.c.id, tables.subscriptions.c.resource_type, tables.subscriptions.c.criteria,
+           tables.subscriptions.c.owner)
+    .where(tables.subscriptions.c.resource_type.in_(bindparam("types", expanding=True)),
+           tables.subscriptions.c.status.in_(LIVE))
+    .order_by(tables.subscriptions.c.id)
+)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -194,20 +200,25 @@ async def _judge(
     equality clauses already rule out every written resource. The arms go in one
     UNION ALL per chunk of written ids (and of `ARMS_PER_STATEMENT` arms), tagged with their number."""
     found: list[tuple[_Group, set[str]]] = []
-    index_cache: dict[frozenset[str], dict[str, Index]] = {}
     in_sql: list[_Group] = []
     to_see: dict[tuple[Any, ...], tuple[Principal, list[tuple[_Group, set[str]]]]] = {}
+    params = frozenset().union(*(g.compiled.params for g in groups))
+    indexes: dict[str, Index] = {i: index_values(resource_type, e.resource, params)
+                                 for i, e in latest.items() if e.resource is not None} if params else {}
+    holders: dict[tuple[str, str, str | None], set[str]] = {}  # anchor key -> the written ids holding it
+    for resource_id, index in indexes.items():
+        for key in row_keys(index):
+            holders.setdefault(key, set()).add(resource_id)
     for group in groups:
         compiled = group.compiled
         if not compiled.checkable:
             in_sql.append(group)
             continue
-        indexes = index_cache.get(compiled.params)
-        if indexes is None:
-            indexes = index_cache[compiled.params] = {
-                i: index_values(resource_type, e.resource, compiled.params)
-                for i, e in latest.items() if e.resource is not None}
-        candidates = {i for i, index in indexes.items() if matches(compiled, i, index)}
+        if compiled.anchor is None:
+            maybe: Iterable[str] = indexes
+        else:  # only the resources holding one of its keys can match: most groups ask nothing more
+            maybe = set().union(*(holders.get(k, ()) for k in compiled.anchor))
+        candidates = {i for i in maybe if i in indexes and matches(compiled, i, indexes[i])}
         if not candidates:
             continue  # its equality clauses rule out every written resource
         if not compiled.direct:
