@@ -4,9 +4,12 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 
 - `TaskLifecycle` (a WriteHook) holds every write of a referral Task to the R4 state machine and to
   who may make each move, and moves the ServiceRequest when its Task ends;
-- `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered and, for each write
-  a subscription's criteria match within its owner's access, leaves an outbox row in the write's
-  transaction;
+- `HeaderMasking` (an EnrichHook) stores Subscriptions with their header values masked
+  (header_secrets: the values live only in the exchange's own table);
+- `SubscriptionMatcher` (a WriteHook) keeps rest-hook Subscriptions registered (their endpoints
+  checked against the operator's policy, endpoints), and for each write a subscription's criteria
+  match within its owner's access (criteria, matching), or each deletion of a resource it told of
+  (deletions), leaves an outbox row in the write's transaction;
 - `topics` serves topic-based Subscriptions (the Subscriptions R5 Backport IG): their triggers are
   rows the matcher runs like any criteria, `notifications` shapes what they are sent (history
   Bundles with a SubscriptionStatus), `heartbeats` keeps quiet channels alive;
@@ -23,17 +26,24 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 from __future__ import annotations
 
 from exchange import partner_tables, tables
+from exchange.endpoints import EndpointPolicy
+from exchange.header_secrets import HeaderMasking
 from exchange.lifecycle import TaskLifecycle
 from exchange.matching import SubscriptionMatcher
 from exchange.push import PartnerMatcher
 from exchange.topics import REFERRAL_TOPIC, TOPIC_CANONICAL
+from settings import Settings
 from storage.write_events import WriteSubscribers
 
 # What the CapabilityStatement says of the types whose behaviour the exchange adds to.
 CAPABILITY_NOTES = {
     "Subscription": "R4 rest-hook channels: criteria as a search URL; payload absent (a ping POSTed to the "
                     "endpoint) or application/fhir+json (the resource PUT at [endpoint]/[type]/[id]); header "
-                    "sent as given; a handshake ping on creation (requested -> active), error while the "
+                    "values sent as given and write-only (stored and read back as 'Name: ***'; sending the mask "
+                    "back keeps the stored value); endpoints only on public addresses unless the operator lists "
+                    "them (checked on write and on each delivery); a deletion is announced to the subscriptions "
+                    "notified of the resource before (a DELETE at [endpoint]/[type]/[id], or a ping with "
+                    "X-Puente-Deleted); a handshake ping on creation (requested -> active), error while the "
                     "endpoint fails, active again when it answers. Notifications never leave what the "
                     "subscription's creator may read; each carries X-Puente-Subscription and "
                     "X-Puente-Event-Number (1, 2, ... in order; at-least-once: drop repeats by number). "
@@ -55,9 +65,17 @@ CAPABILITY_NOTES = {
 CAPABILITY_EXTENSIONS = {"Subscription": [{"url": TOPIC_CANONICAL, "valueCanonical": REFERRAL_TOPIC}]}
 
 
-def subscribers() -> WriteSubscribers:
-    return WriteSubscribers(hooks=(TaskLifecycle(), SubscriptionMatcher(), PartnerMatcher()))
+def subscribers(endpoints: EndpointPolicy | None = None) -> WriteSubscribers:
+    """The exchange's part of the write-event seam; `endpoints` is where subscriptions may send
+    (default: public addresses only)."""
+    return WriteSubscribers(enrichers=(HeaderMasking(),),
+                            hooks=(TaskLifecycle(), SubscriptionMatcher(endpoints or EndpointPolicy()),
+                                   PartnerMatcher()))
 
 
-__all__ = ["CAPABILITY_EXTENSIONS", "CAPABILITY_NOTES", "PartnerMatcher", "SubscriptionMatcher", "TaskLifecycle",
-           "partner_tables", "subscribers", "tables"]
+def endpoint_policy(settings: Settings) -> EndpointPolicy:
+    return EndpointPolicy.parse(settings.subscription_endpoints, public=settings.subscription_public_endpoints)
+
+
+__all__ = ["CAPABILITY_EXTENSIONS", "CAPABILITY_NOTES", "EndpointPolicy", "PartnerMatcher", "SubscriptionMatcher",
+           "TaskLifecycle", "endpoint_policy", "partner_tables", "subscribers", "tables"]

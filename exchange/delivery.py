@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exchange import notifications, tables
+from exchange.endpoints import EndpointPolicy, EndpointRefused, pinned
 from exchange.heartbeats import HeartbeatWorker
 from exchange.lifecycle import EXCHANGE
 from exchange.matching import epoch_ms
@@ -54,12 +55,15 @@ class Policy:
     backoff_seconds: float
     backoff_max_seconds: float
     retry_ms: int
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)  # where subscriptions may send
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(settings.exchange_poll_seconds, settings.exchange_timeout_seconds,
                    settings.exchange_backoff_seconds, settings.exchange_backoff_max_seconds,
-                   int(settings.exchange_retry_hours * 3600 * 1000))
+                   int(settings.exchange_retry_hours * 3600 * 1000),
+                   EndpointPolicy.parse(settings.subscription_endpoints,
+                                        public=settings.subscription_public_endpoints))
 
     def delay_ms(self, attempts: int) -> int:
         """After the `attempts`-th failure: base, 2 x base, 4 x base ... up to the cap."""
@@ -168,9 +172,12 @@ class DeliveryWorker:
         status_code: int | None = None
         error: str | None = None
         try:
+            request = await pinned(request, self.policy.endpoints)
             response = await self.http.send(request)
             status_code = response.status_code
             await response.aclose()
+        except EndpointRefused as exc:  # not sent: recorded as a failed attempt, tried again later
+            error = f"refused by the endpoint policy: {exc}"[:500]
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         elapsed = int((time.monotonic() - started) * 1000)
@@ -227,6 +234,14 @@ def _request(subscription: Any, event: Claimed, content: str | None) -> httpx.Re
         name, _, value = header.partition(":")
         headers[name.strip()] = value.strip()
     endpoint = subscription.endpoint
+    if event.kind == "deletion":
+        # Puente's own (R4 announces no deletions): a FHIR base is told with a DELETE of the resource,
+        # a ping endpoint with a ping naming it.
+        if subscription.payload:
+            return httpx.Request("DELETE", f"{endpoint.rstrip('/')}/{event.resource_type}/{event.resource_id}",
+                                 headers=headers)
+        headers["X-Puente-Deleted"] = f"{event.resource_type}/{event.resource_id}"
+        return httpx.Request("POST", endpoint, headers=headers)
     if event.kind == "notification" and content is not None:
         # R4 rest-hook with a payload: the endpoint is a FHIR base, and the resource is PUT there.
         url = f"{endpoint.rstrip('/')}/{event.resource_type}/{event.resource_id}"

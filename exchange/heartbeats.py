@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exchange import notifications, tables
+from exchange.endpoints import EndpointPolicy, EndpointRefused, pinned
 from storage.database import transaction
 from storage.versions import now_ms
 
@@ -37,6 +38,9 @@ class _Policy(Protocol):
 
     @property
     def timeout_seconds(self) -> float: ...
+
+    @property
+    def endpoints(self) -> EndpointPolicy: ...
 
 
 def _epoch_ms() -> int:
@@ -104,8 +108,12 @@ class HeartbeatWorker:
         request = notifications.carrying(self.request_for(subscription), body, claimed.timeout_ms,
                                          self.policy.timeout_seconds)
         try:
-            response = await self.http.send(request)
+            # Checked on the address connected to, as every delivery is (exchange.endpoints).
+            response = await self.http.send(await pinned(request, self.policy.endpoints))
             await response.aclose()
+        except EndpointRefused as exc:
+            log.info("exchange heartbeat to %s: refused by the endpoint policy: %s", claimed.id, exc)
+            return False
         except httpx.HTTPError as exc:
             log.info("exchange heartbeat to %s: %s", claimed.id, type(exc).__name__)
             return False

@@ -8,6 +8,7 @@ may read, so its owner is recorded with it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from fhir_mappings.search import SearchError, parse_query
 from fhir_mappings.search.registry import registry
 from storage import access, search_rows
 
+LIVE = ("requested", "active", "error")  # the statuses of a subscription that still notifies
 FULL_PAYLOADS = frozenset({"application/fhir+json", "application/json"})
 MAX_HEADERS = 20
 
@@ -85,3 +87,15 @@ def owner_from_json(text: str) -> Principal:
     fields = json.loads(text)
     fields["scopes"] = frozenset(fields.get("scopes") or ())
     return Principal(**fields)
+
+
+@functools.lru_cache(maxsize=4096)
+def owner_of(text: str) -> Principal:
+    """owner_from_json, once per distinct owner: every write reads every live subscription's owner."""
+    return owner_from_json(text)
+
+
+def access_shape(owner: Principal) -> tuple[Any, ...]:
+    """What access.visible and the scopes read of a Principal: owners alike here see alike."""
+    return (owner.is_admin, owner.organization, owner.practitioner, owner.role, owner.patient, owner.author,
+            owner.scopes)

@@ -36,7 +36,7 @@ outbox = Table(
     Column("pk", BigId, primary_key=True, autoincrement=True),
     Column("subscription_id", String(64), nullable=False),
     Column("event_number", BigInteger, nullable=False),
-    Column("kind", String(16), nullable=False),  # handshake | notification
+    Column("kind", String(16), nullable=False),  # handshake | notification | deletion
     Column("resource_type", String(64), nullable=True),
     Column("resource_id", String(64), nullable=True),
     Column("version_id", Integer, nullable=True),
@@ -51,6 +51,8 @@ outbox = Table(
     # The workers' claim: the oldest pending event of each subscription.
     Index("ix_exchange_outbox_pending", "subscription_id", "event_number",
           postgresql_where=text("state = 'pending'"), sqlite_where=text("state = 'pending'")),
+    # A deletion's lookup: which subscriptions were told of this resource (exchange.deletions).
+    Index("ix_exchange_outbox_resource", "resource_type", "resource_id"),
 )
 
 attempts = Table(

@@ -30,7 +30,6 @@ The handshake is event 0 of the outbox: it comes first and leaves the event numb
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +45,6 @@ from storage.versions import now_ms
 from storage.write_events import WriteEvent
 
 # exchange.matching.enqueue, passed in by the matcher (which imports this module).
-Enqueue = Callable[[FhirRepository, str, list[tuple[str, str | None, str | None, int | None]]], Awaitable[None]]
 
 REFERRAL_TOPIC = f"{PUENTE_FHIR_BASE}/SubscriptionTopic/referral"
 TOPICS = frozenset({REFERRAL_TOPIC})
@@ -168,32 +166,26 @@ def parse(resource: dict[str, Any], owner: Principal, subscription_id: str) -> T
                              None if timeout is None else timeout * 1000, max_count, hook)
 
 
-async def is_registered(repository: FhirRepository, subscription_id: str) -> bool:
-    s = tables.subscriptions
-    row = (await repository.connection.execute(
-        select(s.c.resource_type).where(s.c.id == subscription_id))).first()
-    return row is not None and row.resource_type == TOPIC_ROW
-
-
-async def register(repository: FhirRepository, event: WriteEvent) -> None:
-    """Keep a topic subscription's rows in step with its resource; a new or changed channel is handshaken."""
+async def register(repository: FhirRepository, event: WriteEvent, resource: dict[str, Any] | None) -> None:
+    """Keep a topic subscription's rows in step with its resource (`resource`: the written one with
+    its header values as sent, see exchange.header_secrets); a new or changed channel is handshaken."""
     s, t, o = tables.subscriptions, tables.topic_subscriptions, tables.outbox
     connection = repository.connection
     subscription_id = event.version.id
     row = (await connection.execute(select(s).where(s.c.id == subscription_id))).first()
-    if event.resource is None or event.resource.get("status") == "off":
+    if resource is None or resource.get("status") == "off":
         await connection.execute(update(s).where(s.c.id.in_([subscription_id, *trigger_ids(subscription_id)]))
                                  .values(status="off"))
         await connection.execute(update(t).where(t.c.id == subscription_id).values(next_heartbeat_at=None))
         return
-    if not is_topic(event.resource):
+    if not is_topic(resource):
         raise refusal(BusinessRule, "A topic-based Subscription stays one: create another for other criteria",
                       "Subscription.criteria")
     if row is not None and row.resource_type != TOPIC_ROW:
         raise refusal(BusinessRule, "A rest-hook Subscription cannot become topic-based: create another",
                       "Subscription.criteria")
     owner = owner_from_json(row.owner) if row is not None else repository.principal
-    asked = parse(event.resource, owner, subscription_id)
+    asked = parse(resource, owner, subscription_id)
     topic_row = (await connection.execute(select(t).where(t.c.id == subscription_id))).first()
     now = int(now_ms().timestamp() * 1000)
     headers = json.dumps(list(asked.hook.headers))
@@ -232,34 +224,3 @@ async def register(repository: FhirRepository, event: WriteEvent) -> None:
         subscription_id=subscription_id, event_number=0, kind="handshake", resource_type=None, resource_id=None,
         version_id=None, created_at=now, state="pending", attempts=0, next_attempt_at=now, lease_until=None,
         lease_owner=None, done_at=None))
-
-
-async def announce_deletions(repository: FhirRepository, events: list[WriteEvent], enqueue: Enqueue) -> None:
-    """A topic subscription hears of the deletion of a referral whose last version it was told of.
-
-    A deleted resource has no index rows to search; what the subscription was last told is what it
-    matched (within its owner's access), so the deletion tells it nothing new but that it is gone."""
-    deleted = [e for e in events if e.resource is None and e.version.resource_type in TRIGGERS]
-    if not deleted:
-        return
-    s, o = tables.subscriptions, tables.outbox
-    connection = repository.connection
-    live = [row.id for row in await connection.execute(
-        select(s.c.id).where(s.c.resource_type == TOPIC_ROW, s.c.status != "off"))]
-    if not live:
-        return
-    announced: dict[str, list[WriteEvent]] = {}
-    for event in deleted:
-        told = await connection.execute(
-            select(o.c.subscription_id, o.c.version_id).where(
-                o.c.resource_type == event.version.resource_type, o.c.resource_id == event.version.id,
-                o.c.kind == "notification", o.c.subscription_id.in_(live))
-            .order_by(o.c.subscription_id, o.c.event_number))
-        last: dict[str, int] = {row.subscription_id: row.version_id for row in told}
-        previous = event.previous.version_id if event.previous is not None else None
-        for subscription_id, version_id in last.items():
-            if previous is not None and version_id == previous:
-                announced.setdefault(subscription_id, []).append(event)
-    for subscription_id, found in sorted(announced.items()):
-        await enqueue(repository, subscription_id, [("notification", e.version.resource_type, e.version.id,
-                                                     e.version.version_id) for e in found])

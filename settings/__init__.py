@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     exchange_backoff_max_seconds: float = 600.0
     exchange_retry_hours: float = 24.0
     exchange_pull_seconds: float = 30.0  # how often each partner clinic is asked for its Task updates
+    # Where subscriptions may send (exchange.endpoints): origins, hosts (`*.x` for subdomains) or
+    # networks allowed beyond public addresses (comma-separated); false: only those listed.
+    subscription_endpoints: str = ""
+    subscription_public_endpoints: bool = True
 
     cors_origins: str = ""
     forwarded_allow_ips: str = ""

@@ -42,8 +42,14 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
         yield url
 
 
+LOOPBACK_RECEIVERS = "127.0.0.1"
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {"database_url": database_url, "auth": "off", "base_url": BASE, **overrides}
+    # Every app of the session may deliver any subscription's outbox (they share the database), and
+    # the tests' receivers listen on loopback, which the endpoint policy refuses unless listed.
+    values: dict[str, object] = {"database_url": database_url, "auth": "off", "base_url": BASE,
+                                 "subscription_endpoints": LOOPBACK_RECEIVERS, **overrides}
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -19,6 +19,6 @@ def write_subscribers(settings: Settings) -> WriteSubscribers:
     unless switched off. The exchange runs first: a refused Task move costs no derived work."""
     config = ClinicalConfig.from_settings(settings)
     clinical = rules.subscribers(config) if config.hooks_enabled else NO_SUBSCRIBERS
-    referrals = exchange.subscribers()
+    referrals = exchange.subscribers(exchange.endpoint_policy(settings))
     return WriteSubscribers(enrichers=referrals.enrichers + clinical.enrichers,
                             hooks=referrals.hooks + clinical.hooks)

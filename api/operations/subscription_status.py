@@ -154,7 +154,7 @@ async def subscription_events(request: Request, subscription_id: str, repository
     row, topic = await _own_subscription(repository, subscription_id)
     o = tables.outbox
     query = select(o.c.event_number, o.c.created_at, o.c.resource_type, o.c.resource_id, o.c.version_id).where(
-        o.c.subscription_id == subscription_id, o.c.kind == "notification")
+        o.c.subscription_id == subscription_id, o.c.kind.in_(("notification", "deletion")))
     if since is not None:
         query = query.where(o.c.event_number >= since)
     if until is not None:

@@ -4,7 +4,7 @@
 `exchange_subscriptions`; its triggers are ordinary rows of that table, so no column changes there.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 21:40:00
 """
 

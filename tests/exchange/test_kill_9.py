@@ -21,7 +21,8 @@ from tests.fixtures.databases import empty_all_tables
 from tests.fixtures.live_server import serve
 
 FAST = {"PUENTE_EXCHANGE_POLL_SECONDS": "0.02", "PUENTE_EXCHANGE_BACKOFF_SECONDS": "0.05",
-        "PUENTE_EXCHANGE_BACKOFF_MAX_SECONDS": "0.4", "PUENTE_EXCHANGE_TIMEOUT_SECONDS": "5"}
+        "PUENTE_EXCHANGE_BACKOFF_MAX_SECONDS": "0.4", "PUENTE_EXCHANGE_TIMEOUT_SECONDS": "5",
+        "PUENTE_SUBSCRIPTION_ENDPOINTS": "127.0.0.1"}  # the clinic simulator, on loopback
 
 
 async def _send(base: str, first: int, last: int, created: list[str]) -> None:
