@@ -72,6 +72,12 @@ class DerivedFacts:
             return
         rules = rules_repository(repository)
         patients = {m.patient_id for c in changes.values() for m in (c.before, c.after) if m is not None}
+        if growth:
+            # The children's Patients are context, not evidence (their writes do not take the lock):
+            # read before the lock, the same answer (one snapshot per statement either way), and the
+            # lock, which serialises a child's measurements, is held one round trip less. _growth
+            # finds them in the repository's reads.
+            await rules.read_many("Patient", _growth_patients(growth))
         # Two measurements of one child written at once must see each other (weight-for-length).
         await serialise_patients(rules, sorted(patients))
         for finding in anaemia:
@@ -98,8 +104,7 @@ class DerivedFacts:
         derived: list[Resource] = []
         unseen: set[str] = set()  # ids of z-scores anchored on a measurement this write created
         findings: dict[tuple[str, str], Finding] = {}
-        patient_ids = sorted({patient_id for patient_id, _ in by_day})
-        patients = await rules.read_many("Patient", patient_ids)
+        patients = await rules.read_many("Patient", _growth_patients(changes))
         for (patient_id, day), day_changes in sorted(by_day.items()):
             patient = patients.get(patient_id)
             content = None if patient is None or patient.content is None else fhir_json.loads_stored(patient.content)
@@ -195,6 +200,12 @@ def _score_day(
     if patient is None:
         return growth_day(day, same_day, birth_date=None, sex=None)
     return growth_day(day, same_day, birth_date=birth_date(patient), sex=sex(patient))
+
+
+def _growth_patients(changes: list[_Change]) -> list[str]:
+    """The patients whose growth days the changes touch."""
+    return sorted({m.patient_id for c in changes for m in (c.before, c.after)
+                   if m is not None and m.kind is not Kind.HEMOGLOBIN})
 
 
 def _new_references(changes: list[_Change]) -> frozenset[str]:
