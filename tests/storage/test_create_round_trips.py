@@ -33,6 +33,11 @@ def _hemoglobin(value: float) -> dict[str, object]:
     }
 
 
+def _ours(seen: list[str]) -> list[str]:
+    """Without asyncpg's own type introspection, which it runs once per connection and type."""
+    return [s for s in seen if "typeinfo_tree" not in s and "'jit'" not in s]
+
+
 def _leased_inserts(seen: list[str]) -> int:
     return sum(1 for s in seen if "pg_advisory_xact_lock_shared" in s and "INSERT INTO resources" in s)
 
@@ -41,6 +46,7 @@ async def test_a_single_create_is_one_statement_after_begin(engine, repository_i
     async with repository_in(write=True) as repository, statements_sent(engine, repository) as seen:
         written = await repository.create({"resourceType": "Patient", "gender": "female",
                                            "meta": {"source": "#chw-7"}})
+    seen = _ours(seen)
     if backend == "postgres":
         assert [s.split()[0] for s in seen] == ["BEGIN;", "WITH"], seen
         assert _leased_inserts(seen) == 1, seen
@@ -76,10 +82,11 @@ async def test_a_hemoglobin_reads_its_patient_and_locks_nothing(engine, reposito
         repository = FhirRepository(plain.connection, LOCAL_EXPLORER, subscribers=clinical_subscribers(config))
         async with statements_sent(engine, repository) as seen:
             written = await repository.create(_hemoglobin(11.2))
+    seen = _ours(seen)
     if backend == "postgres":
         assert [s.split()[0] for s in seen] == ["BEGIN;", "SELECT", "WITH"], seen
         assert "FROM resources WHERE resource_type" in seen[1] and _leased_inserts(seen) == 1, seen
-        assert not any("pg_advisory_xact_lock(" in s for s in seen), seen
+        assert not any(s.startswith("SELECT pg_advisory_xact_lock(") for s in seen), seen
     stored = fhir_json.loads_stored(written.version.content)
     assert stored["interpretation"][0]["coding"][0]["code"]  # the rules' interpretation is in it
     # A severe one has a finding to record: it takes the child's lock, after its insert.
@@ -88,7 +95,7 @@ async def test_a_hemoglobin_reads_its_patient_and_locks_nothing(engine, reposito
         async with statements_sent(engine, repository) as seen:
             await repository.create(_hemoglobin(5.0))
     if backend == "postgres":
-        assert _leased_inserts(seen) == 1 and any("pg_advisory_xact_lock(" in s for s in seen), seen
+        assert _leased_inserts(seen) == 1 and any(s.startswith("SELECT pg_advisory_xact_lock(") for s in seen), seen
     async with repository_in(write=False) as repository:
         flags = await repository.search_matches("Flag", [("subject", "Patient/kid")])
     assert len(flags) == 1
@@ -118,3 +125,4 @@ async def test_a_lease_rolled_back_with_its_savepoint_is_taken_again(engine, bac
         assert clock.is_open(connection)
         if backend == "postgres":
             assert await _leases_held(connection) == 1
+
