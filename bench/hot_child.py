@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--driver", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--against", help="another checkout (with its .venv) measured the same way")
     p.add_argument("--pg-admin-dsn", default=os.environ.get("BENCH_PG_ADMIN_DSN", pg.DEFAULT_ADMIN_DSN))
+    p.add_argument("--db-prefix", default="puente_hot", help="name of the fresh databases (PostgreSQL)")
     p.add_argument("--out")
     args = p.parse_args(argv)
     driver = available_driver(args.driver)
@@ -106,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(name: str, checkout: Path, args: argparse.Namespace, workdir: Path, day: dt.date) -> Server:
     if args.db == "postgres":
-        db_url = pg.sqlalchemy_url(pg.recreate(args.pg_admin_dsn, f"puente_hot_{name}"))
+        db_url = pg.sqlalchemy_url(pg.recreate(args.pg_admin_dsn, f"{args.db_prefix}_{name}"))
     else:
         db_url = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
     port = free_port()
     env = {"PUENTE_DATABASE_URL": db_url, "PUENTE_AUTH": "off", "PUENTE_DATA_DIR": str(workdir / f"data-{name}"),
-           "PUENTE_BASE_URL": f"http://127.0.0.1:{port}"}
+           "PUENTE_BASE_URL": f"http://127.0.0.1:{port}",
+           # Each server runs its own checkout's code, whatever PYTHONPATH the bench itself runs with
+           # (e.g. a snapshot of this checkout, so that editing it does not change a running bench).
+           "PYTHONPATH": str(checkout)}
     puente = checkout / ".venv" / "bin" / "puente"
     cmd = [str(puente), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
     server = Server(f"puente-{name}", cmd, env, port, "/healthz", workdir, checkout)

@@ -63,34 +63,27 @@ class DerivedFacts:
                 severe[source_id] = own_anaemia_class(event.resource) == AnaemiaClass.SEVERE.value
         if not changes:
             return
+        hemoglobin = [c for c in changes.values() if Kind.HEMOGLOBIN in _kinds(c)]
+        anaemia = _anaemia_findings(hemoglobin, severe) if hemoglobin else []
+        growth = [c for c in changes.values() if _kinds(c) - {Kind.HEMOGLOBIN}]
+        if not anaemia and not growth:
+            # A new hemoglobin that is not severe can change no finding: no lock, no reads (and on
+            # PostgreSQL one round trip less for the measurement a CHW sends most).
+            return
         rules = rules_repository(repository)
         patients = {m.patient_id for c in changes.values() for m in (c.before, c.after) if m is not None}
+        if growth:
+            # The children's Patients are context, not evidence (their writes do not take the lock):
+            # read before the lock, the same answer (one snapshot per statement either way), and the
+            # lock, which serialises a child's measurements, is held one round trip less. _growth
+            # finds them in the repository's reads.
+            await rules.read_many("Patient", _growth_patients(growth))
         # Two measurements of one child written at once must see each other (weight-for-length).
         await serialise_patients(rules, sorted(patients))
-        hemoglobin = [c for c in changes.values() if Kind.HEMOGLOBIN in _kinds(c)]
-        if hemoglobin:
-            await self._hemoglobin(rules, hemoglobin, severe)
-        growth = [c for c in changes.values() if _kinds(c) - {Kind.HEMOGLOBIN}]
+        for finding in anaemia:
+            await apply_finding(rules, finding)
         if growth:
             await self._growth(rules, growth)
-
-    async def _hemoglobin(self, rules: FhirRepository, changes: list[_Change], severe: dict[str, bool]) -> None:
-        considered: dict[str, set[str]] = {}
-        supporting: dict[str, dict[str, dt.date]] = {}
-        for change in changes:
-            reference = f"Observation/{change.source_id}"
-            for m in (change.before, change.after):
-                if m is not None:
-                    considered.setdefault(m.patient_id, set()).add(reference)
-                    supporting.setdefault(m.patient_id, {})
-            after = change.after
-            if after is not None and after.kind is Kind.HEMOGLOBIN and severe.get(change.source_id):
-                supporting[after.patient_id][reference] = after.date
-        new = _new_references(changes)
-        for patient_id in sorted(considered):
-            finding = Finding("severe-anaemia", patient_id, frozenset(considered[patient_id]), supporting[patient_id])
-            if _may_change_anything(finding, new):
-                await apply_finding(rules, finding)
 
     async def _growth(self, rules: FhirRepository, changes: list[_Change]) -> None:
         """Score every (patient, day) the changed measurements belong or belonged to, once each."""
@@ -111,8 +104,7 @@ class DerivedFacts:
         derived: list[Resource] = []
         unseen: set[str] = set()  # ids of z-scores anchored on a measurement this write created
         findings: dict[tuple[str, str], Finding] = {}
-        patient_ids = sorted({patient_id for patient_id, _ in by_day})
-        patients = await rules.read_many("Patient", patient_ids)
+        patients = await rules.read_many("Patient", _growth_patients(changes))
         for (patient_id, day), day_changes in sorted(by_day.items()):
             patient = patients.get(patient_id)
             content = None if patient is None or patient.content is None else fhir_json.loads_stored(patient.content)
@@ -210,8 +202,33 @@ def _score_day(
     return growth_day(day, same_day, birth_date=birth_date(patient), sex=sex(patient))
 
 
+def _growth_patients(changes: list[_Change]) -> list[str]:
+    """The patients whose growth days the changes touch."""
+    return sorted({m.patient_id for c in changes for m in (c.before, c.after)
+                   if m is not None and m.kind is not Kind.HEMOGLOBIN})
+
+
 def _new_references(changes: list[_Change]) -> frozenset[str]:
     return frozenset(f"Observation/{c.source_id}" for c in changes if c.before is None)
+
+
+def _anaemia_findings(changes: list[_Change], severe: dict[str, bool]) -> list[Finding]:
+    """The severe-anaemia findings, one per patient, that the hemoglobin changes may change."""
+    considered: dict[str, set[str]] = {}
+    supporting: dict[str, dict[str, dt.date]] = {}
+    for change in changes:
+        reference = f"Observation/{change.source_id}"
+        for m in (change.before, change.after):
+            if m is not None:
+                considered.setdefault(m.patient_id, set()).add(reference)
+                supporting.setdefault(m.patient_id, {})
+        after = change.after
+        if after is not None and after.kind is Kind.HEMOGLOBIN and severe.get(change.source_id):
+            supporting[after.patient_id][reference] = after.date
+    new = _new_references(changes)
+    findings = (Finding("severe-anaemia", patient_id, frozenset(considered[patient_id]), supporting[patient_id])
+                for patient_id in sorted(considered))
+    return [finding for finding in findings if _may_change_anything(finding, new)]
 
 
 def _may_change_anything(finding: Finding, new: frozenset[str]) -> bool:

@@ -10,12 +10,15 @@ commit long after a later write (a 1,000-entry transaction against a one-resourc
 - **SQLite** runs one writer at a time (BEGIN IMMEDIATE holds the write lock until COMMIT), so stamps
   taken under the lock, each later than every committed stamp, are in commit order. The watermark
   is just after the newest committed stamp.
-- **PostgreSQL** commits writers concurrently. Each write transaction first takes a shared advisory
-  lock whose key carries the millisecond it started (a *lease*, released by COMMIT, ROLLBACK or a
-  dead connection alike) and stamps its versions from the database clock, never before that
-  moment. A reader's watermark is held just before the oldest open lease (or now, when none is
-  open): what other transactions committed meanwhile is left for the next poll, so an answer lags
-  the newest writes by as long as the oldest write still running. One clock (the database's)
+- **PostgreSQL** commits writers concurrently. Before its first stamp, each write transaction takes
+  a shared advisory lock whose key carries the millisecond it was taken (a *lease*, released by
+  COMMIT, ROLLBACK or a dead connection alike) and stamps its versions from the database clock,
+  never before that moment. A single create takes it in its insert statement (PG_LEASE_CTES), one
+  round trip for both; a lease taken inside a savepoint that rolls back is released with it, and
+  the repository forgets the clock then, so the next stamp takes a new one. A reader's watermark
+  is held just before the oldest open lease (or now, when none is open): what other transactions
+  committed meanwhile is left for the next poll, so an answer lags the newest writes by as long as
+  the oldest write still running. One clock (the database's)
   serves every worker on every host. A hot standby cannot see the primary's leases: poll the
   primary.
 
@@ -58,13 +61,26 @@ _PG_OPEN = DriverStatement.from_named(
     " + CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint) - :lease_epoch_ms),"
     " clock_timestamp() AS floor"
 )
+# The same opening as a statement's first CTEs, for a write whose first stamped statement takes the
+# lease itself (a single create: storage.version_writes). MATERIALIZED, and `clock` reading `lease`,
+# so the lock is held before the clock is read; `stamp` is the first stamp, the floor rounded up to
+# the millisecond as WriteClock.stamp rounds. The plan cache mode applies to the statements after.
+PG_LEASE_CTES = (
+    "lease AS MATERIALIZED (SELECT set_config('plan_cache_mode', 'auto', true) AS mode,"
+    " pg_advisory_xact_lock_shared((CAST(:lease_tag AS bigint) << 44)"
+    " + CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint) - :lease_epoch_ms) AS held),"
+    " clock AS MATERIALIZED (SELECT f AS floor, CASE WHEN date_trunc('milliseconds', f) = f THEN f"
+    " ELSE date_trunc('milliseconds', f) + interval '1 millisecond' END AS stamp"
+    " FROM (SELECT clock_timestamp() AS f FROM lease) AS t)"
+)
+LEASE_PARAMS = {"lease_tag": LEASE_TAG, "lease_epoch_ms": int(LEASE_EPOCH.timestamp()) * 1000}
 _PG_WATERMARK = DriverStatement.from_named(
     "SELECT clock_timestamp() AS now, (SELECT min(((CAST(classid AS bigint) & 4095) << 32) + CAST(objid AS bigint))"
     " FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND (CAST(classid AS bigint) >> 12) = :lease_tag"
     " AND pid <> pg_backend_pid()"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS oldest"
 )
-_PARAMS = {"lease_tag": LEASE_TAG, "lease_epoch_ms": int(LEASE_EPOCH.timestamp()) * 1000}
+_PARAMS = LEASE_PARAMS
 _NEWEST_STAMP = select(func.max(resources.c.last_updated))
 
 
@@ -91,6 +107,18 @@ async def open_write(connection: AsyncConnection) -> WriteClock:
         floor = now_ms() if newest is None else max(now_ms(), utc(newest) + _MS)
         clock = WriteClock(floor, time.monotonic())
     connection.info[_KEY] = clock
+    return clock
+
+
+def is_open(connection: AsyncConnection) -> bool:
+    """Whether this transaction has its clock (and, on PostgreSQL, its lease) already."""
+    return _KEY in connection.info
+
+
+def opened(connection: AsyncConnection, floor: datetime) -> WriteClock:
+    """The transaction's clock, from the floor a statement read just after it took the lease itself
+    (PG_LEASE_CTES)."""
+    clock = connection.info[_KEY] = WriteClock(utc(floor), time.monotonic())
     return clock
 
 

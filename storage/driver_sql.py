@@ -53,14 +53,21 @@ async def fetch(
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
     if not driver.is_in_transaction() and _begins_lazily(connection):
-        # SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first statement: make it
-        # send it now, or this statement would commit on its own.
-        await connection.exec_driver_sql("SELECT 1")
+        await _begin(raw.dbapi_connection)
     try:
         return await driver.fetch(statement.sql, *statement.arguments(params))
     except asyncpg.PostgresError as exc:
         # Parameters hidden: they are patients' records, which do not belong in logs.
         raise DBAPIError(statement.sql, dict(params), exc, hide_parameters=True) from exc
+
+
+async def _begin(adapter: Any) -> None:
+    """Send the BEGIN that SQLAlchemy's asyncpg adapter sends before a transaction's first statement,
+    or this statement would commit on its own. Its own method, under its own lock, as its cursor
+    does: running a `SELECT 1` through SQLAlchemy to the same end cost a round trip per write."""
+    async with adapter._execute_mutex:
+        if adapter._transaction is None:
+            await adapter._start_transaction()
 
 
 def _begins_lazily(connection: AsyncConnection) -> bool:

@@ -137,12 +137,18 @@ class FhirRepository:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """A nested transaction; when it rolls back, so does what this repository remembers of it."""
+        """A nested transaction; when it rolls back, so does what this repository remembers of it.
+
+        The write lease too: a lease first taken inside it is released with it (PostgreSQL releases a
+        rolled-back subtransaction's locks), so the next stamp must take it again."""
+        leased = clock.is_open(self.connection)
         try:
             async with self.connection.begin_nested():
                 yield
         except BaseException:
             self._reads.clear()  # shared with with_principal's repositories: the same dict
+            if not leased:
+                clock.close_write(self.connection)
             raise
 
     async def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
@@ -569,14 +575,22 @@ class FhirRepository:
             batch = {(resource["resourceType"], resource_id) for resource, resource_id in items}
             for resource, _ in items:
                 await self._check_references(resource, previous_pk=None, batch=batch)
-        write_clock = await clock.write_clock(self.connection)
-        stored = []
-        for resource, resource_id in items:
-            version = version_writes.new_version(resource, resource_id, 1, write_clock.stamp(), method=method)
-            stored.append((version, resource))
+        self._forget((resource["resourceType"], resource_id) for resource, resource_id in items)
+        if len(items) == 1 and version_writes.leases_in_statement(self.connection):
+            # The commonest write, a single create: the lease, the stamp and the insert in one round trip.
+            resource, resource_id = items[0]
+            version, pk = await version_writes.insert_leased(self.connection, resource, resource_id, self._by,
+                                                              method=method)
+            stored = [(version, resource)]
+            pks = {} if pk is None else {(version.resource_type, version.id): pk}
+        else:
+            write_clock = await clock.write_clock(self.connection)
+            stored = []
+            for resource, resource_id in items:
+                version = version_writes.new_version(resource, resource_id, 1, write_clock.stamp(), method=method)
+                stored.append((version, resource))
+            pks = await version_writes.insert_new(self.connection, stored, self._by)
         versions = [version for version, _ in stored]
-        self._forget((v.resource_type, v.id) for v in versions)
-        pks = await version_writes.insert_new(self.connection, stored, self._by)
         if len(pks) < len(versions):
             stored = [(version, resource) for version, resource in stored if (version.resource_type, version.id) in pks]
         await self._run_hooks(*(WriteEvent(version, resource, None) for version, resource in stored))

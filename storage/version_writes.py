@@ -12,6 +12,7 @@ so it keeps the plain statements.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +25,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings import fhir_json
+from storage import clock
+from storage.clock import LEASE_EPOCH
 from storage.driver_sql import DriverStatement, fetch
 from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
-from storage.versions import StoredVersion, fhir_instant
+from storage.versions import StoredVersion, fhir_instant, utc
 
 Row = dict[str, Any]
 
@@ -218,14 +221,21 @@ async def replace_index_rows(
 
 
 def new_version(
-    resource: dict[str, Any], resource_id: str, version_id: int, stamp: datetime, *, method: str
+    resource: dict[str, Any],
+    resource_id: str,
+    version_id: int,
+    stamp: datetime,
+    *,
+    method: str,
+    instant: str | None = None,
 ) -> StoredVersion:
     """The version to store: the client's resource with our id and meta.versionId/lastUpdated, as
     the exact JSON served. Every writer stamps here (the repository, the audit trail); `resource`
-    gets the same id and meta, for the write hooks and the index rows."""
+    gets the same id and meta, for the write hooks and the index rows. (`instant`: the text put in
+    meta.lastUpdated instead of `stamp`'s, for a statement that stamps it: `insert_leased`.)"""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version_id)
-    meta["lastUpdated"] = fhir_instant(stamp)
+    meta["lastUpdated"] = fhir_instant(stamp) if instant is None else instant
     stored = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
     stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
     resource["id"] = resource_id
@@ -235,16 +245,32 @@ def new_version(
 
 
 @cache
-def _pg_insert_new_statement() -> DriverStatement:
+def _pg_insert_new_statement(leased: bool = False) -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
     The pks exist only once `r` has inserted the resources, so history and index rows find theirs by
     joining on (resource_type, id). An id already taken is skipped by `r` and so gets nothing else.
+
+    `leased`: one resource, in a transaction that has no clock yet. The statement takes the write
+    lease first (storage.clock.PG_LEASE_CTES) and stamps the resource itself, its content being
+    given in two halves around meta.lastUpdated: the lease, the stamp and the insert are one round
+    trip instead of two. It answers the floor and the stamp even when the id was taken.
     """
-    ctes = [
+    if leased:
+        stamp = "clock.stamp"
+        content = (
+            "CAST(:head AS text) || to_char(clock.stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+            " || CAST(:tail AS text)"
+        )
+        source = "clock, unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS u(t, i)"
+    else:
+        stamp, content = "s", "c"
+        source = ("unnest(CAST(:types AS text[]), CAST(:ids AS text[]), CAST(:stamps AS timestamptz[]),"
+                  " CAST(:contents AS text[])) AS u(t, i, s, c)")
+    ctes = [clock.PG_LEASE_CTES] if leased else []
+    ctes += [
         "r AS (INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content, created_by)"
-        " SELECT t, i, 1, s, false, c, CAST(:author AS text) FROM unnest(CAST(:types AS text[]),"
-        " CAST(:ids AS text[]), CAST(:stamps AS timestamptz[]), CAST(:contents AS text[])) AS u(t, i, s, c)"
+        f" SELECT t, i, 1, {stamp}, false, {content}, CAST(:author AS text) FROM {source}"
         " ON CONFLICT (resource_type, id) DO NOTHING RETURNING pk, resource_type, id, last_updated, content)",
         "h AS (INSERT INTO resource_history (resource_pk, resource_type, id, version_id, last_updated, method,"
         " deleted, content, author, author_client, author_user)"
@@ -260,7 +286,57 @@ def _pg_insert_new_statement() -> DriverStatement:
             f" SELECT r.pk, {', '.join(f'u.{n}' for n in names)} FROM {_recordset(kind, table, owner=True)}"
             f" JOIN r ON r.resource_type = u.resource_type AND r.id = u.owner)"
         )
-    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\nSELECT pk, resource_type, id FROM r")
+    answer = ("SELECT clock.floor, clock.stamp, r.pk, r.resource_type, r.id FROM clock LEFT JOIN r ON true"
+              if leased else "SELECT pk, resource_type, id FROM r")
+    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\n" + answer)
+
+
+def _insert_params(items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Authorship) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "types": [v.resource_type for v, _ in items],
+        "ids": [v.id for v, _ in items],
+        "methods": [v.method for v, _ in items],
+        "author": by.author,
+        "author_client": by.client,
+        "author_user": by.user,
+    }
+    # No pks yet: each row carries its resource's id, and the statement joins it to the new pk.
+    grouped = _rows_by_kind((0, version.resource_type, resource, version.id) for version, resource in items)
+    for kind in SEARCH_TABLES:
+        params[f"{kind}_rows"] = _json_rows(grouped[kind])
+    return params
+
+
+def leases_in_statement(connection: AsyncConnection) -> bool:
+    """Whether a single create on `connection` takes the write lease in its own statement
+    (`insert_leased`): PostgreSQL, before anything in the transaction opened the clock."""
+    return connection.dialect.name == "postgresql" and not clock.is_open(connection)
+
+
+# meta.lastUpdated of a version whose stamp the statement chooses, until it has: random, so no
+# client can write it elsewhere in a resource and move the cut.
+_STAMP_MARK = f'"puente-stamp-{uuid.uuid4().hex}"'
+
+
+async def insert_leased(
+    connection: AsyncConnection, resource: dict[str, Any], resource_id: str, by: Authorship, *, method: str
+) -> tuple[StoredVersion, int | None]:
+    """Store one new resource (version 1) in one statement that also takes the transaction's write
+    lease and stamps it (`leases_in_statement` must hold). Returns the version, and its pk (None
+    when the id was taken). The transaction's clock is open afterwards, for what the hooks write."""
+    unstamped = new_version(resource, resource_id, 1, LEASE_EPOCH, method=method, instant=_STAMP_MARK[1:-1])
+    assert unstamped.content is not None
+    head, tail = unstamped.content.split(_STAMP_MARK, 1)
+    params = _insert_params([(unstamped, resource)], by) | clock.LEASE_PARAMS
+    params |= {"head": head + '"', "tail": '"' + tail}
+    [row] = await fetch(connection, _pg_insert_new_statement(leased=True), params)
+    clock.opened(connection, row["floor"])
+    stamp = utc(row["stamp"])
+    instant = fhir_instant(stamp)
+    resource["meta"]["lastUpdated"] = instant
+    version = StoredVersion(unstamped.resource_type, resource_id, 1, stamp, False, f'{head}"{instant}"{tail}',
+                            method=method)
+    return version, row["pk"]
 
 
 async def insert_new(
@@ -278,20 +354,9 @@ async def insert_new(
     if not items:
         return {}
     if _through_driver(connection, through_driver):
-        params: dict[str, Any] = {
-            "types": [v.resource_type for v, _ in items],
-            "ids": [v.id for v, _ in items],
-            "stamps": [v.last_updated for v, _ in items],
-            "contents": [v.content for v, _ in items],
-            "methods": [v.method for v, _ in items],
-            "author": by.author,
-            "author_client": by.client,
-            "author_user": by.user,
-        }
-        # No pks yet: each row carries its resource's id, and the statement joins it to the new pk.
-        grouped = _rows_by_kind((0, version.resource_type, resource, version.id) for version, resource in items)
-        for kind in SEARCH_TABLES:
-            params[f"{kind}_rows"] = _json_rows(grouped[kind])
+        params = _insert_params(items, by)
+        params["stamps"] = [v.last_updated for v, _ in items]
+        params["contents"] = [v.content for v, _ in items]
         inserted = await fetch(connection, _pg_insert_new_statement(), params)
         return {(row["resource_type"], row["id"]): row["pk"] for row in inserted}
     stored: dict[tuple[str, str], int] = {}

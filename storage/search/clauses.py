@@ -14,6 +14,7 @@ search cannot reveal what the caller may not read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,10 +41,15 @@ class Context:
     principal: Principal
     now: datetime
     alias: Aliases = field(default_factory=Aliases)
+    # Probe each candidate's own index rows instead of joining on the parameter's values (see
+    # `per_candidate`): set for a poll, whose candidates are the few resources written since.
+    per_candidate: bool = False
 
 
 def clause_condition(ctx: Context, clause: Clause, r: FromClause, resource_type: str) -> ColumnElement[bool]:
     """The condition `clause` puts on `r`, a resources alias holding `resource_type` rows."""
+    if ctx.per_candidate and not clause.chain:
+        return _final(ctx, clause, r, (resource_type,), probe=True)
     return _along(ctx, clause, clause.chain, r, (resource_type,))
 
 
@@ -107,7 +113,9 @@ def _searchable(principal: Principal, types: tuple[str, ...], parameter: str) ->
     return allowed
 
 
-def _final(ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...]) -> ColumnElement[bool]:
+def _final(
+    ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...], *, probe: bool = False
+) -> ColumnElement[bool]:
     if clause.code == "_id":
         return _on_id(clause, r)
     if clause.code == "_lastUpdated":
@@ -131,10 +139,29 @@ def _final(ctx: Context, clause: Clause, r: FromClause, types: tuple[str, ...]) 
                 found.append(r.c.pk.in_(select(idx.c.resource_pk).where(*scope(idx))))
         return any_of(found)
     idx = ctx.alias(table)
+    if probe:
+        return _per_candidate(ctx, clause, idx, r, scope)
     matched = any_of([_value(ctx, clause, idx.c, v) for v in clause.values])
     if clause.modifier == "not":
         return ~exists().where(idx.c.resource_pk == r.c.pk, *scope(idx), matched)
     return r.c.pk.in_(select(idx.c.resource_pk).where(*scope(idx), matched))
+
+
+def _per_candidate(
+    ctx: Context, clause: Clause, idx: FromClause, r: FromClause, scope: Callable[[FromClause], list[Any]]
+) -> ColumnElement[bool]:
+    """`clause` on the candidate `r`, judged on `r`'s own index rows, fetched by its pk alone.
+
+    OFFSET 0 keeps PostgreSQL from merging the rows' subquery into the EXISTS and from pushing the
+    value conditions into it: on tables never analysed it joined on the parameter's values instead,
+    scanning every referral of the facility again for each resource written since the poll's
+    `_lastUpdated` (a nested loop filtering on pk). This way the shape is fixed by the query: the
+    (resource_type, last_updated) range drives, and each candidate costs one probe of the
+    `resource_pk` index."""
+    own = select(idx).where(idx.c.resource_pk == r.c.pk).correlate(r).offset(0).subquery(f"own_{idx.name}")  # type: ignore[attr-defined]
+    matched = any_of([_value(ctx, clause, own.c, v) for v in clause.values])
+    found = select(own.c.resource_pk).where(*scope(own), matched)
+    return ~exists(found) if clause.modifier == "not" else exists(found)
 
 
 def _value(ctx: Context, clause: Clause, c: Any, value: Any) -> ColumnElement[bool]:

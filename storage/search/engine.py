@@ -58,6 +58,12 @@ def _polled_after(query: SearchQuery) -> datetime | None:
     return max(bounds) if bounds else None
 
 
+def _in_time_order(query: SearchQuery) -> bool:
+    """Sorted oldest first by `_lastUpdated` (the default): a poll then reads the (resource_type,
+    last_updated) index from its `gt` bound and stops at the page's end."""
+    return not query.sort or [(k.code, k.descending) for k in query.sort] == [("_lastUpdated", False)]
+
+
 async def search(
     connection: AsyncConnection,
     principal: Principal,
@@ -69,7 +75,8 @@ async def search(
 ) -> SearchPage:
     """A page of at most `count` matches after (or before) `cursor`. SearchError for a bad cursor."""
     access.require(principal, query.resource_type, "s")
-    ctx = Context(principal, now or datetime.now(UTC))
+    polled_after = _polled_after(query)
+    ctx = Context(principal, now or datetime.now(UTC), per_candidate=polled_after is not None and _in_time_order(query))
     r = ctx.alias(resources)
     where = match_conditions(ctx, query, r)
     terms = sort_terms(query, r, ctx.alias)
@@ -79,7 +86,7 @@ async def search(
         watermark = await clock.watermark(connection)
         # A poll's own `_lastUpdated=gt<W>` takes nothing until W: answer at least W, so a watermark
         # that came out earlier this time (another write just opened) cannot make the next poll repeat.
-        watermark = max(watermark, _polled_after(query) or watermark)
+        watermark = max(watermark, polled_after or watermark)
     where.append(r.c.last_updated <= watermark)
     if query.summary == "count" or count == 0:
         if query.total == "none":

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 
+from auth.principal import LOCAL_EXPLORER
+from fhir_mappings.search import parse_query
 from storage import current_reads
-from storage.database import create_engine
+from storage.database import create_engine, transaction
+from storage.repository import FhirRepository
 from tests.fixtures.databases import fresh_database
 
 MEASUREMENT = "_rules-measurement"
@@ -69,6 +72,52 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
         finally:
             await connection.close()
+
+
+async def test_the_referral_pull_probes_each_new_referral_unanalysed(backend, tmp_path: Path):
+    """`ServiceRequest?performer=Organization/{facility}&status=active&_lastUpdated=gt{t}`, a clinic's
+    poll: the referrals written since t drive (the (resource_type, last_updated) index), and each is
+    checked on its own index rows, found by its pk. Never analysed, PostgreSQL used to rescan the
+    facility's every reference row for each candidate instead."""
+    if backend != "postgres":
+        return
+    async with fresh_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            referrals = [({"resourceType": "ServiceRequest", "status": "active" if n % 3 else "completed",
+                           "intent": "order", "subject": {"reference": f"Patient/p{n % 500}"},
+                           "performer": [{"reference": f"Organization/f{n % 8}"}]}, f"sr{n}") for n in range(4000)]
+            async with transaction(engine, write=True) as connection:
+                await FhirRepository(connection, LOCAL_EXPLORER).create_many(referrals)
+            sent: list[tuple[str, object]] = []
+
+            def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+                sent.append((statement, parameters))
+
+            query = parse_query("ServiceRequest", [("performer", "Organization/f3"), ("status", "active"),
+                                                   ("_lastUpdated", "gt2020-01-01T00:00:00Z")])
+            event.listen(engine.sync_engine, "before_cursor_execute", capture)
+            try:
+                async with transaction(engine, write=False) as connection:
+                    page = await FhirRepository(connection, LOCAL_EXPLORER).search(query, count=50)
+            finally:
+                event.remove(engine.sync_engine, "before_cursor_execute", capture)
+            assert len(page.matches) == 50
+            [(statement, parameters)] = [(s, p) for s, p in sent if "search_reference" in s]
+            async with engine.connect() as connection:
+                assert (await connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'")).scalar() == 0
+                # Searches run with custom plans (storage.database), so this is the plan they get.
+                rows = await connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {statement}", parameters)
+                plan = "\n".join(row[0] for row in rows)
+        finally:
+            await engine.dispose()
+        assert plan.splitlines()[1].strip().startswith("->  Index Scan using ix_resources_type_updated"), plan
+        assert "Seq Scan" not in plan and "ix_search_reference_target" not in plan, plan
+        assert plan.count("SubPlan") == 4, plan  # the reference and the status, each named twice
+        assert "Join" not in plan, plan
+        assert "ix_search_reference_resource" in plan and "ix_search_token_resource" in plan, plan
+        assert plan.count("Index Cond: (resource_pk = resources_0.pk)") == 2, plan
 
 
 async def test_sqlite_reads_the_latest_measurements_from_the_token_rows(backend, tmp_path: Path):
