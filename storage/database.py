@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage import clock
+from storage import clock, sqlite_driver
 
 # How many SQLite virtual-machine instructions run between two checks of the time budget: a check
 # is a call into Python, and ~1,000 per second of query are too few to show in a profile.
@@ -108,6 +108,8 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
     engine = create_async_engine(
         url,
         hide_parameters=True,
+        # aiosqlite with one trip to its thread per statement, and connections a read can stop.
+        module=sqlite_driver.dbapi(),
         connect_args={"timeout": 30},
         # Pooled: opening the file and setting the pragmas on every request costs more than the query.
         pool_size=5,

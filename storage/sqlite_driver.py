@@ -1,0 +1,151 @@
+"""SQLAlchemy's aiosqlite adapter with one trip to the connection's thread per statement, and a way
+to stop what a connection runs from the event loop.
+
+aiosqlite runs each call in the connection's own thread and hands the result back through the
+event loop. SQLAlchemy's cursor makes four such trips per statement (open a cursor, execute, fetch,
+close): under 32 clients each trip waits behind the other requests' turn on the loop, and on SQLite
+the writer holds the process's write turn meanwhile (storage.database's writer queue), so a create's
+~15 statements stretched its turn to ~60 loop cycles. Here one function runs in the thread per
+statement and brings back everything SQLAlchemy then reads (description, rows, rowcount,
+lastrowid); the results are fully fetched, as SQLAlchemy's own buffered cursor did.
+
+It reaches into aiosqlite's queue (`Connection._execute`, `Connection._conn`) as SQLAlchemy's own
+adapter does for `isolation_level`; uv.lock pins the version this was written against (0.22).
+
+`stop()` interrupts the statement a connection runs and fails its later ones until the connection
+goes back to the pool: how a read whose client went away stops on SQLite (api.limits).
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
+
+
+def _run(connection: aiosqlite.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
+    """In the connection's thread: the whole statement, its rows fetched."""
+    cursor = connection._conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A DBAPI cursor over aiosqlite that executes and fetches in one trip to its thread."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: Any) -> None:
+        # No aiosqlite cursor is opened here (that was a trip of its own): `_run` opens and closes one.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return None  # nothing is open in the thread between statements
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._trip(operation, parameters, many=False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            return await_(self._trip(operation, seq_of_parameters, many=True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _trip(self, operation: str, parameters: Any, *, many: bool) -> None:
+        adapt: Any = self._adapt_connection
+        if adapt.stopped:
+            raise sqlite3.OperationalError("interrupted")
+        async with adapt._execute_mutex:
+            outcome: Outcome = await self._connection._execute(_run, self._connection, operation, parameters, many)
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows)
+
+
+class StoppableConnection(AsyncAdapt_aiosqlite_connection):
+    """An adapted aiosqlite connection whose cursors make one trip per statement, and which can be stopped."""
+
+    __slots__ = ("stopped",)
+    _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Interrupt the running statement (sqlite3's interrupt() may be called from any thread) and
+        fail every later one until `resume()`: one between two statements is not running yet, and
+        SQLite forgets an interrupt that finds nothing running."""
+        self.stopped = True
+        raw = self._connection._connection
+        if raw is not None:
+            raw.interrupt()
+
+    def resume(self) -> None:
+        self.stopped = False
+
+
+class Dbapi(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module given to SQLAlchemy (`create_async_engine(module=...)`): its connections are ours."""
+
+    def connect(self, *arg: Any, **kw: Any) -> StoppableConnection:
+        adapted = super().connect(*arg, **kw)
+        return StoppableConnection(self, adapted._connection)
+
+
+def dbapi() -> Dbapi:
+    return Dbapi(aiosqlite, sqlite3)
