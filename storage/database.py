@@ -6,12 +6,14 @@ import asyncio
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
@@ -196,6 +198,76 @@ async def _queued(engine: AsyncEngine) -> AsyncIterator[None]:
         lock.release()
 
 
+class ReadStopped(Exception):
+    """A SQLite read was stopped (`ReadStop.stop`): its client has gone, nobody is left to answer."""
+
+
+class ReadStop:
+    """The stop switch of one request's SQLite reads (api.limits turns it when the client disconnects).
+
+    aiosqlite cannot cancel a statement running in its thread, and cancelling the task awaiting it
+    would leave it running there, holding its connection. Stopping interrupts the statement instead
+    (sqlite3's interrupt()) and fails the read's later statements (storage.sqlite_driver), so the
+    read ends with an error and its connection goes back to the pool as after any failure.
+    """
+
+    __slots__ = ("_connections", "stopped")
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._connections: set[sqlite_driver.StoppableConnection] = set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        for connection in self._connections:
+            connection.stop()
+
+    @contextmanager
+    def covering(self, connection: sqlite_driver.StoppableConnection) -> Iterator[None]:
+        """`connection` runs this request's read while the block runs (and is stopped with it)."""
+        self._connections.add(connection)
+        if self.stopped:
+            connection.stop()
+        try:
+            yield
+        finally:
+            self._connections.discard(connection)
+            connection.resume()  # before it goes back to the pool: the next request's is not stopped
+
+
+_read_stop: ContextVar[ReadStop | None] = ContextVar("puente_read_stop", default=None)
+
+
+@contextmanager
+def stoppable_reads() -> Iterator[ReadStop]:
+    """The SQLite reads of the current request (its task and the tasks it starts) can be stopped
+    with the ReadStop given."""
+    stop = ReadStop()
+    token = _read_stop.set(stop)
+    try:
+        yield stop
+    finally:
+        _read_stop.reset(token)
+
+
+@asynccontextmanager
+async def _stoppable(connection: AsyncConnection) -> AsyncIterator[None]:
+    """A SQLite read under the current request's ReadStop, if it has one; a read failing because it
+    was stopped raises ReadStopped (not a database failure to log or answer)."""
+    stop = _read_stop.get()
+    adapted = (await connection.get_raw_connection()).dbapi_connection if stop is not None else None
+    if stop is None or not isinstance(adapted, sqlite_driver.StoppableConnection):
+        yield
+        return
+    with stop.covering(adapted):
+        try:
+            yield
+        except DBAPIError as exc:
+            if stop.stopped:
+                raise ReadStopped() from exc
+            raise
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One database transaction: committed when the block ends, rolled back on any exception.
@@ -219,6 +291,9 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
                 # pool would turn the driver's implicit transactions back on. The connection is in
                 # autocommit already (isolation_level None); only our BEGIN is left out.
                 await connection.execution_options(**{_AUTOCOMMIT_READ: True})
+                async with _stoppable(connection):
+                    yield connection
+                return
             yield connection
         return
     async with _queued(engine), engine.execution_options(write=True).begin() as connection:
