@@ -112,7 +112,9 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
         hide_parameters=True,
         # aiosqlite with one trip to its thread per statement, and connections a read can stop.
         module=sqlite_driver.dbapi(),
-        connect_args={"timeout": 30},
+        # check_same_thread off: a writer runs its statements on the event loop's thread
+        # (sqlite_driver.running_inline), the connection having been opened in aiosqlite's.
+        connect_args={"timeout": 30, "check_same_thread": False},
         # Pooled: opening the file and setting the pragmas on every request costs more than the query.
         pool_size=5,
         max_overflow=10,
@@ -280,7 +282,12 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     BEGIN and COMMIT are two fewer hops to aiosqlite's thread.
 
     A write on SQLite first waits for its turn in the process's writer queue (`_WriterQueue`), before
-    it checks out a connection; the request's body has been read by then (api.limits).
+    it checks out a connection; the request's body has been read by then (api.limits). Between its
+    BEGIN IMMEDIATE and its COMMIT (both in aiosqlite's thread) its statements run on the event
+    loop's thread (sqlite_driver.running_inline), so its turn never waits for the loop.
+
+    A SQLite read under the request's `ReadStop` (api.limits) is stopped in place when its client
+    disconnects.
     """
     if not write:
         async with engine.connect() as connection:
@@ -305,6 +312,13 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
                 # ~1 ms each; "auto" keeps a generic plan once it costs no more than the custom ones.
                 # (SQLite opens its clock on the first stamp, under the write lock it already holds.)
                 await clock.open_write(connection)
-            yield connection
+                yield connection
+            else:
+                adapted = (await connection.get_raw_connection()).dbapi_connection
+                if isinstance(adapted, sqlite_driver.StoppableConnection):
+                    with sqlite_driver.running_inline(adapted):
+                        yield connection
+                else:
+                    yield connection
         finally:
             clock.close_write(connection)

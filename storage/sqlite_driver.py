@@ -12,14 +12,19 @@ lastrowid); the results are fully fetched, as SQLAlchemy's own buffered cursor d
 It reaches into aiosqlite's queue (`Connection._execute`, `Connection._conn`) as SQLAlchemy's own
 adapter does for `isolation_level`; uv.lock pins the version this was written against (0.22).
 
-`stop()` interrupts the statement a connection runs and fails its later ones until the connection
-goes back to the pool: how a read whose client went away stops on SQLite (api.limits).
+`running_inline` runs a connection's statements on the event loop's thread instead: for the writer
+holding the process's write turn, whose turn otherwise stretched by a loop cycle per statement.
+A rollback with no transaction open is skipped (SQLAlchemy sends one as every connection goes back
+to the pool). `stop()` interrupts the statement a connection runs and fails its later ones until the
+connection goes back to the pool: how a read whose client went away stops on SQLite (api.limits).
 """
 
 from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiosqlite
@@ -96,35 +101,57 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
-            return await_(self._trip(operation, parameters, many=False))
+            self._statement(operation, parameters, many=False)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
         try:
-            return await_(self._trip(operation, seq_of_parameters, many=True))
+            self._statement(operation, seq_of_parameters, many=True)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
-    async def _trip(self, operation: str, parameters: Any, *, many: bool) -> None:
+    def _statement(self, operation: str, parameters: Any, *, many: bool) -> None:
         adapt: Any = self._adapt_connection
         if adapt.stopped:
             raise sqlite3.OperationalError("interrupted")
-        async with adapt._execute_mutex:
-            outcome: Outcome = await self._connection._execute(_run, self._connection, operation, parameters, many)
+        # Awaited either way: SQLAlchemy's async layer requires each statement to await something;
+        # the inline one completes without giving the event loop a turn.
+        run = self._here if adapt.inline else self._trip
+        outcome = await_(run(operation, parameters, many))
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = collections.deque(rows)
+
+    async def _here(self, operation: str, parameters: Any, many: bool) -> Outcome:
+        connection: Any = self._connection
+        return _run(connection, operation, parameters, many)
+
+    async def _trip(self, operation: str, parameters: Any, many: bool) -> Outcome:
+        async with self._adapt_connection._execute_mutex:
+            outcome: Outcome = await self._connection._execute(_run, self._connection, operation, parameters, many)
+        return outcome
 
 
 class StoppableConnection(AsyncAdapt_aiosqlite_connection):
     """An adapted aiosqlite connection whose cursors make one trip per statement, and which can be stopped."""
 
-    __slots__ = ("stopped",)
+    __slots__ = ("inline", "stopped")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.stopped = False
+        # Statements run on the calling (event loop) thread, not in aiosqlite's: set by the writer
+        # that holds the process's write turn (storage.database.transaction), see `run_inline`.
+        self.inline = False
+
+    def rollback(self) -> None:
+        # SQLAlchemy rolls back every connection it ends or returns to the pool; with no transaction
+        # open (autocommit reads, writes already committed) that was one more trip per request.
+        raw = self._connection._connection
+        if raw is not None and not raw.in_transaction:
+            return
+        super().rollback()
 
     def stop(self) -> None:
         """Interrupt the running statement (sqlite3's interrupt() may be called from any thread) and
@@ -149,3 +176,23 @@ class Dbapi(AsyncAdapt_aiosqlite_dbapi):
 
 def dbapi() -> Dbapi:
     return Dbapi(aiosqlite, sqlite3)
+
+
+@contextmanager
+def running_inline(connection: StoppableConnection) -> Iterator[None]:
+    """Run the connection's statements on this thread while the block runs.
+
+    For a SQLite writer that holds the process's write turn and the database's write lock: its
+    statements take microseconds and cannot wait for a lock (BEGIN IMMEDIATE took it, in
+    aiosqlite's thread, before), but each trip to the thread waited for the event loop, busy with
+    the other requests, while every other writer waited for the turn. Run here, the writer's work
+    between BEGIN and COMMIT (both still in the thread: COMMIT may checkpoint the WAL, which writes
+    and syncs the file) never yields to the loop. The sqlite3 connection is opened with
+    check_same_thread off for this; it is never used from two threads at once, since the writer
+    awaits each trip it still makes.
+    """
+    connection.inline = True
+    try:
+        yield
+    finally:
+        connection.inline = False

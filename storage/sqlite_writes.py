@@ -117,7 +117,10 @@ async def insert_new(
     async with adapted._execute_mutex:  # as a cursor would: one statement at a time per connection
         driver = adapted._connection
         try:
-            pks: list[int | None] = await driver._execute(_insert_all, driver._conn, batch)
+            if getattr(adapted, "inline", False):  # the writer's turn (storage.sqlite_driver.running_inline)
+                pks: list[int | None] = _insert_all(driver._conn, batch)
+            else:
+                pks = await driver._execute(_insert_all, driver._conn, batch)
         except sqlite3.Error as error:
             # As SQLAlchemy would raise it: the edge tells a busy database or a spent time budget
             # (503) from a failure by the DBAPIError's type and message (api.errors).
