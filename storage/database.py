@@ -7,7 +7,7 @@ import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,6 +23,8 @@ from storage import clock, sqlite_driver
 # How many SQLite virtual-machine instructions run between two checks of the time budget: a check
 # is a call into Python, and ~1,000 per second of query are too few to show in a profile.
 _PROGRESS_INSTRUCTIONS = 100_000
+# How long a SQLite statement waits for a lock another process holds (a second worker, a CLI command).
+_BUSY_TIMEOUT_MS = 30_000
 
 
 def is_sqlite(url: str) -> bool:
@@ -129,7 +131,7 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.close()
         if time_budget:
             budget = _Budget(time_budget)
@@ -146,7 +148,20 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
             return  # a read: each statement is its own transaction (see `transaction`)
         # A writer takes the write lock up front: two writers that both read first would otherwise
         # deadlock on the upgrade and one would fail with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write", False) else "BEGIN")
+        if not options.get("write", False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        adapted = connection.connection.dbapi_connection
+        if isinstance(adapted, sqlite_driver.StoppableConnection) and adapted.inline:
+            # The writer in its turn (`_sqlite_write`) begins on the loop's thread when the lock is
+            # free, as it is unless another process writes; then it waits in aiosqlite's thread, where
+            # SQLite's busy handler may sleep without stopping the loop.
+            if adapted.begin_immediate_here(_BUSY_TIMEOUT_MS):
+                return
+            with sqlite_driver.in_thread(adapted):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     _writer_queues[engine.sync_engine] = _WriterQueue(pool_timeout)
     return engine
@@ -303,22 +318,35 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
                 return
             yield connection
         return
-    async with _queued(engine), engine.execution_options(write=True).begin() as connection:
+    if engine.dialect.name != "postgresql":
+        async with _sqlite_write(engine) as connection:
+            yield connection
+        return
+    async with engine.execution_options(write=True).begin() as connection:
         try:
-            if engine.dialect.name == "postgresql":
-                # The write's lease and clock (storage.clock), in the round trip that also sets its
-                # plan cache mode: searches keep custom plans (see create_engine), but a write's
-                # statements plan the same whatever the values, and planning them every time was
-                # ~1 ms each; "auto" keeps a generic plan once it costs no more than the custom ones.
-                # (SQLite opens its clock on the first stamp, under the write lock it already holds.)
-                await clock.open_write(connection)
-                yield connection
-            else:
-                adapted = (await connection.get_raw_connection()).dbapi_connection
-                if isinstance(adapted, sqlite_driver.StoppableConnection):
-                    with sqlite_driver.running_inline(adapted):
-                        yield connection
-                else:
-                    yield connection
+            # The write's lease and clock (storage.clock), in the round trip that also sets its
+            # plan cache mode: searches keep custom plans (see create_engine), but a write's
+            # statements plan the same whatever the values, and planning them every time was
+            # ~1 ms each; "auto" keeps a generic plan once it costs no more than the custom ones.
+            # (SQLite opens its clock on the first stamp, under the write lock it already holds.)
+            await clock.open_write(connection)
+            yield connection
         finally:
             clock.close_write(connection)
+
+
+@asynccontextmanager
+async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A SQLite write transaction in the process's turn, its statements on the loop's thread from
+    BEGIN IMMEDIATE (there when the write lock is free, see `_on_begin`) to COMMIT (in aiosqlite's
+    thread: it may checkpoint the WAL, writing and syncing the database file)."""
+    async with _queued(engine), engine.execution_options(write=True).connect() as connection:
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        inline = (sqlite_driver.running_inline(adapted) if isinstance(adapted, sqlite_driver.StoppableConnection)
+                  else nullcontext())
+        with inline:
+            async with connection.begin():
+                try:
+                    yield connection
+                finally:
+                    clock.close_write(connection)

@@ -153,6 +153,22 @@ class StoppableConnection(AsyncAdapt_aiosqlite_connection):
             return
         super().rollback()
 
+    def begin_immediate_here(self, busy_timeout_ms: int) -> bool:
+        """BEGIN IMMEDIATE on this thread if the write lock is free now; False, with nothing begun,
+        when another process holds it (SQLite's busy handler is off for the attempt, so it never
+        sleeps here)."""
+        raw = self._connection._conn
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return True
+
     def stop(self) -> None:
         """Interrupt the running statement (sqlite3's interrupt() may be called from any thread) and
         fail every later one until `resume()`: one between two statements is not running yet, and
@@ -196,3 +212,13 @@ def running_inline(connection: StoppableConnection) -> Iterator[None]:
         yield
     finally:
         connection.inline = False
+
+
+@contextmanager
+def in_thread(connection: StoppableConnection) -> Iterator[None]:
+    """Back to aiosqlite's thread for the block, inside `running_inline`: for a statement that may wait."""
+    connection.inline = False
+    try:
+        yield
+    finally:
+        connection.inline = True
