@@ -1,19 +1,20 @@
-"""SQLAlchemy's aiosqlite adapter with one trip to the connection's thread per statement, and a way
-to stop what a connection runs from the event loop.
+"""SQLAlchemy's aiosqlite adapter with a SQLite writer's statements run on the event loop's thread,
+and a way to stop what a connection runs from the loop.
 
 aiosqlite runs each call in the connection's own thread and hands the result back through the
 event loop. SQLAlchemy's cursor makes four such trips per statement (open a cursor, execute, fetch,
-close): under 32 clients each trip waits behind the other requests' turn on the loop, and on SQLite
-the writer holds the process's write turn meanwhile (storage.database's writer queue), so a create's
-~15 statements stretched its turn to ~60 loop cycles. Here one function runs in the thread per
-statement and brings back everything SQLAlchemy then reads (description, rows, rowcount,
-lastrowid); the results are fully fetched, as SQLAlchemy's own buffered cursor did.
+close): under 32 clients each trip waits behind the other requests' turn on the loop, and the
+SQLite writer holds the process's write turn meanwhile (storage.database's writer queue), so a
+create's ~12 statements stretched its turn to ~46 loop cycles. Inside `running_inline` (the writer
+in its turn) a statement runs on the calling thread instead and brings back everything SQLAlchemy
+then reads (description, rows, rowcount, lastrowid): the statements take microseconds and cannot
+wait for a lock the writer already holds. Reads keep SQLAlchemy's cursor and its trips: a read may
+be long, and one trip per read instead of four gave the same throughput with twice the p99 under
+32 readers (it yields to the loop less often).
 
-It reaches into aiosqlite's queue (`Connection._execute`, `Connection._conn`) as SQLAlchemy's own
-adapter does for `isolation_level`; uv.lock pins the version this was written against (0.22).
+It reaches into aiosqlite's connection (`Connection._execute`, `Connection._conn`) as SQLAlchemy's
+own adapter does for `isolation_level`; uv.lock pins the version this was written against (0.22).
 
-`running_inline` runs a connection's statements on the event loop's thread instead: for the writer
-holding the process's write turn, whose turn otherwise stretched by a loop cycle per statement.
 A rollback with no transaction open is skipped (SQLAlchemy sends one as every connection goes back
 to the pool). `stop()` interrupts the statement a connection runs and fails its later ones until the
 connection goes back to the pool: how a read whose client went away stops on SQLite (api.limits).
@@ -40,7 +41,7 @@ Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastr
 
 
 def _run(connection: aiosqlite.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
-    """In the connection's thread: the whole statement, its rows fetched."""
+    """The whole statement, its rows fetched (on the writer's thread: see `running_inline`)."""
     cursor = connection._conn.cursor()
     try:
         if many:
@@ -56,13 +57,13 @@ def _run(connection: aiosqlite.Connection, operation: str, parameters: Any, many
         cursor.close()
 
 
-class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    """A DBAPI cursor over aiosqlite that executes and fetches in one trip to its thread."""
+class InlineCursor(AsyncAdapt_aiosqlite_cursor):
+    """A DBAPI cursor that executes and fetches on the calling thread (a writer in its turn)."""
 
     __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: Any) -> None:
-        # No aiosqlite cursor is opened here (that was a trip of its own): `_run` opens and closes one.
+        # No aiosqlite cursor is opened here (a trip of its own): `_run` opens and closes a sqlite3 one.
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
         self._cursor = None  # type: ignore[assignment]
@@ -112,13 +113,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
 
     def _statement(self, operation: str, parameters: Any, *, many: bool) -> None:
-        adapt: Any = self._adapt_connection
-        if adapt.stopped:
-            raise sqlite3.OperationalError("interrupted")
-        # Awaited either way: SQLAlchemy's async layer requires each statement to await something;
-        # the inline one completes without giving the event loop a turn.
-        run = self._here if adapt.inline else self._trip
-        outcome = await_(run(operation, parameters, many))
+        # Awaited: SQLAlchemy's async layer requires each statement to await something; this
+        # completes without giving the event loop a turn.
+        outcome = await_(self._here(operation, parameters, many))
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = collections.deque(rows)
 
@@ -126,24 +123,41 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         connection: Any = self._connection
         return _run(connection, operation, parameters, many)
 
-    async def _trip(self, operation: str, parameters: Any, many: bool) -> Outcome:
-        async with self._adapt_connection._execute_mutex:
-            outcome: Outcome = await self._connection._execute(_run, self._connection, operation, parameters, many)
-        return outcome
+
+class StoppableCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's own aiosqlite cursor, for statements outside a writer's turn (reads), failing once
+    its connection is stopped. It makes four trips per statement, and yields to the loop between
+    them: measured under 32 readers, one trip instead gave the same throughput with twice the p99."""
+
+    __slots__ = ()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        if self._adapt_connection.stopped:  # type: ignore[attr-defined]
+            self._adapt_connection._handle_exception(sqlite3.OperationalError("interrupted"))
+        return super().execute(operation, parameters)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        if self._adapt_connection.stopped:  # type: ignore[attr-defined]
+            self._adapt_connection._handle_exception(sqlite3.OperationalError("interrupted"))
+        return super().executemany(operation, seq_of_parameters)
 
 
 class StoppableConnection(AsyncAdapt_aiosqlite_connection):
-    """An adapted aiosqlite connection whose cursors make one trip per statement, and which can be stopped."""
+    """An adapted aiosqlite connection whose statements can run on the loop's thread, and which can be stopped."""
 
     __slots__ = ("inline", "stopped")
-    _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.stopped = False
         # Statements run on the calling (event loop) thread, not in aiosqlite's: set by the writer
-        # that holds the process's write turn (storage.database.transaction), see `run_inline`.
+        # that holds the process's write turn (storage.database.transaction), see `running_inline`.
         self.inline = False
+
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side:
+            return super().cursor(server_side)
+        return InlineCursor(self) if self.inline else StoppableCursor(self)
 
     def rollback(self) -> None:
         # SQLAlchemy rolls back every connection it ends or returns to the pool; with no transaction
