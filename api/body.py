@@ -83,15 +83,21 @@ def parse_json(body: bytes, limits: JsonLimits) -> Any:
 
 
 async def prevalidate(request: Request, resources: list[Any]) -> None:
-    """For a large body, validate its resources in a worker thread now, so that the repository's
-    validation of the same objects (on the event loop) is skipped. Invalid ones are left for the
-    repository to report (it names the element, or the Bundle entry)."""
+    """Validate a body's resources before the repository does, so that its validation of the same
+    objects is skipped: a large body's in a worker thread, a single resource's on the loop. Invalid
+    ones are left for the repository to report (it names the element, or the Bundle entry)."""
     settings: Settings = services.of(request).settings
     size: int = getattr(request.state, "body_bytes", 0)
-    if size <= settings.offload_bytes or not resources:
+    if not resources:
         return
-    valid = await anyio.to_thread.run_sync(_valid_ones, resources)
-    mark_validated(valid)
+    if size > settings.offload_bytes:
+        mark_validated(await anyio.to_thread.run_sync(_valid_ones, resources))
+    elif len(resources) == 1 and resources[0].get("resourceType") != "Bundle":
+        # A single small resource (a create, an update): validated here on the loop, before the
+        # request's transaction opens, so a SQLite writer does not validate while it holds the
+        # process's write turn (storage.database). A Bundle's entries keep being validated one by
+        # one by the Bundle processor, which names the failing entry.
+        mark_validated(_valid_ones(resources))
 
 
 def _valid_ones(resources: list[Any]) -> list[Any]:

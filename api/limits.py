@@ -1,5 +1,6 @@
 """The edge of every request: the body read in full (bounded in size and time) before anything else
-runs, reads cancelled (on PostgreSQL) when their client goes away or the time budget is spent, OPTIONS and 405
+runs, reads stopped when their client goes away (cancelled on PostgreSQL, also when the time budget is
+spent; interrupted in SQLite's thread, storage.database.ReadStop), OPTIONS and 405
 answered with the real Allow list, no-store on answers that may hold patient data, and no failure
 escaping to the server's own logging (which would print its message: names, DNI numbers).
 
@@ -21,7 +22,7 @@ from api.safe_log import log_failure
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError, Issue, LimitExceeded, RequestTimeout, TooLarge, Unavailable
 from settings import Settings
-from storage.database import is_sqlite
+from storage.database import ReadStopped, is_sqlite, stoppable_reads
 
 log = logging.getLogger("puente.api")
 
@@ -46,7 +47,8 @@ class RequestGuard:
         # Cancelling a read mid-statement is clean on PostgreSQL (the pool replaces the dropped
         # connection, and the server ends the orphaned statement, within statement_timeout at worst);
         # aiosqlite would leave the statement running in its thread and the connection orphaned, so
-        # there a read runs to its end and the progress handler stops it at the budget.
+        # there a read is stopped in place instead (`_run_stoppable_read`), and the progress handler
+        # stops it at the budget.
         self.cancel_reads = not is_sqlite(settings.database_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,8 +72,11 @@ class RequestGuard:
             await self._options(scope, send)
             return
         send = _response_headers(scope, send)
-        if self.cancel_reads and (scope["method"] in _READ_METHODS or scope["path"].endswith("/_search")):
-            await self._run_read(scope, body, receive, send)
+        if scope["method"] in _READ_METHODS or scope["path"].endswith("/_search"):
+            if self.cancel_reads:
+                await self._run_read(scope, body, receive, send)
+            else:
+                await self._run_stoppable_read(scope, body, receive, send)
         else:
             await self._run(scope, _replay(body, receive), send)
 
@@ -112,6 +117,8 @@ class RequestGuard:
 
         try:
             await self.app(scope, receive, tracking)
+        except ReadStopped:
+            return  # its client has gone (`_run_stoppable_read`): nobody to answer, nothing failed
         except MemoryError:
             # Over PUENTE_WORKER_MEMORY_MB: this request's allocations are freed as it unwinds, and the
             # worker goes on serving the others.
@@ -162,6 +169,34 @@ class RequestGuard:
                               "narrow the search or retry later", "timeout")],
                 headers={"Retry-After": "5"},
             ))
+
+    async def _run_stoppable_read(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """A SQLite read stops when its client disconnects: its statements are interrupted in
+        aiosqlite's thread and it unwinds as from a failure, its connection returned to the pool
+        (cancelling the task instead would leave the statement running). The progress handler
+        still ends it at the time budget."""
+        gone = anyio.Event()
+
+        async def unless_gone(message: Message) -> None:
+            if not gone.is_set():
+                await send(message)
+
+        async def after_body() -> Message:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        with stoppable_reads() as stop:
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    gone.set()
+                    stop.stop()
+
+                group.start_soon(watch)
+                await self._run(scope, _replay(body, after_body), unless_gone)
+                group.cancel_scope.cancel()
 
     async def _options(self, scope: Scope, send: Send) -> None:
         methods = allowed_methods(scope)

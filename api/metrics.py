@@ -24,9 +24,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api import services
+from api.http_middleware import HttpMiddleware
 from fhir_mappings.outcomes import Forbidden
 
 REQUESTS = Counter("puente_http_requests", "HTTP requests answered", ["method", "route", "status"])
@@ -71,14 +72,8 @@ async def _require_scraper(request: Request) -> None:
         raise Forbidden("/metrics is for admin clients or the PUENTE_METRICS_TOKEN bearer token")
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class MetricsMiddleware(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status, elapsed = 500, None
 

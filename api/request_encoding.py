@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import zlib
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.http_middleware import HttpMiddleware
 from fhir_mappings.outcomes import Invalid, UnsupportedMediaType
 
 PIECE = 64 * 1024  # inflated bytes handed on per message
 _GZIP = {"gzip", "x-gzip"}
 
 
-class RequestDecodingMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestDecodingMiddleware(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         encodings = [
             value.decode("latin-1").strip().lower()
             for name, value in scope["headers"]

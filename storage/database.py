@@ -6,21 +6,25 @@ import asyncio
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage import clock
+from storage import clock, sqlite_driver
 
 # How many SQLite virtual-machine instructions run between two checks of the time budget: a check
 # is a call into Python, and ~1,000 per second of query are too few to show in a profile.
 _PROGRESS_INSTRUCTIONS = 100_000
+# How long a SQLite statement waits for a lock another process holds (a second worker, a CLI command).
+_BUSY_TIMEOUT_MS = 30_000
 
 
 def is_sqlite(url: str) -> bool:
@@ -108,7 +112,11 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
     engine = create_async_engine(
         url,
         hide_parameters=True,
-        connect_args={"timeout": 30},
+        # aiosqlite with one trip to its thread per statement, and connections a read can stop.
+        module=sqlite_driver.dbapi(),
+        # check_same_thread off: a writer runs its statements on the event loop's thread
+        # (sqlite_driver.running_inline), the connection having been opened in aiosqlite's.
+        connect_args={"timeout": 30, "check_same_thread": False},
         # Pooled: opening the file and setting the pragmas on every request costs more than the query.
         pool_size=5,
         max_overflow=10,
@@ -123,7 +131,7 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.close()
         if time_budget:
             budget = _Budget(time_budget)
@@ -140,7 +148,20 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
             return  # a read: each statement is its own transaction (see `transaction`)
         # A writer takes the write lock up front: two writers that both read first would otherwise
         # deadlock on the upgrade and one would fail with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write", False) else "BEGIN")
+        if not options.get("write", False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        adapted = connection.connection.dbapi_connection
+        if isinstance(adapted, sqlite_driver.StoppableConnection) and adapted.inline:
+            # The writer in its turn (`_sqlite_write`) begins on the loop's thread when the lock is
+            # free, as it is unless another process writes; then it waits in aiosqlite's thread, where
+            # SQLite's busy handler may sleep without stopping the loop.
+            if adapted.begin_immediate_here(_BUSY_TIMEOUT_MS):
+                return
+            with sqlite_driver.in_thread(adapted):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     _writer_queues[engine.sync_engine] = _WriterQueue(pool_timeout)
     return engine
@@ -213,6 +234,76 @@ async def _queued(engine: AsyncEngine) -> AsyncIterator[None]:
         lock.release()
 
 
+class ReadStopped(Exception):
+    """A SQLite read was stopped (`ReadStop.stop`): its client has gone, nobody is left to answer."""
+
+
+class ReadStop:
+    """The stop switch of one request's SQLite reads (api.limits turns it when the client disconnects).
+
+    aiosqlite cannot cancel a statement running in its thread, and cancelling the task awaiting it
+    would leave it running there, holding its connection. Stopping interrupts the statement instead
+    (sqlite3's interrupt()) and fails the read's later statements (storage.sqlite_driver), so the
+    read ends with an error and its connection goes back to the pool as after any failure.
+    """
+
+    __slots__ = ("_connections", "stopped")
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._connections: set[sqlite_driver.StoppableConnection] = set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        for connection in self._connections:
+            connection.stop()
+
+    @contextmanager
+    def covering(self, connection: sqlite_driver.StoppableConnection) -> Iterator[None]:
+        """`connection` runs this request's read while the block runs (and is stopped with it)."""
+        self._connections.add(connection)
+        if self.stopped:
+            connection.stop()
+        try:
+            yield
+        finally:
+            self._connections.discard(connection)
+            connection.resume()  # before it goes back to the pool: the next request's is not stopped
+
+
+_read_stop: ContextVar[ReadStop | None] = ContextVar("puente_read_stop", default=None)
+
+
+@contextmanager
+def stoppable_reads() -> Iterator[ReadStop]:
+    """The SQLite reads of the current request (its task and the tasks it starts) can be stopped
+    with the ReadStop given."""
+    stop = ReadStop()
+    token = _read_stop.set(stop)
+    try:
+        yield stop
+    finally:
+        _read_stop.reset(token)
+
+
+@asynccontextmanager
+async def _stoppable(connection: AsyncConnection) -> AsyncIterator[None]:
+    """A SQLite read under the current request's ReadStop, if it has one; a read failing because it
+    was stopped raises ReadStopped (not a database failure to log or answer)."""
+    stop = _read_stop.get()
+    adapted = (await connection.get_raw_connection()).dbapi_connection if stop is not None else None
+    if stop is None or not isinstance(adapted, sqlite_driver.StoppableConnection):
+        yield
+        return
+    with stop.covering(adapted):
+        try:
+            yield
+        except DBAPIError as exc:
+            if stop.stopped:
+                raise ReadStopped() from exc
+            raise
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One database transaction: committed when the block ends, rolled back on any exception.
@@ -225,7 +316,12 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     BEGIN and COMMIT are two fewer hops to aiosqlite's thread.
 
     A write on SQLite first waits for its turn in the process's writer queue (`_WriterQueue`), before
-    it checks out a connection; the request's body has been read by then (api.limits).
+    it checks out a connection; the request's body has been read by then (api.limits). Between its
+    BEGIN IMMEDIATE and its COMMIT (both in aiosqlite's thread) its statements run on the event
+    loop's thread (sqlite_driver.running_inline), so its turn never waits for the loop.
+
+    A SQLite read under the request's `ReadStop` (api.limits) is stopped in place when its client
+    disconnects.
     """
     if not write:
         if engine.dialect.name == "postgresql":
@@ -237,9 +333,14 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
             # pool would turn the driver's implicit transactions back on. The connection is in
             # autocommit already (isolation_level None); only our BEGIN is left out.
             await connection.execution_options(**{_AUTOCOMMIT_READ: True})
+            async with _stoppable(connection):
+                yield connection
+        return
+    if engine.dialect.name != "postgresql":
+        async with _sqlite_write(engine) as connection:
             yield connection
         return
-    async with _queued(engine), _writer(engine).begin() as connection:
+    async with _writer(engine).begin() as connection:
         # The write's lease and clock (storage.clock) are taken with its first stamp, not here: a
         # single create takes them in its insert statement (storage.version_writes.insert_leased),
         # one round trip instead of two. Either way the same statement sets the transaction's plan
@@ -251,3 +352,20 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
             yield connection
         finally:
             clock.close_write(connection)
+
+
+@asynccontextmanager
+async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A SQLite write transaction in the process's turn, its statements on the loop's thread from
+    BEGIN IMMEDIATE (there when the write lock is free, see `_on_begin`) to COMMIT (in aiosqlite's
+    thread: it may checkpoint the WAL, writing and syncing the database file)."""
+    async with _queued(engine), _writer(engine).connect() as connection:
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        inline = (sqlite_driver.running_inline(adapted) if isinstance(adapted, sqlite_driver.StoppableConnection)
+                  else nullcontext())
+        with inline:
+            async with connection.begin():
+                try:
+                    yield connection
+                finally:
+                    clock.close_write(connection)

@@ -6,8 +6,9 @@ On PostgreSQL the history insert, the removal of the old index rows and the inse
 are data-modifying CTEs of ONE statement whose index rows travel as one JSON document per table
 (`json_to_recordset`) and the history rows as arrays (`unnest`): one round
 trip and one prepared statement whatever the resource, instead of one round trip per table (a
-create touches four to seven tables). SQLite runs in-process, where a statement costs microseconds,
-so it keeps the plain statements.
+create touches four to seven tables). SQLite runs in-process, where a statement costs microseconds
+but each is a trip to aiosqlite's thread: new resources go through prebuilt statements in one trip
+(storage.sqlite_writes); new versions of existing ones keep the plain statements.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings import fhir_json
-from storage import clock
+from storage import clock, sqlite_writes
 from storage.clock import LEASE_EPOCH
 from storage.driver_sql import DriverStatement, fetch
 from storage.search_rows import index_rows
@@ -179,7 +180,7 @@ async def store_many(
     """Record several versions (of distinct resources) at once: one statement on PostgreSQL."""
     if not writes:
         return
-    if _through_driver(connection, through_driver):
+    if _through_driver(connection, through_driver) and connection.dialect.name == "postgresql":
         await fetch(connection, _pg_statement(), _pg_params(writes, by))
         return
     await connection.execute(insert(resource_history), [_history_values(w, by) for w in writes])
@@ -353,6 +354,9 @@ async def insert_new(
     """
     if not items:
         return {}
+    if connection.dialect.name == "sqlite" and through_driver is not False:  # prebuilt, one trip
+        return await sqlite_writes.insert_new(
+            connection, items, lambda v, pk: _history_values(VersionWrite(pk, v, None, fresh=True), by), by.author)
     if _through_driver(connection, through_driver):
         params = _insert_params(items, by)
         params["stamps"] = [v.last_updated for v, _ in items]

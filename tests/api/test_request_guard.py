@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from api.limits import RequestGuard
 from settings import Settings
+from tests.fixtures.asgi_calls import call
 
 PATIENT_NAME = "Quispe Huamán 45871236"
 
@@ -44,29 +45,6 @@ def guarded(**overrides: object) -> tuple[Starlette, dict[str, object]]:
     values: dict[str, object] = {"database_url": "postgresql+asyncpg://nobody@127.0.0.1/none", **overrides}
     app.add_middleware(RequestGuard, settings=Settings(**values))  # type: ignore[arg-type]
     return app, seen
-
-
-async def call(app: Starlette, method: str, path: str, disconnect_after: float | None = None) -> list[dict]:
-    """One request straight through ASGI; the client 'disconnects' after `disconnect_after` seconds."""
-    sent: list[dict] = []
-    first = True
-
-    async def receive() -> dict:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(disconnect_after if disconnect_after is not None else 3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-             "headers": [], "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 1),
-             "http_version": "1.1", "asgi": {"version": "3.0"}, "root_path": ""}
-    await asyncio.wait_for(app(scope, receive, send), 20)
-    return sent
 
 
 async def test_a_read_stops_when_its_client_disconnects():

@@ -1,7 +1,8 @@
-"""The write path's two forms store the same rows: PostgreSQL's one-statement asyncpg form and the
-plain SQLAlchemy statements (what SQLite runs). The same creates, updates and deletions go through
-each form in turn; the current rows, history rows, index rows and deletion tombstones they leave are
-compared, keyed by resource instead of by surrogate key."""
+"""The write path's two forms store the same rows: the plain SQLAlchemy statements and, against them,
+PostgreSQL's one-statement asyncpg form or SQLite's prebuilt statements for new resources
+(storage.sqlite_writes). The same creates, updates and deletions go through each form in turn; the
+current rows, history rows, index rows and deletion tombstones they leave are compared, keyed by
+resource instead of by surrogate key."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ async def _snapshot(connection: Any) -> dict[str, list[tuple[Any, ...]]]:
 async def test_both_forms_of_the_write_path_store_the_same_rows(engine, database_url, backend) -> None:
     from storage.database import transaction
 
-    forms = [False, True] if backend == "postgres" else [False]
+    forms = [False, True]
     snapshots = []
     for through_driver in forms:
         await empty_all_tables(database_url)
