@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from exchange import tables
 from exchange.delivery import Policy, heartbeat_request
+from exchange.endpoints import EndpointPolicy
 from exchange.heartbeats import HeartbeatWorker
 from exchange.topics import (
     FILTER_CRITERIA,
@@ -304,7 +305,9 @@ async def test_workers_in_several_processes_send_a_due_heartbeat_once(fhir, clin
             await connection.execute(update(o).where(o.c.subscription_id == subscription_id)
                                      .values(created_at=long_ago))
             await connection.execute(update(t).where(t.c.id == subscription_id).values(next_heartbeat_at=long_ago))
-        workers = [HeartbeatWorker(engine, http, heartbeat_request, Policy(0.05, 5, 1, 1, 1)) for engine in engines]
+        loopback = EndpointPolicy.parse("127.0.0.0/8")  # the receiver is local; heartbeats obey the endpoint policy
+        workers = [HeartbeatWorker(engine, http, heartbeat_request, Policy(0.05, 5, 1, 1, 1, loopback))
+                   for engine in engines]
         sent = await asyncio.gather(*(w.run_once() for w in workers))
         await asyncio.sleep(0.5)  # and the app's own worker had its chance too
     finally:
