@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exchange import notifications, tables
+from exchange import notifications, outbox_claims, tables
 from exchange.endpoints import EndpointPolicy, EndpointRefused, pinned
 from exchange.heartbeats import HeartbeatWorker
 from exchange.lifecycle import EXCHANGE
@@ -44,8 +44,6 @@ from storage.repository import FhirRepository
 from storage.tables import resource_history
 
 log = logging.getLogger("puente.exchange")
-LEASE_MS = 60_000  # longer than any one attempt (the HTTP timeout), so a live worker keeps its event
-CLAIM_BATCH = 20
 
 
 @dataclass(frozen=True)
@@ -118,39 +116,13 @@ class DeliveryWorker:
         await self.http.aclose()
 
     async def _anything_due(self) -> bool:
-        """A plain read first: on SQLite a claim takes the write lock, which idle polling must not."""
-        o = tables.outbox
-        now = epoch_ms()
-        async with transaction(self.engine, write=False) as connection:
-            row = (await connection.execute(
-                select(o.c.pk).where(o.c.state == "pending", o.c.next_attempt_at <= now).limit(1))).first()
-        return row is not None
+        return await outbox_claims.anything_due(self.engine, tables.outbox)
 
     async def _claim(self) -> list[Claimed]:
         o = tables.outbox
-        earlier = tables.outbox.alias("earlier")
-        now = epoch_ms()
-        heads = (
-            select(o.c.pk)
-            .where(
-                o.c.state == "pending",
-                o.c.next_attempt_at <= now,
-                (o.c.lease_until.is_(None)) | (o.c.lease_until < now),
-                ~exists().where(and_(earlier.c.subscription_id == o.c.subscription_id, earlier.c.state == "pending",
-                                     earlier.c.event_number < o.c.event_number)),
-            )
-            .order_by(o.c.next_attempt_at, o.c.pk)
-            .limit(CLAIM_BATCH)
-        )
-        async with transaction(self.engine, write=True) as connection:
-            if connection.dialect.name == "postgresql":
-                heads = heads.with_for_update(skip_locked=True, of=o)
-            rows = (await connection.execute(
-                update(o).where(o.c.pk.in_(heads.scalar_subquery()))
-                .values(lease_until=now + LEASE_MS, lease_owner=self.name)
-                .returning(o.c.pk, o.c.subscription_id, o.c.event_number, o.c.kind, o.c.resource_type,
-                           o.c.resource_id, o.c.version_id, o.c.attempts, o.c.created_at)
-            )).all()
+        rows = await outbox_claims.claim_heads(self.engine, o, "subscription_id", self.name, (
+            o.c.pk, o.c.subscription_id, o.c.event_number, o.c.kind, o.c.resource_type, o.c.resource_id,
+                   o.c.version_id, o.c.attempts, o.c.created_at))
         return [Claimed(**row._mapping) for row in rows]
 
     async def _deliver(self, event: Claimed) -> None:

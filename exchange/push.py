@@ -36,10 +36,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exchange.delivery import LEASE_MS, Policy
+from exchange import outbox_claims
+from exchange.delivery import Policy
 from exchange.matching import epoch_ms
 from exchange.partner_tables import partner_attempts, partner_outbox, partners
 from exchange.partners import Partner
@@ -53,7 +54,6 @@ from storage.repository import FhirRepository, WriteEvent
 from storage.write_events import WriteSubscribers
 
 log = logging.getLogger("puente.exchange.partners")
-CLAIM_BATCH = 20
 # Statuses in which a referral is there to be acted on (a draft is not sent; an ended one no more).
 OPEN_REQUEST = frozenset({"active", "on-hold"})
 OPEN_TASK = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold"})
@@ -324,37 +324,13 @@ class PartnerWorker:
         await self.sessions.aclose()
 
     async def _anything_due(self) -> bool:
-        o = partner_outbox
-        async with transaction(self.engine, write=False) as connection:
-            row = (await connection.execute(select(o.c.pk).where(
-                o.c.state == "pending", o.c.next_attempt_at <= epoch_ms()).limit(1))).first()
-        return row is not None
+        return await outbox_claims.anything_due(self.engine, partner_outbox)
 
     async def _claim(self) -> list[Claimed]:
         o = partner_outbox
-        earlier = partner_outbox.alias("earlier")
-        now = epoch_ms()
-        heads = (
-            select(o.c.pk)
-            .where(
-                o.c.state == "pending",
-                o.c.next_attempt_at <= now,
-                (o.c.lease_until.is_(None)) | (o.c.lease_until < now),
-                ~exists().where(and_(earlier.c.partner_id == o.c.partner_id, earlier.c.state == "pending",
-                                     earlier.c.event_number < o.c.event_number)),
-            )
-            .order_by(o.c.next_attempt_at, o.c.pk)
-            .limit(CLAIM_BATCH)
-        )
-        async with transaction(self.engine, write=True) as connection:
-            if connection.dialect.name == "postgresql":
-                heads = heads.with_for_update(skip_locked=True, of=o)
-            rows = (await connection.execute(
-                update(o).where(o.c.pk.in_(heads.scalar_subquery()))
-                .values(lease_until=now + LEASE_MS, lease_owner=self.name)
-                .returning(o.c.pk, o.c.partner_id, o.c.event_number, o.c.resource_type, o.c.resource_id,
-                           o.c.attempts, o.c.created_at)
-            )).all()
+        rows = await outbox_claims.claim_heads(self.engine, o, "partner_id", self.name, (
+            o.c.pk, o.c.partner_id, o.c.event_number, o.c.resource_type, o.c.resource_id, o.c.attempts,
+                   o.c.created_at))
         return [Claimed(**row._mapping) for row in rows]
 
     async def partner(self, partner_id: str) -> Partner | None:
