@@ -46,10 +46,14 @@ LOOPBACK_RECEIVERS = "127.0.0.1"
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    # Every app of the session may deliver any subscription's outbox (they share the database), and
-    # the tests' receivers listen on loopback, which the endpoint policy refuses unless listed.
+    # Every app of the session may deliver any subscription's outbox and push any partner's (they
+    # share the database), so all of them retry at the tests' pace and time out alike: an event a
+    # slower app's worker claimed would otherwise wait out minutes of production backoff. The
+    # tests' receivers listen on loopback, which the endpoint policy refuses unless listed.
     values: dict[str, object] = {"database_url": database_url, "auth": "off", "base_url": BASE,
-                                 "subscription_endpoints": LOOPBACK_RECEIVERS, **overrides}
+                                 "subscription_endpoints": LOOPBACK_RECEIVERS, "exchange_backoff_seconds": 0.05,
+                                 "exchange_backoff_max_seconds": 0.4, "exchange_timeout_seconds": 3.0,
+                                 **overrides}
     return Settings(**values)  # type: ignore[arg-type]
 
 
