@@ -281,7 +281,7 @@ class PartnerWorker:
         self.engine = engine
         self.policy = Policy.from_settings(settings)
         self.name = f"partner-{uuid.uuid4().hex[:12]}"
-        self.puente_base = settings.public_base_url
+        self.configured_base = settings.public_base_url
         self.pull_ms = int(settings.exchange_pull_seconds * 1000)
         self.sessions = Sessions(timeout=self.policy.timeout_seconds)
         # Per partner, the clinic's Task versions this worker brought back lately (pull_back: the overlap).
@@ -332,6 +332,13 @@ class PartnerWorker:
             o.c.pk, o.c.partner_id, o.c.event_number, o.c.resource_type, o.c.resource_id, o.c.attempts,
                    o.c.created_at))
         return [Claimed(**row._mapping) for row in rows]
+
+    @property
+    def puente_base(self) -> str:
+        """Puente's base as its references are indexed (storage.search_rows, set from PUENTE_BASE_URL
+        by the app and by `puente exchange work`): the one matching uses to tell Puente's own
+        references, so what is pushed and what is matched name resources alike."""
+        return search_rows.base_url() or self.configured_base
 
     async def partner(self, partner_id: str) -> Partner | None:
         async with transaction(self.engine, write=False) as connection:

@@ -10,7 +10,7 @@ acknowledgements; keys are made by the tests, never kept in the repository.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,11 +21,23 @@ from exchange import partners
 from exchange.partner_tables import partner_attempts, partner_outbox
 from exchange.partner_tables import partners as partner_table
 from exchange.tokens import SigningKey, generate_key
+from storage import search_rows
 from storage.database import create_engine
 from tests.exchange.clinic_sim import ClinicSimulator
 from tests.exchange.test_rest_hook import until
 from tests.fixtures.databases import empty_all_tables
 from tests.fixtures.live_server import serve
+
+
+@pytest.fixture(autouse=True)
+def _pushes_name_puente_by_this_base() -> Iterator[None]:
+    """Pushes name Puente's resources by the process-wide base URL (storage.search_rows), which each
+    app of the session sets when it is made (the auth tests' app says https://puente.test): the
+    pushes these tests check are those of an app at tests.conftest.BASE."""
+    before = search_rows.base_url()
+    search_rows.configure(base_url=PUENTE)
+    yield
+    search_rows.configure(base_url=before)
 
 
 @pytest.fixture(autouse=True)
