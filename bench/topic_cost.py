@@ -104,7 +104,8 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
         url, drop = await _database(args.db, Path(tmp))
         try:
             await upgrade_async(url)
-            settings = Settings(database_url=url, auth="off", base_url="http://bench", data_dir=Path(tmp) / "data")
+            settings = Settings(database_url=url, auth="off", base_url="http://bench", data_dir=Path(tmp) / "data",
+                                subscription_endpoints="127.0.0.1")  # the receiver, on loopback
             app = create_app(settings)
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
