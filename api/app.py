@@ -17,6 +17,7 @@ from api import (
     docs,
     edges,
     errors,
+    fhir_lane,
     health,
     limits,
     metrics,
@@ -151,4 +152,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(panel.router)  # /panel/: the supervisors' dashboard (HTML, not in the OpenAPI document)
     openapi_spec.install(app, settings)  # per-type paths, R4 schemas, security schemes; built once
     docs.install(app)  # /openapi.json, /docs, /redoc, offline
+    fhir_lane.install(app)  # last: it reads the routes' final order
     return app
