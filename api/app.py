@@ -49,7 +49,7 @@ from fhir_mappings.validation import warm_up
 from rules.config import ClinicalConfig
 from settings import Settings, get_settings
 from storage import search_rows, statistics
-from storage.database import create_engine
+from storage.database import create_engine, open_read_pool
 from wiring import write_subscribers
 
 log = logging.getLogger("puente")
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             time_budget=settings.request_time_budget,
         )
         await statistics.warn_if_statistics_may_go_stale(shared.engine)
+        await open_read_pool(shared.engine)
         warm_up()
         auth_routes.start(shared)  # signing keys: loaded, or generated on the first run
         await audit.start(shared)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +27,7 @@ from fhir_mappings.validation import validate_resource
 from storage import access, clock, current_reads, grants, version_writes
 from storage import search as search_engine
 from storage.current_reads import version_from_row
+from storage.database import key_lookup
 from storage.driver_sql import DriverStatement, fetch
 from storage.search import SearchPage
 from storage.tables import resource_history, resources, search_reference, search_token
@@ -122,9 +123,9 @@ class FhirRepository:
         if missing:
             visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
             read = current_reads.BY_ONE_ID if len(missing) == 1 else current_reads.BY_IDS
-            versions = await current_reads.select_current(
-                self.connection, read, visibility, {"resource_type": resource_type, "ids": missing, "id": missing[0]}
-            )
+            async with key_lookup(self.connection) if len(missing) == 1 else nullcontext():
+                keys = {"resource_type": resource_type, "ids": missing, "id": missing[0]}
+                versions = await current_reads.select_current(self.connection, read, visibility, keys)
             by_id = {version.id: version for version in versions}
             for resource_id in missing:
                 self._reads.setdefault((resource_type, resource_id), {})[self.principal] = by_id.get(resource_id)
