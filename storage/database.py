@@ -343,10 +343,10 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     """
     if not write:
         if engine.dialect.name == "postgresql":
-            async with _reader(engine).connect() as connection:
+            async with _plain_connection(_reader(engine)) as connection:
                 yield connection
             return
-        async with _sqlite_connection(engine) as connection:
+        async with _plain_connection(engine) as connection:
             # Not SQLAlchemy's AUTOCOMMIT level: resetting it when the connection goes back to the
             # pool would turn the driver's implicit transactions back on. The connection is in
             # autocommit already (isolation_level None); only our BEGIN is left out.
@@ -386,13 +386,16 @@ async def open_read_pool(engine: AsyncEngine) -> None:
 
 
 @asynccontextmanager
-async def _sqlite_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled SQLite connection, given back to the pool by a plain `close()`. SQLAlchemy's own
+async def _plain_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection, given back to the pool by a plain `close()`. SQLAlchemy's own
     `async with engine.connect()` closes it in a task of its own, shielded from cancellation: three
-    more turns of the event loop per request, each waiting behind every other request's (a read by
-    id otherwise never yields; a writer waited them out holding the process's write turn). Nothing
-    here needs the shield: SQLite requests are not cancelled (a read is stopped in place, a write
-    finishes), and closing a connection with no transaction open does not wait at all."""
+    more turns of the event loop per request, each waiting behind every other request's (a SQLite
+    read by id otherwise never yields; a SQLite writer waited them out holding the process's write
+    turn). The shield guards a close that waits on the wire; these never do: a SQLite connection
+    with nothing to roll back (reads are autocommit, a write has committed or rolled back before),
+    a PostgreSQL autocommit read (no transaction for the pool to roll back). A cancellation (a
+    PostgreSQL read past its budget) therefore cannot land inside the close.
+    (tests/storage/test_loop_turns.py counts the loop turns.)"""
     connection = await engine.connect()
     try:
         yield connection
@@ -405,7 +408,7 @@ async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A SQLite write transaction in the process's turn, its statements on the loop's thread from
     BEGIN IMMEDIATE (there when the write lock is free, see `_on_begin`) to COMMIT (in aiosqlite's
     thread: it may checkpoint the WAL, writing and syncing the database file)."""
-    async with _queued(engine), _sqlite_connection(_writer(engine)) as connection:
+    async with _queued(engine), _plain_connection(_writer(engine)) as connection:
         adapted = (await connection.get_raw_connection()).dbapi_connection
         inline = (sqlite_driver.running_inline(adapted) if isinstance(adapted, sqlite_driver.StoppableConnection)
                   else nullcontext())

@@ -8,9 +8,10 @@ SQLite writer holds the process's write turn meanwhile (storage.database's write
 create's ~12 statements stretched its turn to ~46 loop cycles. Inside `running_inline` (the writer
 in its turn) a statement runs on the calling thread instead and brings back everything SQLAlchemy
 then reads (description, rows, rowcount, lastrowid): the statements take microseconds and cannot
-wait for a lock the writer already holds. Reads keep SQLAlchemy's cursor and its trips: a read may
-be long, and one trip per read instead of four gave the same throughput with twice the p99 under
-32 readers (it yields to the loop less often).
+wait for a lock the writer already holds. A read by id runs here too (storage.database.key_lookup:
+an index probe, and WAL readers never wait for the writer). Other reads keep SQLAlchemy's cursor and
+its trips: a search may be long, and one trip per read instead of four gave the same throughput with
+twice the p99 under 32 readers (it yields to the loop less often).
 
 It reaches into aiosqlite's connection (`Connection._execute`, `Connection._conn`) as SQLAlchemy's
 own adapter does for `isolation_level`; uv.lock pins the version this was written against (0.22).
@@ -125,7 +126,7 @@ class InlineCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class StoppableCursor(AsyncAdapt_aiosqlite_cursor):
-    """SQLAlchemy's own aiosqlite cursor, for statements outside a writer's turn (reads), failing once
+    """SQLAlchemy's own aiosqlite cursor, for statements outside a writer's turn and a read by id, failing once
     its connection is stopped. It makes four trips per statement, and yields to the loop between
     them: measured under 32 readers, one trip instead gave the same throughput with twice the p99."""
 
