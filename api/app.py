@@ -118,6 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,  # served by api.docs: cached, and the UIs' assets from a package, not a CDN
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry off: Puente's metrics are its own (/metrics), spans would carry
+        # search URLs (names, DNI numbers), and asking for the providers was ~1.5 % of a read by id.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     shared = services.Services(
         settings=settings,
