@@ -8,6 +8,7 @@ PROMETHEUS_MULTIPROC_DIR (set by `serve`) and a scrape, answered by any one work
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import time
@@ -87,9 +88,21 @@ class MetricsMiddleware(HttpMiddleware):
             await self.app(scope, receive, observe)
         finally:
             route = _route(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            _counter(scope["method"], route, status).inc()
             if elapsed is not None:
-                DURATION.labels(scope["method"], route).observe(elapsed)
+                _histogram(scope["method"], route).observe(elapsed)
+
+
+# The labelled series, looked up once each: `labels()` checks and joins its arguments under a lock on
+# every call. Few of them: methods x route templates (not paths) x statuses.
+@functools.cache
+def _counter(method: str, route: str, status: int) -> Any:
+    return REQUESTS.labels(method, route, str(status))
+
+
+@functools.cache
+def _histogram(method: str, route: str) -> Any:
+    return DURATION.labels(method, route)
 
 
 def _route(scope: Scope) -> str:
