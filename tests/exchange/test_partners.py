@@ -283,11 +283,20 @@ async def test_tokens_are_cached_and_a_401_gets_a_new_one(fhir, clinic, database
         return len(arrived(clinic)) == 10
 
     await until(ten)
-    granted = [t for t in clinic.ehr.token_requests if t.granted]
     # One token per worker, kept for its lifetime: whichever workers pushed (every app of the test
-    # session shares the outbox, so not only this app's two), none asked twice.
-    tokens = Counter(a.worker for a in await attempts(database_url, phase="token") if a.status_code == 200)
-    assert granted and len(granted) == sum(tokens.values()) and max(tokens.values()) == 1
+    # session shares the outbox, so not only this app's two), none asked twice. The clinic grants a
+    # token a moment before its worker records the attempt: compare once both sides have settled.
+    granted: list = []
+    tokens: Counter = Counter()
+
+    async def settled() -> bool:
+        nonlocal granted, tokens
+        granted = [t for t in clinic.ehr.token_requests if t.granted]
+        tokens = Counter(a.worker for a in await attempts(database_url, phase="token") if a.status_code == 200)
+        return bool(granted) and len(granted) == sum(tokens.values())
+
+    await until(settled)
+    assert max(tokens.values()) == 1
     clinic.ehr.revoke_tokens()  # the clinic restarts and forgets its tokens
     ids.append((await fhir.post("/fhir/ServiceRequest", json=referral(10, patient))).json()["id"])
 
