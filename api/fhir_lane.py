@@ -10,9 +10,11 @@ same endpoint, with the arguments made by the same functions FastAPI would call 
 api.body), in the order FastAPI resolves them. Everything else goes on to FastAPI unchanged.
 
 Which route answers is still decided as the router decides it, first match in the app's order: the
-lane remembers, for each route it serves, the earlier routes whose paths could overlap it
-(`/fhir/SearchParameter/{id}` before `read`), and steps aside when one of them matches. The
-OpenAPI document is untouched: the routes stay declared where they are, the lane is not an APIRoute.
+lane tries the routes it serves in that order (`/fhir/SearchParameter/{id}` before `read`), and
+remembers, for each, the earlier routes it does not serve whose paths could overlap it
+(`/fhir/$worklist`, which takes query parameters, before `search`): when one of those matches, it
+steps aside. The OpenAPI document is untouched: the routes stay declared where they are, and the
+lane is not an APIRoute.
 """
 
 from __future__ import annotations
