@@ -286,13 +286,19 @@ def stoppable_reads() -> Iterator[ReadStop]:
         _read_stop.reset(token)
 
 
+async def _stoppable_connection(connection: AsyncConnection) -> sqlite_driver.StoppableConnection | None:
+    """The SQLite connection under `connection` when it is ours (it can run inline and be stopped)."""
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    return adapted if isinstance(adapted, sqlite_driver.StoppableConnection) else None
+
+
 @asynccontextmanager
 async def _stoppable(connection: AsyncConnection) -> AsyncIterator[None]:
     """A SQLite read under the current request's ReadStop, if it has one; a read failing because it
     was stopped raises ReadStopped (not a database failure to log or answer)."""
     stop = _read_stop.get()
-    adapted = (await connection.get_raw_connection()).dbapi_connection if stop is not None else None
-    if stop is None or not isinstance(adapted, sqlite_driver.StoppableConnection):
+    adapted = await _stoppable_connection(connection) if stop is not None else None
+    if stop is None or adapted is None:
         yield
         return
     with stop.covering(adapted):
@@ -311,11 +317,8 @@ async def key_lookup(connection: AsyncConnection) -> AsyncIterator[None]:
     per statement, each waiting for the loop) cost a read by id most of its time. Elsewhere, and
     inside a writer's turn (already on the loop's thread), nothing changes. In WAL mode a reader
     does not wait for the writer, so the loop is not held by a lock."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    adapted = (await connection.get_raw_connection()).dbapi_connection
-    if not isinstance(adapted, sqlite_driver.StoppableConnection) or adapted.inline:
+    adapted = await _stoppable_connection(connection) if connection.dialect.name == "sqlite" else None
+    if adapted is None or adapted.inline:
         yield
         return
     with sqlite_driver.running_inline(adapted):
@@ -409,10 +412,8 @@ async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     BEGIN IMMEDIATE (there when the write lock is free, see `_on_begin`) to COMMIT (in aiosqlite's
     thread: it may checkpoint the WAL, writing and syncing the database file)."""
     async with _queued(engine), _plain_connection(_writer(engine)) as connection:
-        adapted = (await connection.get_raw_connection()).dbapi_connection
-        inline = (sqlite_driver.running_inline(adapted) if isinstance(adapted, sqlite_driver.StoppableConnection)
-                  else nullcontext())
-        with inline:
+        adapted = await _stoppable_connection(connection)
+        with sqlite_driver.running_inline(adapted) if adapted is not None else nullcontext():
             async with connection.begin():
                 try:
                     yield connection
