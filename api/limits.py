@@ -155,10 +155,6 @@ class RequestGuard:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        async def after_body() -> Message:
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
         with anyio.move_on_after(self.budget or math.inf) as budget:
 
             def on_gone() -> None:
@@ -166,7 +162,7 @@ class RequestGuard:
                 budget.cancel()
 
             with _watching_disconnect(receive, on_gone):
-                await self._run(scope, _replay(body, after_body), tracking)
+                await self._run(scope, _replay(body, _disconnect_when(gone)), tracking)
         if budget.cancelled_caught and not started and not gone.is_set():
             await _send_outcome(send, Unavailable(
                 f"The request took longer than the time budget of {self.budget:g} s (PUENTE_REQUEST_TIME_BUDGET)",
@@ -186,10 +182,6 @@ class RequestGuard:
             if not gone.is_set():
                 await send(message)
 
-        async def after_body() -> Message:
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
         with stoppable_reads() as stop:
 
             def on_gone() -> None:
@@ -197,7 +189,7 @@ class RequestGuard:
                 stop.stop()
 
             with _watching_disconnect(receive, on_gone):
-                await self._run(scope, _replay(body, after_body), unless_gone)
+                await self._run(scope, _replay(body, _disconnect_when(gone)), unless_gone)
 
     async def _options(self, scope: Scope, send: Send) -> None:
         methods = allowed_methods(scope)
@@ -292,6 +284,16 @@ def _replay(body: bytes, then: Receive) -> Receive:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await then()
+
+    return receive
+
+
+def _disconnect_when(gone: asyncio.Event) -> Receive:
+    """What a read's handler receives after its body: the disconnect, once the watcher saw it."""
+
+    async def receive() -> Message:
+        await gone.wait()
+        return {"type": "http.disconnect"}
 
     return receive
 
