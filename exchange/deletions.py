@@ -4,8 +4,10 @@ R4 rest-hook subscriptions announce matches only ("there is no notification when
 deleted", subscription.html), which leaves a clinic holding a referral that no longer exists.
 Puente announces a deletion to each live subscription that was notified of that resource before
 (an outbox notification for it: its criteria matched one of its versions, within its owner's
-access, while the subscription was live), if its owner may still read the type and could see the
-resource before the deletion (access.visible with deleted resources, as a read answering 410).
+access, while the subscription was live) and still watches its type (a rest-hook's criteria, a
+topic's trigger), if its owner may still read the type and could see the resource before the
+deletion (access.visible with deleted resources, as a read answering 410). A type no live
+subscription watches costs its deletions no lookup (exchange.live_subscriptions).
 
 Criteria are not run against the deleted version: its index rows are gone with it, and a
 subscription that never announced a resource has nothing to retract at its receiver.
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy import literal, select, union_all
 
 from auth.principal import Principal
-from exchange import tables
+from exchange import live_subscriptions, tables, topics
 from exchange.outbox_items import Timed, timed
 from exchange.subscriptions import LIVE, access_shape, owner_of
 from storage import access
@@ -33,7 +35,10 @@ async def announced(repository: FhirRepository, deleted: dict[str, list[WriteEve
     """The deletion items of each subscription to be told (by subscription id): per deleted type and
     chunk of ids, one statement for who was told before, one for what non-administrator owners saw."""
     out: dict[str, list[Timed]] = {}
+    watched = {row.resource_type for row in await live_subscriptions.of_types(repository, deleted)}
     for resource_type, events in sorted(deleted.items()):
+        if resource_type not in watched:  # no live subscription (or topic trigger) of the type: none to tell
+            continue
         by_id = {e.version.id: e for e in events}
         ids = sorted(by_id)
         for start in range(0, len(ids), IDS_PER_LOOKUP):
@@ -49,7 +54,7 @@ async def _told(repository: FhirRepository, resource_type: str, ids: list[str]) 
         select(o.c.subscription_id, o.c.resource_id, s.c.owner).distinct()
         .join(s, s.c.id == o.c.subscription_id)
         .where(o.c.resource_type == resource_type, o.c.resource_id.in_(ids), o.c.kind == "notification",
-               s.c.status.in_(LIVE))
+               s.c.status.in_(LIVE), s.c.resource_type.in_((resource_type, topics.TOPIC_ROW)))
     )).all()
     told: list[tuple[str, str]] = []
     unsure: dict[tuple[Any, ...], tuple[Principal, list[tuple[str, str]]]] = {}  # by access shape

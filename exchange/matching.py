@@ -30,13 +30,13 @@ from typing import Any
 from sqlalchemy import bindparam, case, insert, literal, select, union_all, update
 
 from auth.principal import Principal
-from exchange import deletions, tables, topics
+from exchange import deletions, live_subscriptions, tables, topics
 from exchange.criteria import Compiled, Index, compile_criteria, index_values, matches, row_keys
 from exchange.endpoints import EndpointPolicy, EndpointRefused
 from exchange.header_secrets import MASK, sent_headers, unmask
 from exchange.outbox_items import Item, Timed, timed
 from exchange.refusals import BusinessRule, refusal
-from exchange.subscriptions import LIVE, access_shape, owner_from_json, owner_json, owner_of, rest_hook
+from exchange.subscriptions import access_shape, owner_from_json, owner_json, owner_of, rest_hook
 from fhir_mappings.outcomes import FhirError
 from storage import access, search_rows
 from storage.repository import FhirRepository, WriteEvent
@@ -62,6 +62,7 @@ class SubscriptionMatcher:
         last: dict[tuple[str, str], WriteEvent] = {}  # written twice in one batch: the last write counts
         for event in events:
             if event.version.resource_type == "Subscription":
+                live_subscriptions.forget(repository)
                 await _register(repository, event, self.endpoints)
             else:
                 last[event.version.resource_type, event.version.id] = event
@@ -160,7 +161,7 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
     """Outbox rows for each live subscription whose criteria match a written resource within its
     owner's access: one statement reads the subscriptions, then each written type costs at most one
     search statement (per `IDS_PER_MATCH` written ids), whatever the number of subscriptions."""
-    rows = (await repository.connection.execute(_LIVE_OF_TYPES, {"types": sorted(written)})).all()
+    rows = await live_subscriptions.of_types(repository, written)
     groups: dict[tuple[Any, ...], _Group] = {}
     for row in rows:
         judged = _judgeable(row.resource_type, row.criteria, row.owner, search_rows.base_url())
@@ -180,16 +181,6 @@ async def _match(repository: FhirRepository, written: dict[str, list[WriteEvent]
         for subscription_id, resource_ids in matched.items():
             batches[subscription_id] = [timed("notification", latest[i]) for i in resource_ids]
     return batches
-
-
-# Built once: every write of every type asks it.
-_LIVE_OF_TYPES = (
-    select(tables.subscriptions.c.id, tables.subscriptions.c.resource_type, tables.subscriptions.c.criteria,
-           tables.subscriptions.c.owner)
-    .where(tables.subscriptions.c.resource_type.in_(bindparam("types", expanding=True)),
-           tables.subscriptions.c.status.in_(LIVE))
-    .order_by(tables.subscriptions.c.id)
-)
 
 
 @functools.lru_cache(maxsize=8192)

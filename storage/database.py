@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage import clock, sqlite_driver
+from storage import clock, sqlite_driver, write_memo
 
 # How many SQLite virtual-machine instructions run between two checks of the time budget: a check
 # is a call into Python, and ~1,000 per second of query are too few to show in a profile.
@@ -373,6 +373,7 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
             yield connection
         finally:
             clock.close_write(connection)
+            write_memo.forget(connection)
 
 
 async def open_read_pool(engine: AsyncEngine) -> None:
@@ -419,3 +420,4 @@ async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
                     yield connection
                 finally:
                     clock.close_write(connection)
+                    write_memo.forget(connection)

@@ -24,7 +24,7 @@ from fhir_mappings.outcomes import Conflict, Gone, Invalid, Issue, NotFound, Pre
 from fhir_mappings.search import SearchQuery
 from fhir_mappings.search.registry import registry
 from fhir_mappings.validation import validate_resource
-from storage import access, clock, current_reads, grants, version_writes
+from storage import access, clock, current_reads, grants, version_writes, write_memo
 from storage import search as search_engine
 from storage.current_reads import version_from_row
 from storage.database import key_lookup
@@ -138,7 +138,8 @@ class FhirRepository:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """A nested transaction; when it rolls back, so does what this repository remembers of it.
+        """A nested transaction; when it rolls back, so does what this repository (and the write
+        subscribers' storage.write_memo) remembers of it.
 
         The write lease too: a lease first taken inside it is released with it (PostgreSQL releases a
         rolled-back subtransaction's locks), so the next stamp must take it again."""
@@ -148,6 +149,7 @@ class FhirRepository:
                 yield
         except BaseException:
             self._reads.clear()  # shared with with_principal's repositories: the same dict
+            write_memo.forget(self.connection)
             if not leased:
                 clock.close_write(self.connection)
             raise

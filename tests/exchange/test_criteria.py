@@ -7,18 +7,13 @@ the write produced, and storage.search.find_matches over the rows in the databas
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
-
-import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.principal import LOCAL_EXPLORER
 from exchange.criteria import compile_criteria, index_values, matches
 from storage import search as search_engine
-from storage.database import create_engine, transaction
+from storage.database import transaction
 from storage.repository import FhirRepository
-from tests.fixtures.databases import empty_all_tables
 
 RESOURCES = [
     {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
@@ -44,16 +39,6 @@ CRITERIA = [
     "_tag=https://puente.example.org/tags|urgent", "_tag=urgent", "_tag=other|urgent",
     "code=http://snomed.info/sct|306206005", "code=306206005&status=completed", "_id={id0}", "_id={id0},{id2}",
 ]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await empty_all_tables(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_equality_criteria_judged_on_index_values_agree_with_the_search_engine(engine):

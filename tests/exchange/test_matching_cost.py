@@ -8,19 +8,15 @@ are checked too: the same outbox rows as the search engine's, within each owner'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import exchange
 from auth.principal import LOCAL_EXPLORER, Principal
 from exchange import tables
-from storage.database import create_engine, transaction
+from storage.database import transaction
 from storage.repository import FhirRepository
 from tests.exchange.test_rest_hook import referral
-from tests.fixtures.databases import empty_all_tables
 from tests.storage.conftest import statements_sent
 
 CLINIC = Principal(subject="clinic-a-client", client_id="clinic-a-client", organization="Organization/clinic-a",
@@ -34,16 +30,6 @@ KINDS = [
     (LOCAL_EXPLORER, "ServiceRequest?intent=order&_tag=https://x.example|none-{n}", False, False),
     (CLINIC, "ServiceRequest?identifier=https://puente.example.org/referral|r-{n}x", False, False),
 ]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await empty_all_tables(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def subscription(criteria: str) -> dict:
