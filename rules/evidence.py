@@ -139,11 +139,15 @@ async def _apply_flag(repository: FhirRepository, finding: Finding) -> None:
     await repository.update("Flag", flag_id, updated, if_match=now.version_id)
 
 
+def referral_slots(patient_id: str, kind: str) -> list[str]:
+    """The ids a finding's draft referrals take, in the order they are filled."""
+    return [derived_id(patient_id, f"referral-{kind}" if number == 1 else f"referral-{kind}-{number}")
+            for number in range(1, MAX_REFERRAL_DRAFTS + 1)]
+
+
 async def _apply_referral(repository: FhirRepository, finding: Finding) -> None:
     slots: list[tuple[str, Current | None]] = []
-    for number in range(1, MAX_REFERRAL_DRAFTS + 1):
-        suffix = f"referral-{finding.kind}" if number == 1 else f"referral-{finding.kind}-{number}"
-        slot_id = derived_id(finding.patient_id, suffix)
+    for slot_id in referral_slots(finding.patient_id, finding.kind):
         now = await current(repository, "ServiceRequest", slot_id)
         slots.append((slot_id, now))
         if now is None:

@@ -27,13 +27,14 @@ from rules.derived import (
     same_content,
     zscore_observation,
 )
-from rules.evidence import MAX_REFERRAL_DRAFTS, Finding, apply_finding
+from rules.evidence import Finding, apply_finding, referral_slots
 from rules.fhir_in import Kind, Measurement, Resource, birth_date, sex
 from rules.growth_days import GrowthDay, anchored_indicators, growth_day
 from rules.hemoglobin import own_anaemia_class
 from rules.lookup import growth_evidence_of_day, latest_of_day
 from rules.system import rules_repository, serialise_patients
 from storage.repository import FhirRepository, WriteEvent
+from storage.versions import StoredVersion
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,16 @@ async def _stored_of_day(
         c.source_id for c in changes for m in (c.before, c.after) if m is not None and m.patient_id == patient_id
     }
     latest = await latest_of_day(rules, patient_id, day, skip_ids=written)
+    # What the rest of the judgement reads by id, in one statement (the child's lock is held until
+    # the commit, so every round trip here is one its other measurements wait for): the growth
+    # Flags and referral slots (_cited, then applying the findings) and the z-scores of the day's
+    # latest measurements (re-derived and compared, or undone).
+    await rules.read_ahead([
+        *(("Flag", derived_id(patient_id, kind)) for kind in _GROWTH_FINDINGS),
+        *(("ServiceRequest", slot) for kind in _GROWTH_FINDINGS for slot in _referral_slots(patient_id, kind)),
+        *(("Observation", derived_id(m.id, indicator.value))
+          for m in latest for indicator in anchored_indicators(m.kind)),
+    ])
     cited_references = await _cited(rules, patient_id)
     cited = await growth_evidence_of_day(rules, patient_id, day, cited_references, skip_ids=written)
     known = {m.id for m in latest}
@@ -171,11 +182,8 @@ async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:
         if not version.deleted and version.content is not None:
             cited.update(flag_evidence(fhir_json.loads_stored(version.content)))
     for kind in _GROWTH_FINDINGS:
-        if not FLAG_KINDS[kind][1]:
-            continue
-        for number in range(1, MAX_REFERRAL_DRAFTS + 1):  # the slots _apply_referral walks, as far as it does
-            suffix = f"referral-{kind}" if number == 1 else f"referral-{kind}-{number}"
-            found = await rules.read_many("ServiceRequest", [derived_id(patient_id, suffix)])
+        for slot in _referral_slots(patient_id, kind):  # the slots _apply_referral walks, as far as it does
+            found = await rules.read_many("ServiceRequest", [slot])
             if not found:
                 break
             for version in found.values():
@@ -185,6 +193,11 @@ async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:
 
 
 _GROWTH_FINDINGS = ("sam", "severe-stunting")
+
+
+def _referral_slots(patient_id: str, kind: str) -> list[str]:
+    """The ids of the draft referrals a finding of `kind` may have (none: a Flag alone)."""
+    return referral_slots(patient_id, kind) if FLAG_KINDS[kind][1] else []
 
 
 def _score_day(
@@ -290,9 +303,10 @@ async def _put_derived(repository: FhirRepository, derived: list[Resource], unse
 
 
 async def _delete_derived(repository: FhirRepository, resource_ids: list[str]) -> None:
-    """Delete those of these z-score Observations that exist and are the rules' own."""
-    stored = await repository.read_many("Observation", resource_ids)
-    await repository.delete_many("Observation", {
-        resource_id: now.version_id for resource_id, now in stored.items()
-        if not now.deleted and now.content is not None and is_derived(fhir_json.loads_stored(now.content))
-    })
+    """Delete those of these z-score Observations that exist and are the rules' own (judged under
+    their row locks: no read before)."""
+    await repository.delete_many("Observation", resource_ids, _is_own_derived)
+
+
+def _is_own_derived(now: StoredVersion) -> bool:
+    return now.content is not None and is_derived(fhir_json.loads_stored(now.content))

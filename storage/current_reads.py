@@ -14,7 +14,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, union_all
+from sqlalchemy import Select, bindparam, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.driver_sql import DriverStatement, fetch
@@ -29,17 +29,32 @@ class CurrentRead:
 
 
 _COLUMNS = "pk, resource_type, id, version_id, last_updated, deleted, content"
+_R_COLUMNS = ", ".join(f"r.{name}" for name in _COLUMNS.split(", "))
 _BY_IDS_SQL = select(resources).where(
     resources.c.resource_type == bindparam("resource_type"),
     resources.c.id.in_(bindparam("ids", expanding=True)),
-)
+).order_by(resources.c.id)
+
+
+def _probing(keys: str, match: str, *, lock: bool = False) -> DriverStatement:
+    """Each key of the `keys` unnest probes the unique (resource_type, id) index, by id. (One `ANY`
+    list of ids took the type's whole range through another index, in the generic plan of a
+    never-analysed table: tests/storage/test_plans_without_statistics.py.) `lock`: each row is
+    locked as probed, so in the order of the keys given."""
+    locking = " FOR UPDATE" if lock else ""
+    # LIMIT 1 (a unique key: no more rows anyway) keeps the probe a probe: without it the planner
+    # flattened the subquery into a hash join over the type's rows.
+    return DriverStatement.from_named(
+        f"SELECT {_R_COLUMNS} FROM {keys} CROSS JOIN LATERAL"
+        f" (SELECT * FROM resources WHERE {match} LIMIT 1{locking}) r ORDER BY r.resource_type, r.id"
+    )
+
 
 # Current versions (deletions included) by id: `ids`, or `id` alone. One id goes to asyncpg as a
 # scalar (the usual case: a child's Patient): PostgreSQL keeps a generic plan of that, where it
 # planned the array form on every call.
-BY_IDS = CurrentRead(_BY_IDS_SQL, DriverStatement.from_named(
-    f"SELECT {_COLUMNS} FROM resources WHERE resource_type = :resource_type AND id = ANY(CAST(:ids AS text[]))"
-))
+BY_IDS = CurrentRead(_BY_IDS_SQL, _probing(
+    "unnest(CAST(:ids AS text[])) AS k(id)", "resource_type = :resource_type AND id = k.id"))
 # One id as a plain equality in the SQLAlchemy form too: an expanding IN of one value cost SQLAlchemy
 # its post-compile pass on every read by id (~6 % of one on SQLite).
 _BY_ONE_ID_SQL = select(resources).where(
@@ -49,6 +64,23 @@ _BY_ONE_ID_SQL = select(resources).where(
 BY_ONE_ID = CurrentRead(_BY_ONE_ID_SQL, DriverStatement.from_named(
     f"SELECT {_COLUMNS} FROM resources WHERE resource_type = :resource_type AND id = :id"
 ))
+
+# Current versions of several types at once, by (type, id) pairs: `keys`, and on PostgreSQL the same
+# pairs as the parallel arrays `types` and `ids`.
+BY_KEYS = CurrentRead(
+    select(resources).where(
+        tuple_(resources.c.resource_type, resources.c.id).in_(bindparam("keys", expanding=True)),
+    ).order_by(resources.c.resource_type, resources.c.id),
+    _probing("unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(resource_type, id)",
+             "resource_type = k.resource_type AND id = k.id"),
+)
+
+# BY_IDS row-locked, for a write that judges them first; `ids` sorted, so every transaction locks in
+# the same order (no deadlock). SQLite has no FOR UPDATE (its writer holds the database's lock).
+LOCKED_BY_IDS = CurrentRead(
+    _BY_IDS_SQL.with_for_update(),
+    _probing("unnest(CAST(:ids AS text[])) AS k(id)", "resource_type = :resource_type AND id = k.id", lock=True),
+)
 
 _REFERRING_SQL = select(resources).where(
     resources.c.resource_type == bindparam("resource_type"),
@@ -107,6 +139,16 @@ async def select_current(
         return [version_from_record(record) for record in await fetch(connection, read.driver, params)]
     rows = await connection.execute(read.sql.where(*conditions) if conditions else read.sql, params)
     return [version_from_row(row) for row in rows]
+
+
+async def select_current_keyed(
+    connection: AsyncConnection, read: CurrentRead, conditions: list[Any], params: dict[str, Any]
+) -> list[tuple[int, StoredVersion]]:
+    """As select_current, each version with its row's pk (for a write that follows)."""
+    if not conditions and connection.dialect.name == "postgresql":
+        return [(record["pk"], version_from_record(record)) for record in await fetch(connection, read.driver, params)]
+    rows = await connection.execute(read.sql.where(*conditions) if conditions else read.sql, params)
+    return [(row.pk, version_from_row(row)) for row in rows]
 
 
 def version_from_record(record: Any) -> StoredVersion:

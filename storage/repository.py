@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -131,6 +131,26 @@ class FhirRepository:
                 self._reads.setdefault((resource_type, resource_id), {})[self.principal] = by_id.get(resource_id)
             found.update(by_id)
         return found
+
+    async def read_ahead(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Read the current versions of these (type, id), of any types, in one statement into what
+        this transaction remembers, for the reads of them that follow (read_many) to find there.
+        A caller that sees only some of a type's resources reads type by type instead."""
+        missing = sorted({key for key in keys if self.principal not in self._reads.get(key, {})})
+        if not missing:
+            return
+        types = sorted({resource_type for resource_type, _ in missing})
+        for resource_type in types:
+            access.require(self.principal, resource_type, "r")
+        if any(access.visible(self.principal, t, resources, deleted_too=True) for t in types):
+            for resource_type in types:
+                await self._current_versions(resource_type, [i for t, i in missing if t == resource_type])
+            return
+        params = {"keys": missing, "types": [t for t, _ in missing], "ids": [i for _, i in missing]}
+        versions = await current_reads.select_current(self.connection, current_reads.BY_KEYS, [], params)
+        found = {(v.resource_type, v.id): v for v in versions}
+        for key in missing:
+            self._reads.setdefault(key, {})[self.principal] = found.get(key)
 
     def _forget(self, keys: Iterable[tuple[str, str]]) -> None:
         for key in keys:
@@ -429,37 +449,32 @@ class FhirRepository:
         _check_if_match(locked[1], if_match)
         return (await self._record_deletions([locked]))[0]
 
-    async def delete_many(self, resource_type: str, if_match: Mapping[str, int]) -> list[StoredVersion]:
-        """Delete several resources of one type, each only if still at the version given (else
-        PreconditionFailed, and the caller's transaction rolls back): a row lock, an update and the
-        history and index rows, in three statements whatever their number. The rules undo derived
+    async def delete_many(
+        self,
+        resource_type: str,
+        resource_ids: Iterable[str],
+        deletable: Callable[[StoredVersion], bool] = lambda _: True,
+    ) -> list[StoredVersion]:
+        """Delete those of several resources of one type that exist, are not deleted already and
+        that `deletable` accepts, judged on their current versions under the row lock (a version
+        committed since the caller last looked is the one judged): one statement locks and reads
+        them, one records the deletions (PostgreSQL) whatever their number. The rules undo derived
         z-scores this way when a day is judged again.
         """
         access.require(self.principal, resource_type, "d")
-        if not if_match:
+        wanted = sorted(set(resource_ids))
+        if not wanted:
             return []
-        statement = (
-            select(resources)
-            .where(
-                resources.c.resource_type == resource_type,
-                resources.c.id.in_(sorted(if_match)),
-                *access.visible(self.principal, resource_type, resources, deleted_too=True),
-            )
-            .order_by(resources.c.id)  # every transaction locks in the same order: no deadlock
-        )
-        if self._dialect == "postgresql":
-            statement = statement.with_for_update()
-        self._forget((resource_type, resource_id) for resource_id in if_match)
-        current = {row.id: (row.pk, version_from_row(row)) for row in await self.connection.execute(statement)}
-        for resource_id in sorted(if_match):
-            if resource_id not in current:
-                raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist (If-Match given)")
-            _check_if_match(current[resource_id][1], if_match[resource_id])
-        return await self._record_deletions([current[resource_id] for resource_id in sorted(if_match)])
+        self._forget((resource_type, resource_id) for resource_id in wanted)
+        visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
+        locked = await current_reads.select_current_keyed(
+            self.connection, current_reads.LOCKED_BY_IDS, visibility, {"resource_type": resource_type, "ids": wanted})
+        doomed = [(pk, now) for pk, now in locked if not now.deleted and deletable(now)]
+        return await self._record_deletions(doomed) if doomed else []
 
     async def _record_deletions(self, locked: Sequence[tuple[int, StoredVersion]]) -> list[StoredVersion]:
         """A deletion version for each (pk, current version), already locked and checked: the current
-        rows emptied in one statement, history and index rows in another, then the hooks."""
+        rows emptied, history and index rows (one statement on PostgreSQL), then the hooks."""
         for resource_type in {now.resource_type for _, now in locked}:
             access.require(self.principal, resource_type, "d")
         write_clock = await clock.write_clock(self.connection)
@@ -469,12 +484,6 @@ class FhirRepository:
             for pk, now in locked
         ]
         self._forget((now.resource_type, now.id) for _, now in locked)
-        await self.connection.execute(
-            update(resources)
-            .where(resources.c.pk == bindparam("b_pk"))
-            .values(version_id=bindparam("b_version"), last_updated=bindparam("b_stamp"), deleted=True, content=None),
-            [{"b_pk": pk, "b_version": v.version_id, "b_stamp": v.last_updated} for pk, v, _ in deletions],
-        )
         await version_writes.store_many(
             self.connection, [version_writes.VersionWrite(pk, v, None, fresh=False) for pk, v, _ in deletions],
             self._by,
@@ -612,11 +621,6 @@ class FhirRepository:
         stamp = after(current.last_updated, (await clock.write_clock(self.connection)).stamp())
         version = version_writes.new_version(resource, current.id, current.version_id + 1, stamp, method=method)
         self._forget([(current.resource_type, current.id)])
-        await self.connection.execute(
-            update(resources)
-            .where(resources.c.pk == pk)
-            .values(version_id=version.version_id, last_updated=stamp, deleted=False, content=version.content)
-        )
         await version_writes.store(self.connection, pk, version, resource, fresh=False, by=self._by)
         await self._run_hooks(WriteEvent(version, resource, current))
         return WriteResult(version, created=current.deleted)

@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, Numeric, delete, insert, select
+from sqlalchemy import Boolean, DateTime, Integer, Numeric, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -56,7 +56,9 @@ class VersionWrite:
     pk: int
     version: StoredVersion
     resource: dict[str, Any] | None  # None: a deletion, which leaves no index rows
-    fresh: bool  # a new resource: there are no old index rows to remove
+    # A new resource: its insert wrote its current row and it has no old index rows to remove.
+    # Otherwise the resource's current row becomes this version, and its old index rows go.
+    fresh: bool
 
 
 _HISTORY_COLUMNS = tuple(c.name for c in resource_history.columns if c.name != "pk")
@@ -140,7 +142,14 @@ def _pg_statement() -> DriverStatement:
         f"CAST(:h_{name} AS {_pg_type(resource_history.c[name])}[])" for name in _HISTORY_COLUMNS
     )
     ctes = [
-        f"h AS (INSERT INTO resource_history ({', '.join(_HISTORY_COLUMNS)}) SELECT * FROM unnest({history_arrays}))"
+        f"h AS (INSERT INTO resource_history ({', '.join(_HISTORY_COLUMNS)}) SELECT * FROM unnest({history_arrays}))",
+        # The current rows of existing resources, from the same arrays: an update or a deletion is
+        # this one statement after its row lock, not an UPDATE and then this.
+        "c AS (UPDATE resources SET version_id = v.version_id, last_updated = v.last_updated, deleted = v.deleted,"
+        " content = v.content FROM unnest(CAST(:h_resource_pk AS bigint[]), CAST(:h_version_id AS bigint[]),"
+        " CAST(:h_last_updated AS timestamptz[]), CAST(:h_deleted AS boolean[]), CAST(:h_content AS text[]))"
+        " AS v(resource_pk, version_id, last_updated, deleted, content)"
+        " WHERE resources.pk = v.resource_pk AND resources.pk = ANY(CAST(:stale AS bigint[])))",
     ]
     # Every CTE sees the snapshot from before the statement: a delete cannot touch the new rows, and
     # a deletion's references are copied from the rows the same statement removes.
@@ -177,7 +186,8 @@ def _through_driver(connection: AsyncConnection, through_driver: bool | None) ->
 async def store_many(
     connection: AsyncConnection, writes: Sequence[VersionWrite], by: Authorship, *, through_driver: bool | None = None
 ) -> None:
-    """Record several versions (of distinct resources) at once: one statement on PostgreSQL."""
+    """Record several versions (of distinct resources) at once, each already row-locked by its
+    writer unless fresh: current rows, history rows, index rows. One statement on PostgreSQL."""
     if not writes:
         return
     if _through_driver(connection, through_driver) and connection.dialect.name == "postgresql":
@@ -186,6 +196,14 @@ async def store_many(
     await connection.execute(insert(resource_history), [_history_values(w, by) for w in writes])
     stale = [w.pk for w in writes if not w.fresh]
     if stale:
+        await connection.execute(
+            update(resources)
+            .where(resources.c.pk == bindparam("b_pk"))
+            .values(version_id=bindparam("b_version"), last_updated=bindparam("b_stamp"),
+                    deleted=bindparam("b_deleted"), content=bindparam("b_content")),
+            [{"b_pk": w.pk, "b_version": w.version.version_id, "b_stamp": w.version.last_updated,
+              "b_deleted": w.version.deleted, "b_content": w.version.content} for w in writes if not w.fresh],
+        )
         await connection.execute(delete(deleted_reference).where(deleted_reference.c.resource_pk.in_(stale)))
         deleted = [w.pk for w in writes if w.resource is None]
         if deleted:
@@ -389,5 +407,6 @@ async def store(
     fresh: bool,
     by: Authorship,
 ) -> None:
-    """History row for `version`; index rows of `resource` (None: a deletion, no rows) replace the old ones."""
+    """`version` as the current row (unless `fresh`: its insert wrote it) and its history row; index
+    rows of `resource` (None: a deletion, no rows) replace the old ones."""
     await store_many(connection, [VersionWrite(pk, version, resource, fresh)], by)

@@ -21,7 +21,9 @@ from storage import clock
 from storage.database import transaction
 from storage.repository import FhirRepository
 from storage.versions import fhir_instant
+from tests.conftest import make_settings
 from tests.storage.conftest import statements_sent
+from wiring import write_subscribers
 
 
 def _hemoglobin(value: float) -> dict[str, object]:
@@ -126,3 +128,45 @@ async def test_a_lease_rolled_back_with_its_savepoint_is_taken_again(engine, bac
         if backend == "postgres":
             assert await _leases_held(connection) == 1
 
+
+
+def _measurement(oid: str, code: str, value: float, unit: str, minute: int) -> dict[str, object]:
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": "Patient/kid"}, "effectiveDateTime": f"2026-12-05T10:{minute:02d}:00Z",
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+
+
+async def test_a_weight_holds_its_childs_lock_for_six_statements(engine, repository_in, backend, database_url):
+    """While a weight holds its child's lock, the child's other measurements wait: after the lock,
+    the day's latest measurements, one read of everything judged by id (growth Flags, referral slots,
+    the latest measurements' z-scores), the new z-scores, the replaced ones row-locked and read, and
+    their deletions. Nothing else (the subscriptions were looked up before, for the weight itself)."""
+    subscribers = write_subscribers(make_settings(database_url))
+    async with repository_in(write=True) as repository:
+        await repository.update("Patient", "kid", {"resourceType": "Patient", "id": "kid", "gender": "female",
+                                                   "birthDate": "2025-10-10"})
+    for oid, code, value, unit, minute in (("len", "8302-2", 64.0, "cm", 1), ("w1", "29463-7", 6.9, "kg", 2)):
+        async with repository_in(write=True) as plain:
+            repository = FhirRepository(plain.connection, LOCAL_EXPLORER, subscribers=subscribers)
+            await repository.update("Observation", oid, _measurement(oid, code, value, unit, minute))
+    async with repository_in(write=False) as repository:
+        before = await repository.read_many("Observation", ["len-lhfa", "w1-wfa", "w1-wflh"])
+    assert set(before) == {"len-lhfa", "w1-wfa", "w1-wflh"}
+    async with repository_in(write=True) as plain:
+        repository = FhirRepository(plain.connection, LOCAL_EXPLORER, subscribers=subscribers)
+        async with statements_sent(engine, repository) as seen:
+            await repository.update("Observation", "w2", _measurement("w2", "29463-7", 7.1, "kg", 3))
+    seen = _ours(seen)
+    if backend == "postgres":
+        locked = next(n for n, s in enumerate(seen) if s.startswith("SELECT pg_advisory_xact_lock("))
+        assert len(seen[locked + 1:]) == 6, seen[locked:]
+        assert not [s for s in seen[locked:] if "exchange_" in s], seen[locked:]
+    async with repository_in(write=False) as repository:
+        after = await repository.read_many("Observation", ["len-lhfa", "w1-wfa", "w1-wflh", "w2-wfa", "w2-wflh"])
+    # the earlier weight's z-scores are undone, the new weight's made, the length's left as it was
+    assert after["w1-wfa"].deleted and after["w1-wflh"].deleted
+    assert not after["w2-wfa"].deleted and not after["w2-wflh"].deleted
+    assert after["len-lhfa"].version_id == before["len-lhfa"].version_id == 1

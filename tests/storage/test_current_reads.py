@@ -23,6 +23,13 @@ def _cases() -> list[tuple[str, current_reads.CurrentRead, dict[str, Any], list[
     return [
         ("by ids", current_reads.BY_IDS, {"resource_type": "Patient", "ids": ["ana", "beto", "nobody"]},
          ["ana", "beto"]),
+        ("by keys", current_reads.BY_KEYS,
+         {"keys": [("Patient", "ana"), ("Observation", "a1"), ("Observation", "x1"), ("Patient", "a1"),
+                   ("Patient", "nobody")],
+          "types": ["Patient", "Observation", "Observation", "Patient", "Patient"],
+          "ids": ["ana", "a1", "x1", "a1", "nobody"]}, ["a1", "x1", "ana"]),
+        ("locked by ids", current_reads.LOCKED_BY_IDS, {"resource_type": "Patient", "ids": ["gone", "ana", "x"]},
+         ["ana", "gone"]),
         ("by one id", current_reads.BY_ONE_ID, {"resource_type": "Patient", "ids": ["gone"], "id": "gone"},
          ["gone"]),
         ("referring to one", current_reads.referring(True, False),
@@ -44,7 +51,7 @@ async def test_each_read_and_its_driver_twin_answer_alike(repository_in, backend
                                ("x1", "ana", "2025-03-02")):
             await repository.update("Observation", oid, _observation(oid, pid, when))
         await repository.delete("Observation", "x1")  # deleted: no longer refers to anyone
-    async with repository_in(write=False) as repository:
+    async with repository_in(write=True) as repository:  # one of them takes row locks
         connection = repository.connection
         for name, read, params, expected in _cases():
             through_sqlalchemy = [current_reads.version_from_row(row)
@@ -56,3 +63,6 @@ async def test_each_read_and_its_driver_twin_answer_alike(repository_in, backend
                 assert through_driver == through_sqlalchemy, name
             # and the way the repository runs it (the twin on PostgreSQL, SQLAlchemy on SQLite)
             assert await current_reads.select_current(connection, read, [], params) == through_sqlalchemy, name
+            keyed = await current_reads.select_current_keyed(connection, read, [], params)
+            assert [version for _, version in keyed] == through_sqlalchemy, name
+            assert len({pk for pk, _ in keyed}) == len(keyed), name

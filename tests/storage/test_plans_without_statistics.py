@@ -70,6 +70,16 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
             for plan in await _plans(connection, current_reads.BY_ONE_ID.driver.sql, "text, text",
                                      "'Observation', 'o7'"):
                 assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
+            # several ids (of one type or of several, or row-locked: what the rules read under a
+            # child's lock), each probed by id (the ids first: the statements name them first)
+            for read, types, args in (
+                (current_reads.BY_KEYS, "text[], text[]",
+                 "ARRAY['Flag', 'Observation', 'ServiceRequest'], ARRAY['kid-sam', 'o7', 'kid-referral-sam']"),
+                (current_reads.LOCKED_BY_IDS, "text[], text", "ARRAY['o7', 'o8'], 'Observation'"),
+                (current_reads.BY_IDS, "text[], text", "ARRAY['o7', 'o8'], 'Observation'"),
+            ):
+                for plan in await _plans(connection, read.driver.sql, types, args):
+                    assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
         finally:
             await connection.close()
 
