@@ -160,8 +160,9 @@ async def _stored_of_day(
     # What the rest of the judgement reads by id, in one statement (the child's lock is held until
     # the commit, so every round trip here is one its other measurements wait for): the growth
     # Flags and referral slots (_cited, then applying the findings) and the z-scores of the day's
-    # latest measurements (re-derived and compared, or undone).
-    await rules.read_ahead([
+    # latest measurements (re-derived and compared, or undone). Row-locked: updating or undoing
+    # them then needs no locked read of its own.
+    await rules.read_ahead(lock=True, keys=[
         *(("Flag", derived_id(patient_id, kind)) for kind in _GROWTH_FINDINGS),
         *(("ServiceRequest", slot) for kind in _GROWTH_FINDINGS for slot in _referral_slots(patient_id, kind)),
         *(("Observation", derived_id(m.id, indicator.value))

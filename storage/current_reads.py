@@ -75,6 +75,14 @@ BY_KEYS = CurrentRead(
              "resource_type = k.resource_type AND id = k.id"),
 )
 
+# BY_KEYS row-locked, in the order of the keys given (read_ahead sorts them, so every transaction
+# locks in the same order).
+LOCKED_BY_KEYS = CurrentRead(
+    BY_KEYS.sql.with_for_update(),
+    _probing("unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(resource_type, id)",
+             "resource_type = k.resource_type AND id = k.id", lock=True),
+)
+
 # BY_IDS row-locked, for a write that judges them first; `ids` sorted, so every transaction locks in
 # the same order (no deadlock). SQLite has no FOR UPDATE (its writer holds the database's lock).
 LOCKED_BY_IDS = CurrentRead(

@@ -85,6 +85,11 @@ class FhirRepository:
         # the reader's): the clinical rules read a visit's Patient for the hemoglobin's interpretation
         # and again to score the growth day. Every write through this repository evicts its key.
         self._reads: dict[tuple[str, str], dict[Principal, StoredVersion | None]] = {}
+        # (pk, current version) of rows this transaction has row-locked and not written since, for
+        # callers who see every resource of the type (read_ahead with lock=True), None for a key
+        # found missing: a write of one of them needs no locked read of its own. Shared like
+        # _reads; emptied with it.
+        self._locked: dict[tuple[str, str], tuple[int, StoredVersion] | None] = {}
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -132,11 +137,20 @@ class FhirRepository:
             found.update(by_id)
         return found
 
-    async def read_ahead(self, keys: Iterable[tuple[str, str]]) -> None:
+    async def read_ahead(self, keys: Iterable[tuple[str, str]], *, lock: bool = False) -> None:
         """Read the current versions of these (type, id), of any types, in one statement into what
         this transaction remembers, for the reads of them that follow (read_many) to find there.
-        A caller that sees only some of a type's resources reads type by type instead."""
-        missing = sorted({key for key in keys if self.principal not in self._reads.get(key, {})})
+        `lock`: row-locked too, so that updating or deleting one of them later in the transaction
+        needs no locked read first (PostgreSQL; SQLite's writer holds the database's lock). A row
+        that is not there cannot be locked: a key found missing is taken as missing by those
+        writes, which suits keys only this transaction's holder of a wider lock creates (the
+        rules' derived resources, under the child's lock). A caller that sees only some of a
+        type's resources reads type by type instead, unlocked."""
+        wanted = set(keys)
+        if lock:
+            missing = sorted(key for key in wanted if key not in self._locked)
+        else:
+            missing = sorted(key for key in wanted if self.principal not in self._reads.get(key, {}))
         if not missing:
             return
         types = sorted({resource_type for resource_type, _ in missing})
@@ -147,14 +161,19 @@ class FhirRepository:
                 await self._current_versions(resource_type, [i for t, i in missing if t == resource_type])
             return
         params = {"keys": missing, "types": [t for t, _ in missing], "ids": [i for _, i in missing]}
-        versions = await current_reads.select_current(self.connection, current_reads.BY_KEYS, [], params)
-        found = {(v.resource_type, v.id): v for v in versions}
+        read = current_reads.LOCKED_BY_KEYS if lock else current_reads.BY_KEYS
+        found = {(v.resource_type, v.id): (pk, v)
+                 for pk, v in await current_reads.select_current_keyed(self.connection, read, [], params)}
         for key in missing:
-            self._reads.setdefault(key, {})[self.principal] = found.get(key)
+            pk_version = found.get(key)
+            self._reads.setdefault(key, {})[self.principal] = None if pk_version is None else pk_version[1]
+            if lock:
+                self._locked[key] = pk_version
 
     def _forget(self, keys: Iterable[tuple[str, str]]) -> None:
         for key in keys:
             self._reads.pop(key, None)
+            self._locked.pop(key, None)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -168,7 +187,8 @@ class FhirRepository:
             async with self.connection.begin_nested():
                 yield
         except BaseException:
-            self._reads.clear()  # shared with with_principal's repositories: the same dict
+            self._reads.clear()  # shared with with_principal's repositories: the same dicts
+            self._locked.clear()  # the row locks taken inside it are released with it
             write_memo.forget(self.connection)
             if not leased:
                 clock.close_write(self.connection)
@@ -465,10 +485,17 @@ class FhirRepository:
         wanted = sorted(set(resource_ids))
         if not wanted:
             return []
-        self._forget((resource_type, resource_id) for resource_id in wanted)
         visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
-        locked = await current_reads.select_current_keyed(
-            self.connection, current_reads.LOCKED_BY_IDS, visibility, {"resource_type": resource_type, "ids": wanted})
+        held = {} if visibility else {i: self._locked[(resource_type, i)]
+                                      for i in wanted if (resource_type, i) in self._locked}
+        self._forget((resource_type, resource_id) for resource_id in wanted)
+        locked = [pk_version for pk_version in held.values() if pk_version is not None]
+        unlocked = [i for i in wanted if i not in held]
+        if unlocked:
+            params = {"resource_type": resource_type, "ids": unlocked}
+            locked += await current_reads.select_current_keyed(
+                self.connection, current_reads.LOCKED_BY_IDS, visibility, params)
+        locked.sort(key=lambda pk_version: pk_version[1].id)
         doomed = [(pk, now) for pk, now in locked if not now.deleted and deletable(now)]
         return await self._record_deletions(doomed) if doomed else []
 
@@ -629,12 +656,19 @@ class FhirRepository:
         """(pk, current version), row-locked on PostgreSQL; None when missing or not visible.
 
         What was read of it before is forgotten: the lock may find a version committed since, and a
-        caller retrying after a PreconditionFailed must read that one."""
-        self._forget([(resource_type, resource_id)])
+        caller retrying after a PreconditionFailed must read that one. A row this transaction
+        locked already (read_ahead) is taken as it was read: nothing can have committed since."""
+        visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
+        key = (resource_type, resource_id)
+        known = not visibility and key in self._locked
+        held = self._locked.get(key)
+        self._forget([key])
+        if known:
+            return held
         statement = select(resources).where(
             resources.c.resource_type == resource_type,
             resources.c.id == resource_id,
-            *access.visible(self.principal, resource_type, resources, deleted_too=True),
+            *visibility,
         )
         if self._dialect == "postgresql":
             # Row lock: two devices updating the same resource take turns, so If-Match sees the truth.
@@ -676,6 +710,7 @@ class FhirRepository:
         other = FhirRepository(self.connection, principal, subscribers=self.subscribers)
         other._staged = self._staged
         other._reads = self._reads
+        other._locked = self._locked
         other._pending = self._pending
         return other
 
