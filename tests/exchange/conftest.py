@@ -8,30 +8,18 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from storage import search_rows
-from storage.database import create_engine
 from tests.auth.conftest import auth_app, http, jwks_server, rsa  # noqa: F401  (fixtures)
 from tests.conftest import BASE, make_settings
 from tests.exchange.clinic_sim import ClinicSimulator
 from tests.fixtures.databases import empty_all_tables
+from tests.storage.conftest import engine  # noqa: F401  (fixture: an engine on emptied tables)
 
 # Retries in a fraction of a second instead of minutes: the schedule's shape, not its pace, is tested.
 FAST = {"exchange_poll_seconds": 0.02, "exchange_backoff_seconds": 0.05, "exchange_backoff_max_seconds": 0.4,
         "exchange_timeout_seconds": 3.0, "exchange_workers": 2, "exchange_pull_seconds": 0.1}
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on emptied tables, for tests that write through a repository directly."""
-    await empty_all_tables(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(autouse=True)
