@@ -25,7 +25,7 @@ Fed only by storage's write-event seam (`storage.write_events`), wired in `wirin
 
 from __future__ import annotations
 
-from exchange import partner_tables, tables
+from exchange import live_subscriptions, partner_tables, tables
 from exchange.endpoints import EndpointPolicy
 from exchange.header_secrets import HeaderMasking
 from exchange.lifecycle import TaskLifecycle
@@ -70,7 +70,8 @@ def subscribers(endpoints: EndpointPolicy | None = None) -> WriteSubscribers:
     (default: public addresses only)."""
     return WriteSubscribers(enrichers=(HeaderMasking(),),
                             hooks=(TaskLifecycle(), SubscriptionMatcher(endpoints or EndpointPolicy()),
-                                   PartnerMatcher()))
+                                   PartnerMatcher()),
+                            questions=(live_subscriptions.ASKED,))
 
 
 def endpoint_policy(settings: Settings) -> EndpointPolicy:

@@ -4,13 +4,16 @@ Every write asks which subscriptions may be told of it (matching) or of its dele
 A transaction that writes one type several times (a household visit's Observations, a weight and
 the z-scores and deletions the rules derive from it) asks the database once per type, and a
 type nobody subscribes to costs its deletions no lookup of who was told before. The answer lives
-in the transaction's storage.write_memo; a Subscription written in the transaction forgets it.
+in the transaction's storage.write_memo; a Subscription written in the transaction forgets it. On
+PostgreSQL a single create's own insert statement answers it (ASKED), so a create whose type no
+one watches is BEGIN, the insert and COMMIT.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -18,6 +21,7 @@ from exchange import tables
 from exchange.subscriptions import LIVE
 from storage import write_memo
 from storage.repository import FhirRepository
+from storage.write_events import WriteQuestion
 
 _MEMO = "exchange.live_subscriptions"
 
@@ -28,6 +32,33 @@ _LIVE_OF_TYPES = (
     .where(tables.subscriptions.c.resource_type.in_(bindparam("types", expanding=True)),
            tables.subscriptions.c.status.in_(LIVE))
     .order_by(tables.subscriptions.c.id)
+)
+
+
+class LiveRow(NamedTuple):
+    """A live subscription row as the write's statement answered it (exchange.live_subscriptions.ASKED)."""
+
+    id: str
+    resource_type: str
+    criteria: str
+    owner: str
+
+
+def _decode(answer: str | list[list[str]]) -> list[LiveRow]:
+    # SQLAlchemy's asyncpg dialect decodes json on its connections; a bare connection answers text.
+    rows = json.loads(answer) if isinstance(answer, str) else answer
+    return [LiveRow(*row) for row in rows]
+
+
+_STATUSES = ", ".join(f"'{status}'" for status in LIVE)  # constants of ours, not input
+# The same lookup, for one type, asked by a single create's own statement on PostgreSQL (storage's
+# WriteQuestion): the create is BEGIN, its insert and COMMIT, without a lookup of its own.
+ASKED = WriteQuestion(
+    key=_MEMO,
+    sql="(SELECT coalesce(json_agg(json_build_array(s.id, s.resource_type, s.criteria, s.owner) ORDER BY s.id),"
+        " '[]') FROM exchange_subscriptions s WHERE s.resource_type = CAST(:resource_type AS text)"
+        f" AND s.status IN ({_STATUSES}))",
+    decode=_decode,
 )
 
 

@@ -619,7 +619,7 @@ class FhirRepository:
             # The commonest write, a single create: the lease, the stamp and the insert in one round trip.
             resource, resource_id = items[0]
             version, pk = await version_writes.insert_leased(self.connection, resource, resource_id, self._by,
-                                                              method=method)
+                                                              method=method, questions=self.subscribers.questions)
             stored = [(version, resource)]
             pks = {} if pk is None else {(version.resource_type, version.id): pk}
         else:

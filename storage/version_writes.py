@@ -26,12 +26,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings import fhir_json
-from storage import clock, sqlite_writes
+from storage import clock, sqlite_writes, write_memo
 from storage.clock import LEASE_EPOCH
 from storage.driver_sql import DriverStatement, fetch
 from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
 from storage.versions import StoredVersion, fhir_instant, utc
+from storage.write_events import WriteQuestion
 
 Row = dict[str, Any]
 
@@ -264,7 +265,7 @@ def new_version(
 
 
 @cache
-def _pg_insert_new_statement(leased: bool = False) -> DriverStatement:
+def _pg_insert_new_statement(leased: bool = False, questions: tuple[WriteQuestion, ...] = ()) -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
     The pks exist only once `r` has inserted the resources, so history and index rows find theirs by
@@ -273,7 +274,8 @@ def _pg_insert_new_statement(leased: bool = False) -> DriverStatement:
     `leased`: one resource, in a transaction that has no clock yet. The statement takes the write
     lease first (storage.clock.PG_LEASE_CTES) and stamps the resource itself, its content being
     given in two halves around meta.lastUpdated: the lease, the stamp and the insert are one round
-    trip instead of two. It answers the floor and the stamp even when the id was taken.
+    trip instead of two. It answers the floor and the stamp even when the id was taken, and the
+    write subscribers' `questions` about the written type (`q0`, `q1`, ...).
     """
     if leased:
         stamp = "clock.stamp"
@@ -305,7 +307,8 @@ def _pg_insert_new_statement(leased: bool = False) -> DriverStatement:
             f" SELECT r.pk, {', '.join(f'u.{n}' for n in names)} FROM {_recordset(kind, table, owner=True)}"
             f" JOIN r ON r.resource_type = u.resource_type AND r.id = u.owner)"
         )
-    answer = ("SELECT clock.floor, clock.stamp, r.pk, r.resource_type, r.id FROM clock LEFT JOIN r ON true"
+    asked = "".join(f", {question.sql} AS q{n}" for n, question in enumerate(questions))
+    answer = (f"SELECT clock.floor, clock.stamp, r.pk, r.resource_type, r.id{asked} FROM clock LEFT JOIN r ON true"
               if leased else "SELECT pk, resource_type, id FROM r")
     return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\n" + answer)
 
@@ -338,18 +341,28 @@ _STAMP_MARK = f'"puente-stamp-{uuid.uuid4().hex}"'
 
 
 async def insert_leased(
-    connection: AsyncConnection, resource: dict[str, Any], resource_id: str, by: Authorship, *, method: str
+    connection: AsyncConnection,
+    resource: dict[str, Any],
+    resource_id: str,
+    by: Authorship,
+    *,
+    method: str,
+    questions: tuple[WriteQuestion, ...] = (),
 ) -> tuple[StoredVersion, int | None]:
     """Store one new resource (version 1) in one statement that also takes the transaction's write
     lease and stamps it (`leases_in_statement` must hold). Returns the version, and its pk (None
-    when the id was taken). The transaction's clock is open afterwards, for what the hooks write."""
+    when the id was taken). The transaction's clock is open afterwards, for what the hooks write,
+    and the answers to `questions` about the resource's type are in its storage.write_memo."""
     unstamped = new_version(resource, resource_id, 1, LEASE_EPOCH, method=method, instant=_STAMP_MARK[1:-1])
     assert unstamped.content is not None
     head, tail = unstamped.content.split(_STAMP_MARK, 1)
     params = _insert_params([(unstamped, resource)], by) | clock.LEASE_PARAMS
-    params |= {"head": head + '"', "tail": '"' + tail}
-    [row] = await fetch(connection, _pg_insert_new_statement(leased=True), params)
+    params |= {"head": head + '"', "tail": '"' + tail, "resource_type": unstamped.resource_type}
+    [row] = await fetch(connection, _pg_insert_new_statement(True, questions), params)
     clock.opened(connection, row["floor"])
+    memo = write_memo.memo(connection)
+    for n, question in enumerate(questions):
+        memo.setdefault(question.key, {})[unstamped.resource_type] = question.decode(row[f"q{n}"])
     stamp = utc(row["stamp"])
     instant = fhir_instant(stamp)
     resource["meta"]["lastUpdated"] = instant

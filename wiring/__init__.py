@@ -21,4 +21,5 @@ def write_subscribers(settings: Settings) -> WriteSubscribers:
     clinical = rules.subscribers(config) if config.hooks_enabled else NO_SUBSCRIBERS
     referrals = exchange.subscribers(exchange.endpoint_policy(settings))
     return WriteSubscribers(enrichers=referrals.enrichers + clinical.enrichers,
-                            hooks=referrals.hooks + clinical.hooks)
+                            hooks=referrals.hooks + clinical.hooks,
+                            questions=referrals.questions + clinical.questions)
