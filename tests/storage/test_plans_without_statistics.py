@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from auth.principal import LOCAL_EXPLORER
 from fhir_mappings.search import parse_query
-from storage import current_reads
+from storage import current_reads, version_writes
 from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
 from tests.fixtures.databases import fresh_database
@@ -80,6 +80,15 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
             ):
                 for plan in await _plans(connection, read.driver.sql, types, args):
                     assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
+            # a new version of existing resources (an update, the rules' deletions): its current row
+            # is found by pk, whatever the values (the generic plan, given nulls)
+            statement = version_writes._pg_statement()
+            await connection.execute("SET plan_cache_mode = force_generic_plan")
+            await connection.execute(f"PREPARE w AS {statement.sql}")
+            nulls = ", ".join(["NULL"] * len(statement.names))
+            rows = await connection.fetch(f"EXPLAIN (COSTS OFF) EXECUTE w({nulls})")
+            plan = "\n".join(r[0] for r in rows)
+            assert "Seq Scan on resources" not in plan and "Update on resources" in plan, plan
         finally:
             await connection.close()
 
