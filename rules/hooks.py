@@ -169,9 +169,10 @@ async def _stored_of_day(
           for m in latest for indicator in anchored_indicators(m.kind)),
     ])
     cited_references = await _cited(rules, patient_id)
-    cited = await growth_evidence_of_day(rules, patient_id, day, cited_references, skip_ids=written)
+    # A Flag usually cites the day's latest measurements, already in hand: not read again.
     known = {m.id for m in latest}
-    return latest + [m for m in cited if m.id not in known]
+    cited = await growth_evidence_of_day(rules, patient_id, day, cited_references, skip_ids=written | known)
+    return latest + cited
 
 
 async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:

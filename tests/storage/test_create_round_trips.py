@@ -17,6 +17,7 @@ from auth.principal import LOCAL_EXPLORER
 from fhir_mappings import fhir_json
 from rules import ClinicalConfig
 from rules import subscribers as clinical_subscribers
+from rules.derived import flag_evidence
 from storage import clock
 from storage.database import transaction
 from storage.repository import FhirRepository
@@ -139,11 +140,12 @@ def _measurement(oid: str, code: str, value: float, unit: str, minute: int) -> d
     }
 
 
-async def test_a_weight_holds_its_childs_lock_for_five_statements(engine, repository_in, backend, database_url):
+async def test_a_weight_holds_its_childs_lock_for_four_statements(engine, repository_in, backend, database_url):
     """While a weight holds its child's lock, the child's other measurements wait: after the lock,
     the day's latest measurements, one row-locking read of everything judged by id (growth Flags,
     referral slots, the latest measurements' z-scores), the new z-scores, and the deletions of the
-    replaced ones. Nothing else (the subscriptions were looked up before, for the weight itself)."""
+    replaced ones. Nothing else: the subscriptions were looked up before, for the weight itself,
+    and the length the severe-stunting Flag cites is the day's latest, not read again."""
     subscribers = write_subscribers(make_settings(database_url))
     async with repository_in(write=True) as repository:
         await repository.update("Patient", "kid", {"resourceType": "Patient", "id": "kid", "gender": "female",
@@ -154,7 +156,9 @@ async def test_a_weight_holds_its_childs_lock_for_five_statements(engine, reposi
             await repository.update("Observation", oid, _measurement(oid, code, value, unit, minute))
     async with repository_in(write=False) as repository:
         before = await repository.read_many("Observation", ["len-lhfa", "w1-wfa", "w1-wflh"])
+        stunting = await repository.read("Flag", "kid-severe-stunting")
     assert set(before) == {"len-lhfa", "w1-wfa", "w1-wflh"}
+    assert flag_evidence(fhir_json.loads_stored(stunting.content)) == ["Observation/len"]
     async with repository_in(write=True) as plain:
         repository = FhirRepository(plain.connection, LOCAL_EXPLORER, subscribers=subscribers)
         async with statements_sent(engine, repository) as seen:
@@ -162,7 +166,7 @@ async def test_a_weight_holds_its_childs_lock_for_five_statements(engine, reposi
     seen = _ours(seen)
     if backend == "postgres":
         locked = next(n for n, s in enumerate(seen) if s.startswith("SELECT pg_advisory_xact_lock("))
-        assert len(seen[locked + 1:]) == 5, seen[locked:]
+        assert len(seen[locked + 1:]) == 4, seen[locked:]
         assert "FOR UPDATE" in seen[locked + 2], seen[locked:]
         assert not [s for s in seen[locked:] if "exchange_" in s], seen[locked:]
     async with repository_in(write=False) as repository:
@@ -171,3 +175,6 @@ async def test_a_weight_holds_its_childs_lock_for_five_statements(engine, reposi
     assert after["w1-wfa"].deleted and after["w1-wflh"].deleted
     assert not after["w2-wfa"].deleted and not after["w2-wflh"].deleted
     assert after["len-lhfa"].version_id == before["len-lhfa"].version_id == 1
+    async with repository_in(write=False) as repository:
+        still = await repository.read("Flag", "kid-severe-stunting")
+    assert flag_evidence(fhir_json.loads_stored(still.content)) == ["Observation/len"]
