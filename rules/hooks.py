@@ -33,7 +33,7 @@ from rules.growth_days import GrowthDay, anchored_indicators, growth_day
 from rules.hemoglobin import own_anaemia_class
 from rules.lookup import growth_evidence_of_day, latest_of_day
 from rules.system import rules_repository, serialise_patients
-from storage.repository import FhirRepository, WriteEvent
+from storage.repository import Deletions, FhirRepository, WriteEvent
 from storage.versions import StoredVersion
 
 
@@ -135,10 +135,9 @@ class DerivedFacts:
                     finding = Finding(finding.kind, patient_id, previous.considered | finding.considered,
                                       {**previous.supporting, **finding.supporting})
                 findings[key] = finding
-        await _put_derived(rules, derived, unseen)
         candidates = [derived_id(source_id, indicator.value) for key, (source_id, indicator) in stale.items()
                       if key not in produced]
-        await _delete_derived(rules, candidates)
+        await _put_derived(rules, derived, unseen, Deletions("Observation", candidates, _is_own_derived))
         for finding in findings.values():
             if _may_change_anything(finding, new):
                 await apply_finding(rules, finding)
@@ -270,20 +269,30 @@ def _growth_findings(patient_id: str, growth: GrowthDay, considered: frozenset[s
     return [Finding("sam", patient_id, considered, sam), Finding("severe-stunting", patient_id, considered, stunting)]
 
 
-async def _put_derived(repository: FhirRepository, derived: list[Resource], unseen: set[str]) -> None:
-    """Store the z-score Observations: new ones together, changed ones as new versions.
+async def _put_derived(
+    repository: FhirRepository, derived: list[Resource], unseen: set[str], undone: Deletions
+) -> None:
+    """Store the z-score Observations: new ones together, changed ones as new versions; and delete
+    the `undone` ones (those that exist and are the rules' own, judged under their row locks).
 
     A z-score anchored on a measurement this write created has, in all likelihood, never been
-    stored (its id is that measurement's id and the indicator): it is created without a look first.
-    Only an id found taken (a resurrected measurement's old z-score, someone else's resource) is
-    read and judged like the rest.
+    stored (its id is that measurement's id and the indicator): it is created without a look first,
+    by the statement that also records the deletions (one round trip while the child's lock is
+    held). Only an id found taken (a resurrected measurement's old z-score, someone else's
+    resource) is read and judged like the rest.
     """
     first = [(r, r["id"]) for r in derived if r["id"] in unseen]
-    created = set()
-    if first:
-        results = await repository.create_unless_taken(first, validated=True)  # built by zscore_observation
-        created = {resource_id for (_, resource_id), result in zip(first, results, strict=True) if result}
-    derived = [r for r in derived if r["id"] not in created]
+    if not first:
+        await _put_judged(repository, derived)
+        await repository.delete_many(*undone)
+        return
+    results = await repository.create_unless_taken(first, validated=True, then_delete=undone)  # built valid
+    created = {resource_id for (_, resource_id), result in zip(first, results, strict=True) if result}
+    await _put_judged(repository, [r for r in derived if r["id"] not in created])
+
+
+async def _put_judged(repository: FhirRepository, derived: list[Resource]) -> None:
+    """Store z-scores whose ids may be taken, each judged against what is stored under its id."""
     if not derived:
         return
     stored = await repository.read_many("Observation", [r["id"] for r in derived])
@@ -302,12 +311,6 @@ async def _put_derived(repository: FhirRepository, derived: list[Resource], unse
         await repository.update("Observation", resource["id"], resource, if_match=now.version_id)
     if new:
         await repository.create_many(new, validated=True)  # built by zscore_observation
-
-
-async def _delete_derived(repository: FhirRepository, resource_ids: list[str]) -> None:
-    """Delete those of these z-score Observations that exist and are the rules' own (judged under
-    their row locks: no read before)."""
-    await repository.delete_many("Observation", resource_ids, _is_own_derived)
 
 
 def _is_own_derived(now: StoredVersion) -> bool:

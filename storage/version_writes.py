@@ -129,52 +129,62 @@ def _json_rows(rows: list[Row]) -> str:
     return fhir_json.dumps(rows).decode()
 
 
-def _recordset(kind: str, table: Any, *, owner: bool) -> str:
-    """`json_to_recordset(:{kind}_rows) AS u(...)`: the table's columns with their types (and the owner id)."""
+def _recordset(kind: str, table: Any, *, owner: bool, prefix: str = "") -> str:
+    """`json_to_recordset(:{prefix}{kind}_rows) AS u(...)`: the table's columns with their types (and
+    the owner id)."""
     columns = [f"{c.name} {_pg_type(c)}" for c in table.columns]
     if owner:
         columns.insert(0, "owner text")
-    return f"json_to_recordset(CAST(:{kind}_rows AS json)) AS u({', '.join(columns)})"
+    return f"json_to_recordset(CAST(:{prefix}{kind}_rows AS json)) AS u({', '.join(columns)})"
+
+
+def _store_ctes(p: str = "") -> list[str]:
+    """The CTEs that record versions of resources (`store_many`); `p` prefixes their names and
+    parameters, so that they can share a statement with a new resources' insert."""
+    history_arrays = ", ".join(
+        f"CAST(:{p}h_{name} AS {_pg_type(resource_history.c[name])}[])" for name in _HISTORY_COLUMNS
+    )
+    ctes = [
+        f"{p}h AS (INSERT INTO resource_history ({', '.join(_HISTORY_COLUMNS)})"
+        f" SELECT * FROM unnest({history_arrays}))",
+        # The current rows of existing resources, from the same arrays: an update or a deletion is
+        # this one statement after its row lock, not an UPDATE and then this.
+        f"{p}c AS (UPDATE resources SET version_id = v.version_id, last_updated = v.last_updated,"
+        f" deleted = v.deleted, content = v.content FROM unnest(CAST(:{p}h_resource_pk AS bigint[]),"
+        f" CAST(:{p}h_version_id AS bigint[]), CAST(:{p}h_last_updated AS timestamptz[]),"
+        f" CAST(:{p}h_deleted AS boolean[]), CAST(:{p}h_content AS text[]))"
+        " AS v(resource_pk, version_id, last_updated, deleted, content)"
+        f" WHERE resources.pk = v.resource_pk AND resources.pk = ANY(CAST(:{p}stale AS bigint[])))",
+    ]
+    # Every CTE sees the snapshot from before the statement: a delete cannot touch the new rows, and
+    # a deletion's references are copied from the rows the same statement removes.
+    ctes.append(f"{p}dd AS (DELETE FROM deleted_reference WHERE resource_pk = ANY(CAST(:{p}stale AS bigint[])))")
+    ctes.append(
+        f"{p}td AS (INSERT INTO deleted_reference ({_TOMBSTONE_COLUMNS}) SELECT {_TOMBSTONE_COLUMNS}"
+        f" FROM search_reference WHERE resource_pk = ANY(CAST(:{p}deleted AS bigint[])))"
+    )
+    for kind, table in SEARCH_TABLES.items():
+        ctes.append(
+            f"{p}d_{kind} AS (DELETE FROM {table.name} WHERE resource_pk = ANY(CAST(:{p}stale AS bigint[])))")
+        names = ", ".join(c.name for c in table.columns)
+        rows = _recordset(kind, table, owner=False, prefix=p)
+        ctes.append(f"{p}i_{kind} AS (INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows})")
+    return ctes
 
 
 @cache
 def _pg_statement() -> DriverStatement:
-    history_arrays = ", ".join(
-        f"CAST(:h_{name} AS {_pg_type(resource_history.c[name])}[])" for name in _HISTORY_COLUMNS
-    )
-    ctes = [
-        f"h AS (INSERT INTO resource_history ({', '.join(_HISTORY_COLUMNS)}) SELECT * FROM unnest({history_arrays}))",
-        # The current rows of existing resources, from the same arrays: an update or a deletion is
-        # this one statement after its row lock, not an UPDATE and then this.
-        "c AS (UPDATE resources SET version_id = v.version_id, last_updated = v.last_updated, deleted = v.deleted,"
-        " content = v.content FROM unnest(CAST(:h_resource_pk AS bigint[]), CAST(:h_version_id AS bigint[]),"
-        " CAST(:h_last_updated AS timestamptz[]), CAST(:h_deleted AS boolean[]), CAST(:h_content AS text[]))"
-        " AS v(resource_pk, version_id, last_updated, deleted, content)"
-        " WHERE resources.pk = v.resource_pk AND resources.pk = ANY(CAST(:stale AS bigint[])))",
-    ]
-    # Every CTE sees the snapshot from before the statement: a delete cannot touch the new rows, and
-    # a deletion's references are copied from the rows the same statement removes.
-    ctes.append("dd AS (DELETE FROM deleted_reference WHERE resource_pk = ANY(CAST(:stale AS bigint[])))")
-    ctes.append(
-        f"td AS (INSERT INTO deleted_reference ({_TOMBSTONE_COLUMNS}) SELECT {_TOMBSTONE_COLUMNS}"
-        " FROM search_reference WHERE resource_pk = ANY(CAST(:deleted AS bigint[])))"
-    )
-    for kind, table in SEARCH_TABLES.items():
-        ctes.append(f"d_{kind} AS (DELETE FROM {table.name} WHERE resource_pk = ANY(CAST(:stale AS bigint[])))")
-        names = ", ".join(c.name for c in table.columns)
-        rows = _recordset(kind, table, owner=False)
-        ctes.append(f"i_{kind} AS (INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows})")
-    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\nSELECT 1")
+    return DriverStatement.from_named("WITH " + ",\n".join(_store_ctes()) + "\nSELECT 1")
 
 
-def _pg_params(writes: Sequence[VersionWrite], by: Authorship) -> dict[str, Any]:
+def _pg_params(writes: Sequence[VersionWrite], by: Authorship, p: str = "") -> dict[str, Any]:
     histories = [_history_values(w, by) for w in writes]
-    params: dict[str, Any] = {f"h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
-    params["stale"] = [w.pk for w in writes if not w.fresh]
-    params["deleted"] = [w.pk for w in writes if w.resource is None]
+    params: dict[str, Any] = {f"{p}h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
+    params[f"{p}stale"] = [w.pk for w in writes if not w.fresh]
+    params[f"{p}deleted"] = [w.pk for w in writes if w.resource is None]
     grouped = _rows_by_kind((w.pk, w.version.resource_type, w.resource, None) for w in writes)
     for kind in SEARCH_TABLES:
-        params[f"{kind}_rows"] = _json_rows(grouped[kind])
+        params[f"{p}{kind}_rows"] = _json_rows(grouped[kind])
     return params
 
 
@@ -265,7 +275,9 @@ def new_version(
 
 
 @cache
-def _pg_insert_new_statement(leased: bool = False, questions: tuple[WriteQuestion, ...] = ()) -> DriverStatement:
+def _pg_insert_new_statement(
+    leased: bool = False, questions: tuple[WriteQuestion, ...] = (), storing: bool = False
+) -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
     The pks exist only once `r` has inserted the resources, so history and index rows find theirs by
@@ -276,6 +288,10 @@ def _pg_insert_new_statement(leased: bool = False, questions: tuple[WriteQuestio
     given in two halves around meta.lastUpdated: the lease, the stamp and the insert are one round
     trip instead of two. It answers the floor and the stamp even when the id was taken, and the
     write subscribers' `questions` about the written type (`q0`, `q1`, ...).
+
+    `storing`: the same statement also records versions of existing resources (store_many's CTEs,
+    their parameters prefixed `s_`): the rules' new z-scores and the ones they undo, one round trip
+    while the child's lock is held.
     """
     if leased:
         stamp = "clock.stamp"
@@ -307,6 +323,8 @@ def _pg_insert_new_statement(leased: bool = False, questions: tuple[WriteQuestio
             f" SELECT r.pk, {', '.join(f'u.{n}' for n in names)} FROM {_recordset(kind, table, owner=True)}"
             f" JOIN r ON r.resource_type = u.resource_type AND r.id = u.owner)"
         )
+    if storing:
+        ctes += _store_ctes("s_")
     asked = "".join(f", {question.sql} AS q{n}" for n, question in enumerate(questions))
     answer = (f"SELECT clock.floor, clock.stamp, r.pk, r.resource_type, r.id{asked} FROM clock LEFT JOIN r ON true"
               if leased else "SELECT pk, resource_type, id FROM r")
@@ -377,22 +395,31 @@ async def insert_new(
     by: Authorship,
     *,
     through_driver: bool | None = None,
+    then_store: Sequence[VersionWrite] = (),
 ) -> dict[tuple[str, str], int]:
     """Store new resources (version 1) with history and index rows, skipping any whose id is taken.
 
     Every writer of new resources comes here (the repository, the audit trail). Returns
     (type, id) -> pk of those stored; a skipped one is simply absent.
+
+    `then_store`: versions of existing resources (`store_many`) recorded by the same statement on
+    PostgreSQL, after the new ones on the other paths.
     """
     if not items:
+        await store_many(connection, then_store, by, through_driver=through_driver)
         return {}
     if connection.dialect.name == "sqlite" and through_driver is not False:  # prebuilt, one trip
-        return await sqlite_writes.insert_new(
+        inserted_pks = await sqlite_writes.insert_new(
             connection, items, lambda v, pk: _history_values(VersionWrite(pk, v, None, fresh=True), by), by.author)
+        await store_many(connection, then_store, by)
+        return inserted_pks
     if _through_driver(connection, through_driver):
         params = _insert_params(items, by)
         params["stamps"] = [v.last_updated for v, _ in items]
         params["contents"] = [v.content for v, _ in items]
-        inserted = await fetch(connection, _pg_insert_new_statement(), params)
+        if then_store:
+            params |= _pg_params(then_store, by, "s_")
+        inserted = await fetch(connection, _pg_insert_new_statement(storing=bool(then_store)), params)
         return {(row["resource_type"], row["id"]): row["pk"] for row in inserted}
     stored: dict[tuple[str, str], int] = {}
     writes = []
@@ -407,7 +434,7 @@ async def insert_new(
         if pk is not None:
             stored[(version.resource_type, version.id)] = pk
             writes.append(VersionWrite(pk, version, resource, fresh=True))
-    await store_many(connection, writes, by, through_driver=False)
+    await store_many(connection, [*writes, *then_store], by, through_driver=False)
     return stored
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fhir_mappings.outcomes import Gone
-from storage.repository import FhirRepository
+from storage.repository import Deletions, FhirRepository
 from storage.versions import StoredVersion
+from storage.write_events import WriteSubscribers
 
 
 def _observation(oid: str) -> tuple[dict, str]:
@@ -67,3 +68,57 @@ async def test_a_failed_transaction_deletes_nothing(repository_in):
     async with repository_in(write=False) as repository:
         assert await _subject_ids(repository) == {"a", "b"}
         assert (await repository.read("Observation", "a")).version_id == 1
+
+
+async def test_creates_and_deletions_in_one_call(repository_in):
+    """create_unless_taken(then_delete=...): the judged deletions recorded with the new resources,
+    stamped after them; a taken id is passed over and the deletions still happen; the hooks see the
+    creations, then the deletions."""
+    async with repository_in(write=True) as repository:
+        await repository.create_many([_observation(oid) for oid in ("old", "kept", "taken")])
+    seen_events: list[list[tuple[str, int, bool]]] = []
+
+    async def recording(_: FhirRepository, events) -> None:
+        seen_events.append([(e.version.id, e.version.version_id, e.version.deleted) for e in events])
+
+    async with repository_in(write=True) as plain:
+        repository = FhirRepository(plain.connection, plain.principal,
+                                    subscribers=WriteSubscribers(hooks=(recording,)))
+        results = await repository.create_unless_taken(
+            [_observation("new"), _observation("taken")],
+            then_delete=Deletions("Observation", ["old", "kept", "missing"], lambda now: now.id != "kept"))
+    assert [r is not None for r in results] == [True, False]
+    assert seen_events == [[("new", 1, False)], [("old", 2, True)]]
+    async with repository_in(write=False) as repository:
+        assert await _subject_ids(repository) == {"new", "kept", "taken"}
+        new = await repository.read("Observation", "new")
+        [deletion, _] = (await repository.history("Observation", "old")).versions
+        assert deletion.deleted and deletion.last_updated >= new.last_updated
+        assert (await repository.read("Observation", "taken")).version_id == 1
+
+
+async def test_a_failed_transaction_keeps_neither(repository_in):
+    async with repository_in(write=True) as repository:
+        await repository.create_many([_observation("old")])
+    with pytest.raises(RuntimeError):
+        async with repository_in(write=True) as repository:
+            await repository.create_unless_taken([_observation("new")],
+                                                 then_delete=Deletions("Observation", ["old"], lambda _: True))
+            raise RuntimeError("the write failed after its statement")
+    async with repository_in(write=False) as repository:
+        assert await _subject_ids(repository) == {"old"}
+
+
+async def test_a_single_create_that_takes_the_lease_deletes_after_it(repository_in):
+    """A transaction's first write, a single create, takes the write lease in its own statement
+    (PostgreSQL): the deletions follow it in a statement of their own, stamped after it."""
+    async with repository_in(write=True) as repository:
+        await repository.create_many([_observation("old")])
+    async with repository_in(write=True) as repository:
+        [created] = await repository.create_unless_taken(
+            [_observation("new")], then_delete=Deletions("Observation", ["old"], lambda _: True))
+    assert created is not None
+    async with repository_in(write=False) as repository:
+        assert await _subject_ids(repository) == {"new"}
+        [deletion, _] = (await repository.history("Observation", "old")).versions
+        assert deletion.deleted and deletion.last_updated >= created.version.last_updated

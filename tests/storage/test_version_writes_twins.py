@@ -1,8 +1,9 @@
 """The write path's two forms store the same rows: the plain SQLAlchemy statements and, against them,
 PostgreSQL's one-statement asyncpg form or SQLite's prebuilt statements for new resources
-(storage.sqlite_writes). The same creates, updates and deletions go through each form in turn; the
-current rows, history rows, index rows and deletion tombstones they leave are compared, keyed by
-resource instead of by surrogate key."""
+(storage.sqlite_writes), and a third: new resources created by the statement that also records
+other versions. The same creates, updates and deletions go through each form in turn; the current
+rows, history rows, index rows and deletion tombstones they leave are compared, keyed by resource
+instead of by surrogate key."""
 
 from __future__ import annotations
 
@@ -33,7 +34,17 @@ def _resources() -> list[dict[str, Any]]:
     ]
 
 
-async def _write_everything(connection: Any, through_driver: bool) -> None:
+def _weight() -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": "w", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": "Patient/ana"}, "effectiveDateTime": "2025-03-02",
+            "valueQuantity": {"value": 11.2, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+
+
+async def _write_everything(connection: Any, form: str) -> None:
+    """`form`: "plain" (SQLAlchemy), "driver" (the fast form), "together" (the fast form, with the
+    update and the deletion recorded by the statement that creates the third resource)."""
+    through_driver = {"plain": False, "driver": True, "together": None}[form]
     items = []
     for n, resource in enumerate(_resources()):
         version = version_writes.new_version(resource, resource["id"], 1, T0 + timedelta(milliseconds=n), method="POST")
@@ -46,7 +57,12 @@ async def _write_everything(connection: Any, through_driver: bool) -> None:
     deletion = StoredVersion("Patient", "ana", 2, T0 + timedelta(seconds=2), True, None, method="DELETE")
     writes = [VersionWrite(pks[("Observation", "hb")], second, changed, fresh=False),
               VersionWrite(pks[("Patient", "ana")], deletion, None, fresh=False)]
+    third = [(version_writes.new_version(_weight(), "w", 1, T0 + timedelta(seconds=3), method="POST"), _weight())]
+    if form == "together":
+        assert set(await version_writes.insert_new(connection, third, BY, then_store=writes)) == {("Observation", "w")}
+        return
     await version_writes.store_many(connection, writes, BY, through_driver=through_driver)
+    await version_writes.insert_new(connection, third, BY, through_driver=through_driver)
 
 
 async def _snapshot(connection: Any) -> dict[str, list[tuple[Any, ...]]]:
@@ -73,19 +89,19 @@ async def _snapshot(connection: Any) -> dict[str, list[tuple[Any, ...]]]:
 async def test_both_forms_of_the_write_path_store_the_same_rows(engine, database_url, backend) -> None:
     from storage.database import transaction
 
-    forms = [False, True]
+    forms = ["plain", "driver", "together"]
     snapshots = []
-    for through_driver in forms:
+    for form in forms:
         await empty_all_tables(database_url)
         async with transaction(engine, write=True) as connection:
-            await _write_everything(connection, through_driver)
+            await _write_everything(connection, form)
         async with transaction(engine, write=False) as connection:
             snapshots.append(await _snapshot(connection))
     plain = snapshots[0]
-    # what any form must leave: two resources, four history rows (two creates, an update, a deletion),
-    # no index rows for the deleted Patient, the Observation indexed by its second value only
-    assert len(plain["resources"]) == 2 and len(plain["history"]) == 4
-    assert [key for key, _ in plain["quantity"]] == [("Observation", "hb")]
+    # what any form must leave: three resources, five history rows (three creates, an update, a
+    # deletion), no index rows for the deleted Patient, the hemoglobin indexed by its second value
+    assert len(plain["resources"]) == 3 and len(plain["history"]) == 5
+    assert sorted(key for key, _ in plain["quantity"]) == [("Observation", "hb"), ("Observation", "w")]
     assert not [key for key, _ in plain["token"] if key == ("Patient", "ana")]
     for other in snapshots[1:]:
         assert other == plain
