@@ -32,6 +32,7 @@ select the same versions. Searches and history answer only versions stamped at o
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,12 @@ class WriteClock:
         elapsed = timedelta(seconds=time.monotonic() - self.started)
         return _ceil_ms(self.floor + elapsed)
 
+    async def wait_until(self, instant: datetime) -> None:
+        """Return once this clock reads `instant` (at once if it does already)."""
+        delay = (instant - self.floor).total_seconds() - (time.monotonic() - self.started)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
 
 async def open_write(connection: AsyncConnection) -> WriteClock:
     """Start stamping in this write transaction (and, on PostgreSQL, take its lease)."""
@@ -138,6 +145,11 @@ async def watermark(connection: AsyncConnection) -> datetime:
     if connection.dialect.name != "postgresql":
         newest = (await connection.execute(_NEWEST_STAMP)).scalar()
         return (LEASE_EPOCH if newest is None else utc(newest)) + _HALF_MS
+    own: WriteClock | None = connection.info.get(_KEY)
+    if own is not None:
+        # A write's own versions are stamped up to a millisecond ahead of the clock (rounded up):
+        # a search right after them, inside the write, waits until the watermark can be past them.
+        await own.wait_until(own.stamp() + _MS)
     row = (await fetch(connection, _PG_WATERMARK, _PARAMS))[0]
     limit = utc(row["now"])
     if row["oldest"] is not None:
