@@ -145,6 +145,13 @@ def referral_slots(patient_id: str, kind: str) -> list[str]:
             for number in range(1, MAX_REFERRAL_DRAFTS + 1)]
 
 
+def finding_keys(patient_id: str, kind: str) -> list[tuple[str, str]]:
+    """(type, id) of everything applying a finding of `kind` may read: its Flag, and the slots of
+    its draft referrals when the finding has any (a read_ahead makes them one statement)."""
+    slots = referral_slots(patient_id, kind) if FLAG_KINDS[kind][1] else []
+    return [("Flag", derived_id(patient_id, kind)), *(("ServiceRequest", slot) for slot in slots)]
+
+
 async def _apply_referral(repository: FhirRepository, finding: Finding) -> None:
     slots: list[tuple[str, Current | None]] = []
     for slot_id in referral_slots(finding.patient_id, finding.kind):

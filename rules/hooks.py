@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from clinical import AnaemiaClass, Indicator
 from fhir_mappings import fhir_json
 from rules.derived import (
-    FLAG_KINDS,
     derived_id,
     flag_evidence,
     is_derived,
@@ -27,7 +26,7 @@ from rules.derived import (
     same_content,
     zscore_observation,
 )
-from rules.evidence import Finding, apply_finding, referral_slots
+from rules.evidence import Finding, apply_finding, finding_keys
 from rules.fhir_in import Kind, Measurement, Resource, birth_date, sex
 from rules.growth_days import GrowthDay, anchored_indicators, growth_day
 from rules.hemoglobin import own_anaemia_class
@@ -81,6 +80,9 @@ class DerivedFacts:
             await rules.read_many("Patient", _growth_patients(growth))
         # Two measurements of one child written at once must see each other (weight-for-length).
         await serialise_patients(rules, sorted(patients))
+        if anaemia:
+            # Its Flag and referral slots in one row-locking statement, while the lock is held.
+            await rules.read_ahead(lock=True, keys=[key for f in anaemia for key in finding_keys(f.patient_id, f.kind)])
         for finding in anaemia:
             await apply_finding(rules, finding)
         if growth:
@@ -162,8 +164,7 @@ async def _stored_of_day(
     # latest measurements (re-derived and compared, or undone). Row-locked: updating or undoing
     # them then needs no locked read of its own.
     await rules.read_ahead(lock=True, keys=[
-        *(("Flag", derived_id(patient_id, kind)) for kind in _GROWTH_FINDINGS),
-        *(("ServiceRequest", slot) for kind in _GROWTH_FINDINGS for slot in _referral_slots(patient_id, kind)),
+        *(key for kind in _GROWTH_FINDINGS for key in finding_keys(patient_id, kind)),
         *(("Observation", derived_id(m.id, indicator.value))
           for m in latest for indicator in anchored_indicators(m.kind)),
     ])
@@ -183,7 +184,8 @@ async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:
         if not version.deleted and version.content is not None:
             cited.update(flag_evidence(fhir_json.loads_stored(version.content)))
     for kind in _GROWTH_FINDINGS:
-        for slot in _referral_slots(patient_id, kind):  # the slots _apply_referral walks, as far as it does
+        slots = [key[1] for key in finding_keys(patient_id, kind) if key[0] == "ServiceRequest"]
+        for slot in slots:  # the slots _apply_referral walks, as far as it does
             found = await rules.read_many("ServiceRequest", [slot])
             if not found:
                 break
@@ -194,11 +196,6 @@ async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:
 
 
 _GROWTH_FINDINGS = ("sam", "severe-stunting")
-
-
-def _referral_slots(patient_id: str, kind: str) -> list[str]:
-    """The ids of the draft referrals a finding of `kind` may have (none: a Flag alone)."""
-    return referral_slots(patient_id, kind) if FLAG_KINDS[kind][1] else []
 
 
 def _score_day(

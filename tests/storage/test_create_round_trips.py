@@ -99,9 +99,15 @@ async def test_a_hemoglobin_reads_its_patient_and_locks_nothing(engine, reposito
             await repository.create(_hemoglobin(5.0))
     if backend == "postgres":
         assert _leased_inserts(seen) == 1 and any(s.startswith("SELECT pg_advisory_xact_lock(") for s in seen), seen
+        # after the lock: the Flag and its referral slots in one row-locking read, then the new
+        # Flag and the new draft referral
+        seen = _ours(seen)
+        locked = next(n for n, s in enumerate(seen) if s.startswith("SELECT pg_advisory_xact_lock("))
+        assert len(seen[locked + 1:]) == 3 and "FOR UPDATE" in seen[locked + 1], seen[locked:]
     async with repository_in(write=False) as repository:
         flags = await repository.search_matches("Flag", [("subject", "Patient/kid")])
-    assert len(flags) == 1
+        referrals = await repository.search_matches("ServiceRequest", [("subject", "Patient/kid")])
+    assert len(flags) == 1 and len(referrals) == 1
 
 
 async def _leases_held(connection) -> int:
