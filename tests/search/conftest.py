@@ -29,6 +29,7 @@ async def store(client: httpx.AsyncClient, resources: list[dict[str, Any]]) -> N
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def loaded(app: FastAPI, database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
     await empty_all_tables(database_url)
+    _index_our_base_as_local()  # before the module's resources are indexed, not only before its tests
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE, headers={"Accept": "application/fhir+json"}) as c:
         await store(c, request.module.RESOURCES)
@@ -62,12 +63,21 @@ def ids(text: str) -> set[str]:
     return set(text.split())
 
 
-@pytest.fixture(scope="session", autouse=True)
+def _index_our_base_as_local() -> None:
+    from storage import search_rows
+
+    search_rows.configure(base_url=f"{BASE}/fhir")
+
+
+@pytest.fixture(autouse=True)
 def _our_base_url_is_local() -> object:
-    """References written as absolute URLs on our base index as local ones (the app configures this at start)."""
+    """References written as absolute URLs on our base index as local ones (the app configures this
+    at start). Set for each test, and by `loaded` before it stores: the base is process-wide
+    (storage.search_rows), and an app of another base started by an earlier test (tests/auth's)
+    would otherwise leave its own."""
     from storage import search_rows
 
     previous = search_rows.base_url()
-    search_rows.configure(base_url=f"{BASE}/fhir")
+    _index_our_base_as_local()
     yield
     search_rows.configure(base_url=previous)
