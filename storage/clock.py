@@ -54,19 +54,21 @@ _MS = timedelta(milliseconds=1)
 _HALF_MS = timedelta(microseconds=500)
 _KEY = "puente.write_clock"
 
-# Opening a write transaction's clock on PostgreSQL: the lease, then the clock read after it (so
-# every stamp is after the lease's instant).
+# Opening a write transaction on PostgreSQL, in the one round trip it already made to set its plan
+# cache mode: the lease, then the clock read after it (so every stamp is after the lease's instant).
 _PG_OPEN = DriverStatement.from_named(
-    "SELECT pg_advisory_xact_lock_shared((CAST(:lease_tag AS bigint) << 44)"
+    "SELECT set_config('plan_cache_mode', 'auto', true),"
+    " pg_advisory_xact_lock_shared((CAST(:lease_tag AS bigint) << 44)"
     " + CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint) - :lease_epoch_ms),"
     " clock_timestamp() AS floor"
 )
 # The same opening as a statement's first CTEs, for a write whose first stamped statement takes the
 # lease itself (a single create: storage.version_writes). MATERIALIZED, and `clock` reading `lease`,
 # so the lock is held before the clock is read; `stamp` is the first stamp, the floor rounded up to
-# the millisecond as WriteClock.stamp rounds.
+# the millisecond as WriteClock.stamp rounds. The plan cache mode applies to the statements after.
 PG_LEASE_CTES = (
-    "lease AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared((CAST(:lease_tag AS bigint) << 44)"
+    "lease AS MATERIALIZED (SELECT set_config('plan_cache_mode', 'auto', true) AS mode,"
+    " pg_advisory_xact_lock_shared((CAST(:lease_tag AS bigint) << 44)"
     " + CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint) - :lease_epoch_ms) AS held),"
     " clock AS MATERIALIZED (SELECT f AS floor, CASE WHEN date_trunc('milliseconds', f) = f THEN f"
     " ELSE date_trunc('milliseconds', f) + interval '1 millisecond' END AS stamp"

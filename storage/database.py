@@ -74,8 +74,7 @@ def create_engine(
         pool_recycle=1800,
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
         # Custom plans: asyncpg prepares every statement, and PostgreSQL's generic plans ignore the
-        # values that make a search selective (a transaction's BEGIN changes that for its own
-        # statements: storage.pg_connection); parallel workers cost more to start than they save here.
+        # values that make a search selective; parallel workers cost more to start than they save here.
         connect_args=connect_args if make_url(url).get_driver_name() == "asyncpg" else {},
     )
 
@@ -366,9 +365,12 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     async with _writer(engine).begin() as connection:
         # The write's lease and clock (storage.clock) are taken with its first stamp, not here: a
         # single create takes them in its insert statement (storage.version_writes.insert_leased),
-        # one round trip instead of two. Its BEGIN sets how its statements are planned
-        # (storage.pg_connection). (SQLite opens its clock on the first stamp too, under the write
-        # lock it already holds.)
+        # one round trip instead of two. Either way the same statement sets the transaction's plan
+        # cache mode for what follows: searches keep custom plans (see create_engine), but a write's
+        # statements plan the same whatever the values, and planning them every time was ~1 ms each;
+        # "auto" keeps a generic plan once it costs no more than the custom ones (for the single
+        # create's own statement, its BEGIN sets it: storage.pg_connection). (SQLite opens its clock
+        # on the first stamp too, under the write lock it already holds.)
         try:
             yield connection
         finally:

@@ -19,6 +19,8 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.pg_connection import PlannedConnection
+
 # `:name` placeholders, not PostgreSQL's `::type` casts (the statements use CAST(... AS ...) anyway).
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -29,9 +31,12 @@ class DriverStatement:
 
     sql: str
     names: tuple[str, ...]
+    # When it is the first statement of its transaction, the BEGIN before it switches the
+    # transaction to generic plans (storage.pg_connection): a write statement of fixed shape.
+    opens_generic: bool = False
 
     @classmethod
-    def from_named(cls, named_sql: str) -> DriverStatement:
+    def from_named(cls, named_sql: str, *, opens_generic: bool = False) -> DriverStatement:
         names: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -40,7 +45,7 @@ class DriverStatement:
                 names.append(name)
             return f"${names.index(name) + 1}"
 
-        return cls(_PLACEHOLDER.sub(number, named_sql), tuple(names))
+        return cls(_PLACEHOLDER.sub(number, named_sql), tuple(names), opens_generic)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] for name in self.names]
@@ -53,6 +58,8 @@ async def fetch(
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
     if not driver.is_in_transaction() and _begins_lazily(connection):
+        if statement.opens_generic and isinstance(driver, PlannedConnection):
+            driver.plan_next_transaction_generically()
         await _begin(raw.dbapi_connection)
     try:
         return await driver.fetch(statement.sql, *statement.arguments(params))

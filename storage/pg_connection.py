@@ -1,15 +1,17 @@
-"""The asyncpg connection of Puente's PostgreSQL engines: a transaction's BEGIN also sets how its
-statements are planned.
+"""The asyncpg connection of Puente's PostgreSQL engines: a transaction whose first statement is a
+single create's insert is planned generically from its BEGIN.
 
 Connections plan every statement for its values (`plan_cache_mode = force_custom_plan`, see
-storage.database.create_engine): reads run in autocommit, and a search's plan depends on how
-selective its values are. A transaction's statements are the write path's fixed shapes (inserts,
-locked reads by key, the rules' reads), which plan alike whatever the values: planning them every
-time cost ~0.7 ms of PostgreSQL's CPU for a single create's one statement (0.9 ms custom against
-0.2 ms generic, measured on this machine), about a third of what a create costs the database. So
-the BEGIN that starts a transaction carries `SET LOCAL plan_cache_mode = auto` in the same message
-(one round trip, as before): its first statement is planned as the ones after it, generically once
-that costs no more than planning it for its values. A `SET LOCAL` ends with the transaction.
+storage.database.create_engine), as a search needs; a write transaction switches to `auto` in its
+first stamped statement (storage.clock), so what it runs after that keeps a generic plan once that
+costs no more. A single create's insert is that first stamped statement itself (it takes the lease:
+storage.version_writes.insert_leased), so it came too late for it: PostgreSQL planned it on every
+create, 0.9 ms of its CPU against 0.2 ms with the generic plan (measured on this machine), about a
+third of what a create cost the database. For such a transaction the BEGIN carries
+`SET LOCAL plan_cache_mode = auto` in the same message (one round trip, as before); every other
+transaction begins as it did (applying `auto` from the BEGIN to all of them cost a household visit's
+transaction more database time than it saved: its first reads planned worse). A `SET LOCAL` ends
+with the transaction.
 """
 
 from __future__ import annotations
@@ -25,8 +27,15 @@ BEGIN_PLANNED = "BEGIN; SET LOCAL plan_cache_mode = auto;"
 
 
 class PlannedConnection(asyncpg.Connection):
+    _generic_next = False
+
+    def plan_next_transaction_generically(self) -> None:
+        """The next BEGIN sent on this connection switches its transaction to `auto` planning."""
+        self._generic_next = True
+
     # asyncpg's own signature, timeout included
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
-        if not args and query == _BEGIN:
+        if not args and query == _BEGIN and self._generic_next:
             query = BEGIN_PLANNED
+        self._generic_next = False
         return await super().execute(query, *args, timeout=timeout)

@@ -328,7 +328,7 @@ def _pg_insert_new_statement(
     asked = "".join(f", {question.sql} AS q{n}" for n, question in enumerate(questions))
     answer = (f"SELECT clock.floor, clock.stamp, r.pk, r.resource_type, r.id{asked} FROM clock LEFT JOIN r ON true"
               if leased else "SELECT pk, resource_type, id FROM r")
-    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\n" + answer)
+    return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\n" + answer, opens_generic=leased)
 
 
 def _insert_params(items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Authorship) -> dict[str, Any]:

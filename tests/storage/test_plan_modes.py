@@ -1,6 +1,7 @@
 """How PostgreSQL plans Puente's statements (storage.pg_connection): a read in autocommit is planned
-for its values every time; a transaction's statements, its first one included (a single create's
-whole write), keep a generic plan once PostgreSQL finds it no costlier. Counted by the server itself
+for its values every time, and so is the first statement of a transaction begun by a read (an
+update's locked read); a single create's whole write, its one statement, keeps a generic plan once
+PostgreSQL finds it no costlier. Counted by the server itself
 (pg_prepared_statements, per connection), on one pooled connection."""
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ async def test_a_transactions_first_statement_is_planned_generically_and_a_read_
             async with transaction(engine, write=False) as connection:
                 read = await FhirRepository(connection, LOCAL_EXPLORER).read("Observation", resource_id)
                 assert read.version_id == 1
+        for n, resource_id in enumerate(created):  # a transaction that starts with a locked read
+            async with transaction(engine, write=True) as connection:
+                changed = {**_heart_rate(n + 10), "id": resource_id}
+                updated = await FhirRepository(connection, LOCAL_EXPLORER).update("Observation", resource_id, changed)
+                assert updated.version.version_id == 2
         if backend != "postgres":
             return  # SQLite plans each statement once per connection, whatever the mode
         async with transaction(engine, write=False) as connection:
             insert = (await connection.exec_driver_sql(_PLANS.replace(":start", "'WITH lease%'"))).one()
             by_id = (await connection.exec_driver_sql(
                 _PLANS.replace(":start", "'SELECT %FROM resources%WHERE resource_type = $1 AND id = $2%'"))).one()
+            locked = (await connection.exec_driver_sql(_PLANS.replace(":start", "'%FOR UPDATE%'"))).one()
             mode = (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar()
     finally:
         await engine.dispose()
@@ -47,4 +54,6 @@ async def test_a_transactions_first_statement_is_planned_generically_and_a_read_
     # tries, then generically
     assert insert.custom_plans <= 5 and insert.generic_plans >= 3, insert.statement[:80]
     assert (by_id.generic_plans, by_id.custom_plans) == (0, 8), by_id.statement[:80]
+    # a transaction begun by anything else begins as before: its first statement planned for its values
+    assert (locked.generic_plans, locked.custom_plans) == (0, 8), locked.statement[:80]
     assert mode == "force_custom_plan"  # the transaction's setting ended with it
