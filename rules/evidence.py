@@ -145,10 +145,15 @@ def referral_slots(patient_id: str, kind: str) -> list[str]:
             for number in range(1, MAX_REFERRAL_DRAFTS + 1)]
 
 
+def draft_slots(patient_id: str, kind: str) -> list[str]:
+    """The ids of the draft referrals a finding of `kind` may have (none: a Flag alone)."""
+    return referral_slots(patient_id, kind) if FLAG_KINDS[kind][1] else []
+
+
 def finding_keys(patient_id: str, kind: str) -> list[tuple[str, str]]:
-    """(type, id) of everything applying a finding of `kind` may read: its Flag, and the slots of
-    its draft referrals when the finding has any (a read_ahead makes them one statement)."""
-    slots = referral_slots(patient_id, kind) if FLAG_KINDS[kind][1] else []
+    """(type, id) of everything applying a finding of `kind` may read: its Flag and its draft
+    referrals' slots (a read_ahead makes them one statement)."""
+    slots = draft_slots(patient_id, kind)
     return [("Flag", derived_id(patient_id, kind)), *(("ServiceRequest", slot) for slot in slots)]
 
 

@@ -26,7 +26,7 @@ from rules.derived import (
     same_content,
     zscore_observation,
 )
-from rules.evidence import Finding, apply_finding, finding_keys
+from rules.evidence import Finding, apply_finding, draft_slots, finding_keys
 from rules.fhir_in import Kind, Measurement, Resource, birth_date, sex
 from rules.growth_days import GrowthDay, anchored_indicators, growth_day
 from rules.hemoglobin import own_anaemia_class
@@ -184,8 +184,7 @@ async def _cited(rules: FhirRepository, patient_id: str) -> set[str]:
         if not version.deleted and version.content is not None:
             cited.update(flag_evidence(fhir_json.loads_stored(version.content)))
     for kind in _GROWTH_FINDINGS:
-        slots = [key[1] for key in finding_keys(patient_id, kind) if key[0] == "ServiceRequest"]
-        for slot in slots:  # the slots _apply_referral walks, as far as it does
+        for slot in draft_slots(patient_id, kind):  # the slots _apply_referral walks, as far as it does
             found = await rules.read_many("ServiceRequest", [slot])
             if not found:
                 break

@@ -527,6 +527,12 @@ class FhirRepository:
         rows emptied, history and index rows (one statement on PostgreSQL), then the hooks."""
         deletions = self._deletion_versions(locked, await clock.write_clock(self.connection))
         await version_writes.store_many(self.connection, [write for write, _ in deletions], self._by)
+        return await self._deletions_stored(deletions)
+
+    async def _deletions_stored(
+        self, deletions: Sequence[tuple[version_writes.VersionWrite, StoredVersion]]
+    ) -> list[StoredVersion]:
+        """Run the hooks on deletions already stored (with the version each ended); their versions."""
         await self._run_hooks(*(WriteEvent(write.version, None, now) for write, now in deletions))
         return [write.version for write, _ in deletions]
 
@@ -644,7 +650,8 @@ class FhirRepository:
             for resource, _ in items:
                 await self._check_references(resource, previous_pk=None, batch=batch)
         self._forget((resource["resourceType"], resource_id) for resource, resource_id in items)
-        if len(items) == 1 and version_writes.leases_in_statement(self.connection):
+        leased = len(items) == 1 and version_writes.leases_in_statement(self.connection)
+        if leased:
             # The commonest write, a single create: the lease, the stamp and the insert in one round trip.
             resource, resource_id = items[0]
             version, pk = await version_writes.insert_leased(self.connection, resource, resource_id, self._by,
@@ -661,15 +668,14 @@ class FhirRepository:
             deletions = self._deletion_versions(doomed, write_clock)
             pks = await version_writes.insert_new(self.connection, stored, self._by,
                                                   then_store=[write for write, _ in deletions])
-            doomed = []
         versions = [version for version, _ in stored]
         if len(pks) < len(versions):
             stored = [(version, resource) for version, resource in stored if (version.resource_type, version.id) in pks]
         await self._run_hooks(*(WriteEvent(version, resource, None) for version, resource in stored))
-        if deletions:
-            await self._run_hooks(*(WriteEvent(write.version, None, now) for write, now in deletions))
-        if doomed:  # a single create that took the lease in its own statement: the deletions after it
+        if leased and doomed:  # its statement took the lease and stamped the create alone: the deletions follow
             await self._record_deletions(doomed)
+        elif deletions:
+            await self._deletions_stored(deletions)
         return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
 
     async def _write_version(
