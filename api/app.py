@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -76,6 +77,10 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def _loop_name() -> str:
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shared.exchange = Workers(shared.engine, settings)  # deliver the outbox (exchange.delivery)
         shared.exchange.start()
         _freeze_startup_objects()
+        log.info("event loop: %s", _loop_name())  # PUENTE_EVENT_LOOP (cli.event_loop) chose it
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ import uvicorn
 from api.logs import log_config
 from auth import cli as auth_cli
 from cli import bulk, seed_demo
+from cli.event_loop import event_loop_for
 from exchange import cli as exchange_cli
 from exchange import partners_cli
 from settings import get_settings
@@ -94,6 +95,7 @@ def _run_uvicorn(host: str, port: int, workers: int, *, log_format: str = "text"
         host=host,
         port=port,
         workers=workers,
+        loop=event_loop_for(settings, workers),
         log_level="info",
         log_config=log_config(log_format),
         # No uvicorn access log: it would write search URLs (names, DNI numbers). JSON logs have

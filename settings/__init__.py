@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -89,6 +90,8 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     forwarded_allow_ips: str = ""
     log_format: str = "text"
+    # The server's event loop (cli.event_loop): auto picks by database; asyncio or uvloop force one.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
     # Bulk data ($export): where job files go (default: data_dir/exports), how long they are kept,
     # how long a worker's claim on a job lasts without a checkpoint before another process takes it

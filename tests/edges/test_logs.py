@@ -50,6 +50,9 @@ def test_json_logs_of_a_running_server(database_url: str, tmp_path: Path) -> Non
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    # The worker names the loop it runs on (cli.event_loop): asyncio's own on SQLite, uvloop on PostgreSQL.
+    loop = "asyncio" if database_url.startswith("sqlite") else "uvloop"
+    assert [r["message"] for r in records if r["message"].startswith("event loop:")] == [f"event loop: {loop}"]
     access = [r for r in records if r["logger"] == "puente.access"]
     ids = {r["request_id"]: r for r in access}
     assert ids["chw-upload-000042"]["status"] == 201
