@@ -23,6 +23,7 @@ from storage.database import transaction
 from storage.repository import FhirRepository
 from storage.versions import fhir_instant
 from tests.conftest import make_settings
+from tests.fixtures.builders import measurement
 from tests.storage.conftest import statements_sent
 from wiring import write_subscribers
 
@@ -138,12 +139,7 @@ async def test_a_lease_rolled_back_with_its_savepoint_is_taken_again(engine, bac
 
 
 def _measurement(oid: str, code: str, value: float, unit: str, minute: int) -> dict[str, object]:
-    return {
-        "resourceType": "Observation", "id": oid, "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": "Patient/kid"}, "effectiveDateTime": f"2026-12-05T10:{minute:02d}:00Z",
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
-    }
+    return measurement("kid", code, value, unit, f"2026-12-05T10:{minute:02d}:00Z", oid=oid)
 
 
 async def test_a_weight_holds_its_childs_lock_for_three_statements(engine, repository_in, backend, database_url):

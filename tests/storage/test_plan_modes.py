@@ -9,6 +9,7 @@ from __future__ import annotations
 from auth.principal import LOCAL_EXPLORER
 from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
+from tests.fixtures.builders import measurement
 from tests.fixtures.databases import empty_all_tables
 
 _PLANS = ("SELECT generic_plans, custom_plans, statement FROM pg_prepared_statements"
@@ -16,10 +17,7 @@ _PLANS = ("SELECT generic_plans, custom_plans, statement FROM pg_prepared_statem
 
 
 def _heart_rate(n: int) -> dict[str, object]:
-    return {"resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-            "subject": {"reference": "Patient/kid"}, "effectiveDateTime": f"2026-12-06T10:{n:02d}:00Z",
-            "valueQuantity": {"value": 120 + n, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
+    return measurement("kid", "8867-4", 120 + n, "/min", f"2026-12-06T10:{n:02d}:00Z")
 
 
 async def test_a_transactions_first_statement_is_planned_generically_and_a_read_is_not(database_url, backend):
