@@ -11,13 +11,18 @@ PostgreSQL spends running it.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, tuple_, union_all
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.database import inline_sqlite
 from storage.driver_sql import DriverStatement, fetch
+from storage.sqlite_sql import SqliteStatement
 from storage.tables import resources, search_date, search_reference, search_token
 from storage.versions import StoredVersion, utc
 
@@ -26,6 +31,11 @@ from storage.versions import StoredVersion, utc
 class CurrentRead:
     sql: Select[Any]
     driver: DriverStatement  # the same query for asyncpg, with the same parameter names
+    # `sql` compiled once for SQLite (storage.sqlite_sql), None when its text depends on its values
+    sqlite: SqliteStatement | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sqlite", SqliteStatement.of(self.sql))
 
 
 _COLUMNS = "pk, resource_type, id, version_id, last_updated, deleted, content"
@@ -90,18 +100,25 @@ LOCKED_BY_IDS = CurrentRead(
     _probing("unnest(CAST(:ids AS text[])) AS k(id)", "resource_type = :resource_type AND id = k.id", lock=True),
 )
 
-_REFERRING_SQL = select(resources).where(
-    resources.c.resource_type == bindparam("resource_type"),
-    resources.c.deleted.is_(False),
-    resources.c.pk.in_(
-        select(search_reference.c.resource_pk).where(
-            search_reference.c.resource_type == bindparam("resource_type"),
-            search_reference.c.param == bindparam("param"),
-            search_reference.c.target_id.in_(bindparam("target_ids", expanding=True)),
-            search_reference.c.target_type == bindparam("target_type"),
-        )
-    ),
-).order_by(resources.c.pk)
+
+def _referring_sql(one: bool) -> Select[Any]:
+    # One target as a plain equality, as in the twin: a fixed text (SQLite runs it without
+    # SQLAlchemy's execution in a writer's turn: storage.sqlite_sql) and no post-compile pass.
+    target = search_reference.c.target_id
+    return select(resources).where(
+        resources.c.resource_type == bindparam("resource_type"),
+        resources.c.deleted.is_(False),
+        resources.c.pk.in_(
+            select(search_reference.c.resource_pk).where(
+                search_reference.c.resource_type == bindparam("resource_type"),
+                search_reference.c.param == bindparam("param"),
+                target == bindparam("target_id") if one else target.in_(bindparam("target_ids", expanding=True)),
+                search_reference.c.target_type == bindparam("target_type"),
+            )
+        ),
+    ).order_by(resources.c.pk)
+
+
 _DATED_ROW = (
     select(search_date.c.resource_pk)
     .where(
@@ -135,16 +152,18 @@ def referring(one: bool, dated: bool) -> CurrentRead:
         f" AND param = :param AND {target} AND target_type = :target_type){within}"
         " ORDER BY pk"
     )
-    return CurrentRead(_REFERRING_SQL.where(_DATED_ROW) if dated else _REFERRING_SQL, driver)
+    sql = _referring_sql(one)
+    return CurrentRead(sql.where(_DATED_ROW) if dated else sql, driver)
 
 
 async def select_current(
     connection: AsyncConnection, read: CurrentRead, conditions: list[Any], params: dict[str, Any]
 ) -> list[StoredVersion]:
-    """The rows `read` selects, narrowed by `conditions` (access rules, codes). With none, on
-    PostgreSQL, the asyncpg twin runs."""
-    if not conditions and connection.dialect.name == "postgresql":
-        return [version_from_record(record) for record in await fetch(connection, read.driver, params)]
+    """The rows `read` selects, narrowed by `conditions` (access rules, codes). With none, a twin
+    runs where it can (`_twin_rows`)."""
+    records = await _twin_rows(connection, read, conditions, params)
+    if records is not None:
+        return [version_from_record(record) for record in records]
     rows = await connection.execute(read.sql.where(*conditions) if conditions else read.sql, params)
     return [version_from_row(row) for row in rows]
 
@@ -153,14 +172,37 @@ async def select_current_keyed(
     connection: AsyncConnection, read: CurrentRead, conditions: list[Any], params: dict[str, Any]
 ) -> list[tuple[int, StoredVersion]]:
     """As select_current, each version with its row's pk (for a write that follows)."""
-    if not conditions and connection.dialect.name == "postgresql":
-        return [(record["pk"], version_from_record(record)) for record in await fetch(connection, read.driver, params)]
+    records = await _twin_rows(connection, read, conditions, params)
+    if records is not None:
+        return [(record["pk"], version_from_record(record)) for record in records]
     rows = await connection.execute(read.sql.where(*conditions) if conditions else read.sql, params)
     return [(row.pk, version_from_row(row)) for row in rows]
 
 
-def version_from_record(record: Any) -> StoredVersion:
-    """A current version from an asyncpg record of the twins' columns."""
+async def _twin_rows(
+    connection: AsyncConnection, read: CurrentRead, conditions: list[Any], params: dict[str, Any]
+) -> Sequence[Mapping[str, Any]] | None:
+    """`read`'s rows without SQLAlchemy's execution, when nothing narrows it: asyncpg's twin on
+    PostgreSQL; on SQLite, its compiled form on the sqlite3 connection, when the statement runs on
+    the loop's thread anyway (storage.database.inline_sqlite). None: SQLAlchemy runs it."""
+    if conditions:
+        return None
+    if connection.dialect.name == "postgresql":
+        return await fetch(connection, read.driver, params)
+    statement = read.sqlite
+    raw = inline_sqlite(connection) if statement is not None else None
+    if statement is None or raw is None:
+        return None
+    try:
+        return statement.rows(raw, params)
+    except sqlite3.Error as error:
+        # As SQLAlchemy's cursor would raise it (api.errors answers a spent budget or a busy database with 503).
+        raise DBAPIError.instance(statement.sql, None, error, sqlite3.Error, hide_parameters=True,
+                                  dialect=connection.dialect) from error
+
+
+def version_from_record(record: Mapping[str, Any]) -> StoredVersion:
+    """A current version from an asyncpg record, or a SQLite twin's row, of the twins' columns."""
     return StoredVersion(record["resource_type"], record["id"], record["version_id"], utc(record["last_updated"]),
                          record["deleted"], record["content"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from sqlalchemy.util.concurrency import await_
 
 from storage import clock, sqlite_driver, write_memo
 from storage.pg_connection import PlannedConnection
+from storage.pooled import dbapi_connection
 
 # How many SQLite virtual-machine instructions run between two checks of the time budget: a check
 # is a call into Python, and ~1,000 per second of query are too few to show in a profile.
@@ -105,6 +107,9 @@ class _Budget:
         self.seconds = seconds
         self.deadline = math.inf
 
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
+
     def exceeded(self) -> int:
         return 1 if time.monotonic() > self.deadline else 0  # non-zero interrupts the statement
 
@@ -144,7 +149,7 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
         options = connection.get_execution_options()
         budget = connection.connection.info.get("budget")
         if budget is not None:
-            budget.deadline = time.monotonic() + budget.seconds
+            budget.start()
         if options.get(_AUTOCOMMIT_READ):
             return  # a read: each statement is its own transaction (see `transaction`)
         # A writer takes the write lock up front: two writers that both read first would otherwise
@@ -198,11 +203,15 @@ _readers: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictio
 
 
 def _reader(engine: AsyncEngine) -> AsyncEngine:
-    """`engine` in autocommit (PostgreSQL reads), made once: setting the level on each connection
-    through Connection.execution_options cost ~4 % of a read by id."""
+    """`engine` with a read's options, made once: setting them on each connection through
+    Connection.execution_options cost ~4 % of a read by id. PostgreSQL: SQLAlchemy's AUTOCOMMIT
+    level. SQLite: not that level (resetting it when the connection goes back to the pool would turn
+    the driver's implicit transactions back on; the connection is in autocommit already, isolation_level
+    None), only our BEGIN left out (`_on_begin`)."""
     found = _readers.get(engine.sync_engine)
     if found is None:
-        found = _readers[engine.sync_engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+        options = {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {_AUTOCOMMIT_READ: True}
+        found = _readers[engine.sync_engine] = engine.execution_options(**options)
     return found
 
 
@@ -289,7 +298,7 @@ def stoppable_reads() -> Iterator[ReadStop]:
 
 async def _stoppable_connection(connection: AsyncConnection) -> sqlite_driver.StoppableConnection | None:
     """The SQLite connection under `connection` when it is ours (it can run inline and be stopped)."""
-    adapted = (await connection.get_raw_connection()).dbapi_connection
+    adapted = await dbapi_connection(connection)
     return adapted if isinstance(adapted, sqlite_driver.StoppableConnection) else None
 
 
@@ -326,6 +335,26 @@ async def key_lookup(connection: AsyncConnection) -> AsyncIterator[None]:
         yield
 
 
+def inline_sqlite(connection: AsyncConnection) -> sqlite3.Connection | None:
+    """The sqlite3 connection under `connection` while its statements run on this thread (a writer in
+    its turn, a key lookup: sqlite_driver.running_inline), for a fixed statement to run on directly
+    (storage.sqlite_sql); None elsewhere, and once a read is stopped (SQLAlchemy's cursor then fails
+    it as stopped). An autocommit read's statement gets the time budget SQLAlchemy's begin would
+    have started (`_on_begin`): each such statement is its own transaction."""
+    sync = connection.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    pooled = sync.connection
+    adapted = pooled.dbapi_connection
+    if not isinstance(adapted, sqlite_driver.StoppableConnection) or not adapted.inline or adapted.stopped:
+        return None
+    if not sync.in_transaction():
+        budget = pooled.info.get("budget")
+        if budget is not None:
+            budget.start()
+    return adapted.sqlite
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One database transaction: committed when the block ends, rolled back on any exception.
@@ -346,17 +375,8 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     disconnects.
     """
     if not write:
-        if engine.dialect.name == "postgresql":
-            async with _plain_connection(_reader(engine)) as connection:
-                yield connection
-            return
-        async with _plain_connection(engine) as connection:
-            # Not SQLAlchemy's AUTOCOMMIT level: resetting it when the connection goes back to the
-            # pool would turn the driver's implicit transactions back on. The connection is in
-            # autocommit already (isolation_level None); only our BEGIN is left out.
-            await connection.execution_options(**{_AUTOCOMMIT_READ: True})
-            async with _stoppable(connection):
-                yield connection
+        async with _plain_connection(_reader(engine)) as connection, _stoppable(connection):
+            yield connection
         return
     if engine.dialect.name != "postgresql":
         async with _sqlite_write(engine) as connection:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.pg_connection import PlannedConnection
+from storage.pooled import raw_connection
 
 # `:name` placeholders, not PostgreSQL's `::type` casts (the statements use CAST(... AS ...) anyway).
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -55,7 +56,7 @@ async def fetch(
     connection: AsyncConnection, statement: DriverStatement, params: Mapping[str, Any]
 ) -> Sequence[asyncpg.Record]:
     """Run `statement` on the driver connection under `connection`, in its transaction."""
-    raw = await connection.get_raw_connection()
+    raw = await raw_connection(connection)
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
     if not driver.is_in_transaction() and _begins_lazily(connection):
         if statement.opens_generic and isinstance(driver, PlannedConnection):

@@ -18,15 +18,14 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.pooled import raw_connection
 from storage.search_rows import index_rows
+from storage.sqlite_sql import DIALECT, Processor, converted
 from storage.tables import SEARCH_TABLES, resource_history, resources
 from storage.versions import StoredVersion
-
-_DIALECT = sqlite.dialect()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +35,15 @@ class _Insert:
 
     sql: str
     columns: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    processors: tuple[Processor, ...]
 
     def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip((row.get(c) for c in self.columns), self.processors, strict=True)
-        )
+        return converted((row.get(c) for c in self.columns), self.processors)
 
 
 def _prebuilt(table: Table, suffix: str = "") -> _Insert:
     columns = tuple(c.name for c in table.columns if c.name != "pk")
-    processors = tuple(table.c[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for name in columns)
+    processors = tuple(table.c[name].type.dialect_impl(DIALECT).bind_processor(DIALECT) for name in columns)
     names = ", ".join(f'"{name}"' for name in columns)
     marks = ", ".join("?" for _ in columns)
     return _Insert(f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}", columns, processors)
@@ -112,7 +108,7 @@ async def insert_new(
             if rows
         ]
         batch.append(_New(resource_insert.values(current), history_insert.values(history(version, 0)), index))
-    raw = await connection.get_raw_connection()
+    raw = await raw_connection(connection)
     adapted: Any = raw.dbapi_connection
     async with adapted._execute_mutex:  # as a cursor would: one statement at a time per connection
         driver = adapted._connection

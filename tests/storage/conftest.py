@@ -44,25 +44,46 @@ async def repository_in(engine: AsyncEngine) -> OpenRepository:
 @asynccontextmanager
 async def statements_sent(engine: AsyncEngine, repository: FhirRepository) -> AsyncIterator[list[str]]:
     """Every statement the repository's connection sends while the block runs: those through
-    SQLAlchemy, and on PostgreSQL those that go to asyncpg directly (storage.driver_sql)."""
+    SQLAlchemy, and the reads that go to the driver directly (storage.driver_sql on PostgreSQL,
+    storage.sqlite_sql on SQLite, read from sqlite3's own trace of the connection, parameters
+    written in). (SQLite's prebuilt inserts, storage.sqlite_writes, are not counted.)"""
     seen: list[str] = []
+    inside_sqlalchemy = False
 
     def through_sqlalchemy(conn: object, cursor: object, statement: str, *_: object) -> None:
+        nonlocal inside_sqlalchemy
+        inside_sqlalchemy = True
         seen.append(statement)
+
+    def after_sqlalchemy(*_: object) -> None:
+        nonlocal inside_sqlalchemy
+        inside_sqlalchemy = False
 
     def through_driver(query: object) -> None:
         seen.append(query.query)  # type: ignore[attr-defined]
 
-    driver = None
+    def through_sqlite(statement: str) -> None:
+        if not inside_sqlalchemy and statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    raw = await repository.connection.get_raw_connection()
+    sqlite = None
     if engine.dialect.name == "postgresql":
-        driver = (await repository.connection.get_raw_connection()).driver_connection
+        driver = raw.driver_connection
         assert driver is not None
         driver.add_query_logger(through_driver)
+    else:
+        sqlite = raw.dbapi_connection.sqlite  # type: ignore[union-attr]
+        sqlite.set_trace_callback(through_sqlite)
     event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+    event.listen(engine.sync_engine, "after_cursor_execute", after_sqlalchemy)
     try:
         yield seen
     finally:
         await asyncio.sleep(0)  # asyncpg calls query loggers soon after each query, not during it
         event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
-        if driver is not None:
+        event.remove(engine.sync_engine, "after_cursor_execute", after_sqlalchemy)
+        if sqlite is not None:
+            sqlite.set_trace_callback(None)
+        else:
             driver.remove_query_logger(through_driver)
