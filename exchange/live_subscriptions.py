@@ -15,23 +15,30 @@ import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 
 from exchange import tables
 from exchange.subscriptions import LIVE
 from storage import write_memo
 from storage.repository import FhirRepository
+from storage.sqlite_sql import SqliteStatement, rows_here
 from storage.write_events import WriteQuestion
 
 _MEMO = "exchange.live_subscriptions"
 
 # Built once: every write of every type asks it.
+_LIVE = tables.subscriptions.c
 _LIVE_OF_TYPES = (
-    select(tables.subscriptions.c.id, tables.subscriptions.c.resource_type, tables.subscriptions.c.criteria,
-           tables.subscriptions.c.owner)
-    .where(tables.subscriptions.c.resource_type.in_(bindparam("types", expanding=True)),
-           tables.subscriptions.c.status.in_(LIVE))
-    .order_by(tables.subscriptions.c.id)
+    select(_LIVE.id, _LIVE.resource_type, _LIVE.criteria, _LIVE.owner)
+    .where(_LIVE.resource_type.in_(bindparam("types", expanding=True)), _LIVE.status.in_(LIVE))
+    .order_by(_LIVE.id)
+)
+# One type (a write of one type: the usual case) in a fixed text, which SQLite runs on its connection
+# in the writer's turn (storage.sqlite_sql); the statuses as plain values, not an expanding list.
+_LIVE_OF_ONE_TYPE = SqliteStatement.of(
+    select(_LIVE.id, _LIVE.resource_type, _LIVE.criteria, _LIVE.owner)
+    .where(_LIVE.resource_type == bindparam("resource_type"), or_(*(_LIVE.status == status for status in LIVE)))
+    .order_by(_LIVE.id)
 )
 
 
@@ -69,10 +76,18 @@ async def of_types(repository: FhirRepository, types: Iterable[str]) -> list[Any
     known: dict[str, list[Any]] = write_memo.memo(repository.connection).setdefault(_MEMO, {})
     missing = [t for t in wanted if t not in known]
     if missing:
-        rows = (await repository.connection.execute(_LIVE_OF_TYPES, {"types": missing})).all()
+        rows = await _live_rows(repository, missing)
         for resource_type in missing:
             known[resource_type] = [row for row in rows if row.resource_type == resource_type]
     return sorted((row for t in wanted for row in known[t]), key=lambda row: row.id)
+
+
+async def _live_rows(repository: FhirRepository, types: list[str]) -> list[Any]:
+    if len(types) == 1:
+        here = rows_here(repository.connection, _LIVE_OF_ONE_TYPE, {"resource_type": types[0]})
+        if here is not None:
+            return [LiveRow(**row) for row in here]
+    return list((await repository.connection.execute(_LIVE_OF_TYPES, {"types": types})).all())
 
 
 def forget(repository: FhirRepository) -> None:

@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.driver_sql import DriverStatement, fetch
+from storage.sqlite_sql import SqliteStatement, rows_here
 from storage.tables import resources
 from storage.versions import now_ms, utc
 
@@ -82,7 +83,8 @@ _PG_WATERMARK = DriverStatement.from_named(
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS oldest"
 )
 _PARAMS = LEASE_PARAMS
-_NEWEST_STAMP = select(func.max(resources.c.last_updated))
+_NEWEST_STAMP = select(func.max(resources.c.last_updated).label("newest"))
+_NEWEST_STAMP_HERE = SqliteStatement.of(_NEWEST_STAMP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +112,19 @@ async def open_write(connection: AsyncConnection) -> WriteClock:
         clock = WriteClock(utc(row["floor"]), time.monotonic())
     else:
         # Under SQLite's write lock: later than every committed stamp, whatever the wall clock did.
-        newest = (await connection.execute(_NEWEST_STAMP)).scalar()
+        newest = await _newest_stamp(connection)
         floor = now_ms() if newest is None else max(now_ms(), utc(newest) + _MS)
         clock = WriteClock(floor, time.monotonic())
     connection.info[_KEY] = clock
     return clock
+
+
+async def _newest_stamp(connection: AsyncConnection) -> datetime | None:
+    """SQLite: the newest stamp stored (on the sqlite3 connection itself in a writer's turn:
+    storage.sqlite_sql)."""
+    rows = rows_here(connection, _NEWEST_STAMP_HERE, {})
+    newest: datetime | None = (await connection.execute(_NEWEST_STAMP)).scalar() if rows is None else rows[0]["newest"]
+    return newest
 
 
 def is_open(connection: AsyncConnection) -> bool:
@@ -143,7 +153,7 @@ async def write_clock(connection: AsyncConnection) -> WriteClock:
 async def watermark(connection: AsyncConnection) -> datetime:
     """A time at or after every committed stamp this connection will read, before every stamp to come."""
     if connection.dialect.name != "postgresql":
-        newest = (await connection.execute(_NEWEST_STAMP)).scalar()
+        newest = await _newest_stamp(connection)
         return (LEASE_EPOCH if newest is None else utc(newest)) + _HALF_MS
     own: WriteClock | None = connection.info.get(_KEY)
     if own is not None:

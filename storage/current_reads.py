@@ -11,18 +11,15 @@ PostgreSQL spends running it.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, tuple_, union_all
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.database import inline_sqlite
+from storage import sqlite_sql
 from storage.driver_sql import DriverStatement, fetch
-from storage.sqlite_sql import SqliteStatement
 from storage.tables import resources, search_date, search_reference, search_token
 from storage.versions import StoredVersion, utc
 
@@ -32,10 +29,10 @@ class CurrentRead:
     sql: Select[Any]
     driver: DriverStatement  # the same query for asyncpg, with the same parameter names
     # `sql` compiled once for SQLite (storage.sqlite_sql), None when its text depends on its values
-    sqlite: SqliteStatement | None = field(init=False, compare=False)
+    sqlite: sqlite_sql.SqliteStatement | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sqlite", SqliteStatement.of(self.sql))
+        object.__setattr__(self, "sqlite", sqlite_sql.SqliteStatement.of(self.sql))
 
 
 _COLUMNS = "pk, resource_type, id, version_id, last_updated, deleted, content"
@@ -183,22 +180,13 @@ async def _twin_rows(
     connection: AsyncConnection, read: CurrentRead, conditions: list[Any], params: dict[str, Any]
 ) -> Sequence[Mapping[str, Any]] | None:
     """`read`'s rows without SQLAlchemy's execution, when nothing narrows it: asyncpg's twin on
-    PostgreSQL; on SQLite, its compiled form on the sqlite3 connection, when the statement runs on
-    the loop's thread anyway (storage.database.inline_sqlite). None: SQLAlchemy runs it."""
+    PostgreSQL; on SQLite, its compiled form, when the statement runs on the loop's thread anyway
+    (storage.sqlite_sql). None: SQLAlchemy runs it."""
     if conditions:
         return None
     if connection.dialect.name == "postgresql":
         return await fetch(connection, read.driver, params)
-    statement = read.sqlite
-    raw = inline_sqlite(connection) if statement is not None else None
-    if statement is None or raw is None:
-        return None
-    try:
-        return statement.rows(raw, params)
-    except sqlite3.Error as error:
-        # As SQLAlchemy's cursor would raise it (api.errors answers a spent budget or a busy database with 503).
-        raise DBAPIError.instance(statement.sql, None, error, sqlite3.Error, hide_parameters=True,
-                                  dialect=connection.dialect) from error
+    return sqlite_sql.rows_here(connection, read.sqlite, params)
 
 
 def version_from_record(record: Mapping[str, Any]) -> StoredVersion:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sqlite3
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -333,26 +332,6 @@ async def key_lookup(connection: AsyncConnection) -> AsyncIterator[None]:
         return
     with sqlite_driver.running_inline(adapted):
         yield
-
-
-def inline_sqlite(connection: AsyncConnection) -> sqlite3.Connection | None:
-    """The sqlite3 connection under `connection` while its statements run on this thread (a writer in
-    its turn, a key lookup: sqlite_driver.running_inline), for a fixed statement to run on directly
-    (storage.sqlite_sql); None elsewhere, and once a read is stopped (SQLAlchemy's cursor then fails
-    it as stopped). An autocommit read's statement gets the time budget SQLAlchemy's begin would
-    have started (`_on_begin`): each such statement is its own transaction."""
-    sync = connection.sync_connection
-    if sync is None or sync.closed or sync.invalidated:
-        return None
-    pooled = sync.connection
-    adapted = pooled.dbapi_connection
-    if not isinstance(adapted, sqlite_driver.StoppableConnection) or not adapted.inline or adapted.stopped:
-        return None
-    if not sync.in_transaction():
-        budget = pooled.info.get("budget")
-        if budget is not None:
-            budget.start()
-    return adapted.sqlite
 
 
 @asynccontextmanager

@@ -22,6 +22,10 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.sqlite_driver import StoppableConnection
 
 Processor = Callable[[Any], Any] | None
 DIALECT = sqlite.dialect()
@@ -67,3 +71,37 @@ class SqliteStatement:
         finally:
             cursor.close()
         return [dict(zip(self.columns, converted(row, self.results), strict=True)) for row in fetched]
+
+
+def rows_here(connection: AsyncConnection, statement: SqliteStatement | None,
+              params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """`statement`'s rows, run on the sqlite3 connection under `connection` while its statements run
+    on this thread (a writer in its turn, a key lookup: storage.sqlite_driver.running_inline); None
+    elsewhere, for a statement without a fixed form, and once a read is stopped (SQLAlchemy's cursor
+    then fails it as stopped): SQLAlchemy runs it. Errors come out as SQLAlchemy's would (api.errors
+    answers a spent budget or a busy database with 503)."""
+    raw = _inline(connection) if statement is not None else None
+    if statement is None or raw is None:
+        return None
+    try:
+        return statement.rows(raw, params)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(statement.sql, None, error, sqlite3.Error, hide_parameters=True,
+                                  dialect=connection.dialect) from error
+
+
+def _inline(connection: AsyncConnection) -> sqlite3.Connection | None:
+    sync = connection.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    pooled = sync.connection
+    adapted = pooled.dbapi_connection
+    if not isinstance(adapted, StoppableConnection) or not adapted.inline or adapted.stopped:
+        return None
+    if not sync.in_transaction():
+        # An autocommit read's statement is its own transaction: it gets the time budget SQLAlchemy's
+        # begin would have started (storage.database's _on_begin).
+        budget = pooled.info.get("budget")
+        if budget is not None:
+            budget.start()
+    return adapted.sqlite
