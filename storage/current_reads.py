@@ -1,8 +1,10 @@
 """The hot reads of current resources, each written twice and kept side by side: the SQLAlchemy
 statement (both databases, and any caller whose access rules add conditions) and its asyncpg twin
 (PostgreSQL, for callers who see everything: the clinical rules read a child's record on every
-measurement). tests/storage/test_current_reads.py runs every pair on the same data and checks that
-the twins answer alike.
+measurement). On SQLite, for the same callers, the SQLAlchemy statement's text compiled once runs
+on the sqlite3 connection itself when the statement runs on the event loop's thread anyway (a read
+by id, a writer in its turn: storage.sqlite_sql). tests/storage/test_current_reads.py runs every
+form on the same data and checks that they answer alike.
 
 Both are built once: composing a statement (and its cache key) cost SQLAlchemy more CPU than
 PostgreSQL spends running it.
