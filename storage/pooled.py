@@ -14,11 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 
 
-async def raw_connection(connection: AsyncConnection) -> PoolProxiedConnection:
+def held(connection: AsyncConnection) -> PoolProxiedConnection | None:
+    """The pooled connection an open `connection` holds; None when it is closed or invalidated."""
     sync = connection.sync_connection
-    if sync is not None and not sync.closed and not sync.invalidated:
-        return sync.connection
-    return await connection.get_raw_connection()
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    return sync.connection
+
+
+async def raw_connection(connection: AsyncConnection) -> PoolProxiedConnection:
+    pooled = held(connection)
+    return pooled if pooled is not None else await connection.get_raw_connection()
 
 
 async def dbapi_connection(connection: AsyncConnection) -> DBAPIConnection | None:

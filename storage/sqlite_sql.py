@@ -25,6 +25,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.pooled import held
 from storage.sqlite_driver import StoppableConnection
 
 Processor = Callable[[Any], Any] | None
@@ -59,7 +60,7 @@ class SqliteStatement:
         if len(columns) != len(selected):
             return None  # a column without a name: its rows could not be read by name
         results = tuple(column.type.dialect_impl(DIALECT).result_processor(DIALECT, None) for column in selected)
-        fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        fixed = {name: compiled.binds[name].effective_value for name in names if not compiled.binds[name].required}
         return cls(compiled.string, names, binds, fixed, columns, results)
 
     def rows(self, connection: sqlite3.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -80,8 +81,10 @@ def rows_here(connection: AsyncConnection, statement: SqliteStatement | None,
     elsewhere, for a statement without a fixed form, and once a read is stopped (SQLAlchemy's cursor
     then fails it as stopped): SQLAlchemy runs it. Errors come out as SQLAlchemy's would (api.errors
     answers a spent budget or a busy database with 503)."""
-    raw = _inline(connection) if statement is not None else None
-    if statement is None or raw is None:
+    if statement is None:
+        return None
+    raw = _inline(connection)
+    if raw is None:
         return None
     try:
         return statement.rows(raw, params)
@@ -91,14 +94,11 @@ def rows_here(connection: AsyncConnection, statement: SqliteStatement | None,
 
 
 def _inline(connection: AsyncConnection) -> sqlite3.Connection | None:
-    sync = connection.sync_connection
-    if sync is None or sync.closed or sync.invalidated:
+    pooled = held(connection)
+    adapted = pooled.dbapi_connection if pooled is not None else None
+    if pooled is None or not isinstance(adapted, StoppableConnection) or not adapted.inline or adapted.stopped:
         return None
-    pooled = sync.connection
-    adapted = pooled.dbapi_connection
-    if not isinstance(adapted, StoppableConnection) or not adapted.inline or adapted.stopped:
-        return None
-    if not sync.in_transaction():
+    if not connection.in_transaction():
         # An autocommit read's statement is its own transaction: it gets the time budget SQLAlchemy's
         # begin would have started (storage.database's _on_begin).
         budget = pooled.info.get("budget")
