@@ -7,7 +7,7 @@ import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage import clock, sqlite_driver, write_memo
+from storage import clock, kept_connections, sqlite_driver, write_memo
 from storage.pg_connection import PlannedConnection
 from storage.pooled import dbapi_connection
 
@@ -27,6 +27,10 @@ from storage.pooled import dbapi_connection
 _PROGRESS_INSTRUCTIONS = 100_000
 # How long a SQLite statement waits for a lock another process holds (a second worker, a CLI command).
 _BUSY_TIMEOUT_MS = 30_000
+
+
+# Seconds a PostgreSQL connection is used before it is replaced (the pool's recycle, the shelf's too).
+_PG_RECYCLE_S = 1800
 
 
 def is_sqlite(url: str) -> bool:
@@ -58,7 +62,7 @@ def create_engine(
     connect_args: dict[str, Any] = {"server_settings": server_settings, "connection_class": PlannedConnection}
     if _plain_loopback(url):
         connect_args["ssl"] = False
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         hide_parameters=True,
         pool_size=pool_size,
@@ -72,12 +76,14 @@ def create_engine(
         pool_timeout=pool_timeout,
         # No pre-ping: it costs two round trips per request; a connection the server dropped is
         # invalidated by SQLAlchemy on the first error and the pool replaces it.
-        pool_recycle=1800,
+        pool_recycle=_PG_RECYCLE_S,
         # asyncpg's per-connection prepared-statement cache is what makes repeated queries cheap.
         # Custom plans: asyncpg prepares every statement, and PostgreSQL's generic plans ignore the
         # values that make a search selective; parallel workers cost more to start than they save here.
         connect_args=connect_args if make_url(url).get_driver_name() == "asyncpg" else {},
     )
+    kept_connections.install(engine, pool_capacity=pool_size, recycle=_PG_RECYCLE_S, timeout=pool_timeout)
+    return engine
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -113,6 +119,10 @@ class _Budget:
         return 1 if time.monotonic() > self.deadline else 0  # non-zero interrupts the statement
 
 
+_SQLITE_POOL_SIZE = 5
+_SQLITE_OVERFLOW = 10
+
+
 def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> AsyncEngine:
     engine = create_async_engine(
         url,
@@ -123,10 +133,12 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
         # (sqlite_driver.running_inline), the connection having been opened in aiosqlite's.
         connect_args={"timeout": 30, "check_same_thread": False},
         # Pooled: opening the file and setting the pragmas on every request costs more than the query.
-        pool_size=5,
-        max_overflow=10,
+        pool_size=_SQLITE_POOL_SIZE,
+        max_overflow=_SQLITE_OVERFLOW,
         pool_timeout=pool_timeout,
     )
+    kept_connections.install(
+        engine, pool_capacity=_SQLITE_POOL_SIZE + _SQLITE_OVERFLOW, recycle=None, timeout=pool_timeout)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -354,14 +366,14 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     disconnects.
     """
     if not write:
-        async with _plain_connection(_reader(engine)) as connection, _stoppable(connection):
+        async with _connection(engine, _reader(engine)) as connection, _stoppable(connection):
             yield connection
         return
     if engine.dialect.name != "postgresql":
         async with _sqlite_write(engine) as connection:
             yield connection
         return
-    async with _writer(engine).begin() as connection:
+    async with _connection(engine, _writer(engine)) as connection, connection.begin():
         # The write's lease and clock (storage.clock) are taken with its first stamp, not here: a
         # single create takes them in its insert statement (storage.version_writes.insert_leased),
         # one round trip instead of two. Either way the same statement sets the transaction's plan
@@ -390,6 +402,13 @@ async def open_read_pool(engine: AsyncEngine) -> None:
         await connection.close()
 
 
+def _connection(engine: AsyncEngine, kind: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A connection of `kind` (an option engine of `engine`) for one transaction: from the engine's
+    shelf of open ones (storage.kept_connections) when it has one, else from the pool."""
+    shelf = kept_connections.shelf_of(engine)
+    return shelf.connection(kind) if shelf is not None else _plain_connection(kind)
+
+
 @asynccontextmanager
 async def _plain_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A pooled connection, given back to the pool by a plain `close()`. SQLAlchemy's own
@@ -413,7 +432,7 @@ async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A SQLite write transaction in the process's turn, its statements on the loop's thread from
     BEGIN IMMEDIATE (there when the write lock is free, see `_on_begin`) to COMMIT (in aiosqlite's
     thread: it may checkpoint the WAL, writing and syncing the database file)."""
-    async with _queued(engine), _plain_connection(_writer(engine)) as connection:
+    async with _queued(engine), _connection(engine, _writer(engine)) as connection:
         adapted = await _stoppable_connection(connection)
         with sqlite_driver.running_inline(adapted) if adapted is not None else nullcontext():
             async with connection.begin():
