@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage import clock, kept_connections, sqlite_driver, write_memo
+from storage import clock, kept_connections, sqlite_checkpoints, sqlite_driver, sqlite_writers, write_memo
 from storage.pg_connection import PlannedConnection
 from storage.pooled import dbapi_connection
 
@@ -139,6 +137,7 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
     )
     kept_connections.install(
         engine, pool_capacity=_SQLITE_POOL_SIZE + _SQLITE_OVERFLOW, recycle=None, timeout=pool_timeout)
+    checkpointer = _checkpointer(url)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -149,6 +148,9 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if checkpointer is not None:  # its thread checkpoints, not the COMMIT (storage.sqlite_checkpoints)
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            dbapi_connection.checkpoints = checkpointer
         cursor.close()
         if time_budget:
             budget = _Budget(time_budget)
@@ -180,32 +182,23 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
             return
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    _writer_queues[engine.sync_engine] = _WriterQueue(pool_timeout)
+    if checkpointer is not None:
+
+        @event.listens_for(engine.sync_engine, "engine_disposed")
+        def _on_disposed(_engine: Any) -> None:
+            checkpointer.close()
+
+    _sqlite_writers[engine.sync_engine] = sqlite_writers.Writers(pool_timeout)
     return engine
 
 
-class _WriterQueue:
-    """The process's SQLite writers, first come first served, one at a time.
-
-    SQLite lets one transaction write at a time; without a queue, every waiting writer holds a
-    pooled connection and polls the lock in SQLite's busy handler (sleeping 1, 2, 5 ... ms between
-    tries, so the writer that gets it is whoever polls at the right moment: under 32 clients the
-    p99 of a create was 5-7x its p50, and half the server's samples were in that loop). Queued here
-    first, a writer checks out a connection only when it is its turn, and its BEGIN IMMEDIATE
-    finds the lock free unless another process (a second worker, a CLI command) holds it; the
-    busy handler still covers that case. asyncio.Lock wakes its waiters in arrival order.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-    def lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()  # one lock per event loop: the tests start several
-        found = self._locks.get(loop)
-        if found is None:
-            found = self._locks[loop] = asyncio.Lock()
-        return found
+def _checkpointer(url: str) -> sqlite_checkpoints.Checkpointer | None:
+    """The checkpointer of a file database (None in memory, or for a URI SQLite opens itself)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return sqlite_checkpoints.Checkpointer(database)
 
 
 _AUTOCOMMIT_READ = "puente_autocommit_read"
@@ -232,27 +225,7 @@ def _writer(engine: AsyncEngine) -> AsyncEngine:
     if found is None:
         found = _writers[engine.sync_engine] = engine.execution_options(write=True)
     return found
-_writer_queues: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
-
-
-@asynccontextmanager
-async def _queued(engine: AsyncEngine) -> AsyncIterator[None]:
-    """Wait for this process's turn to write (SQLite); a wait past the pool timeout answers as a
-    pool timeout does (503), so a stuck writer cannot pile up every request behind it."""
-    queue = _writer_queues.get(engine.sync_engine)
-    if queue is None:
-        yield
-        return
-    lock = queue.lock()
-    try:
-        async with asyncio.timeout(queue.timeout):
-            await lock.acquire()
-    except TimeoutError:
-        raise PoolTimeout(f"no turn to write within {queue.timeout} s") from None
-    try:
-        yield
-    finally:
-        lock.release()
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, sqlite_writers.Writers] = weakref.WeakKeyDictionary()
 
 
 class ReadStopped(Exception):
@@ -357,10 +330,11 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     their watermark, so a write committed between two statements is left for the next poll), and
     BEGIN and COMMIT are two fewer hops to aiosqlite's thread.
 
-    A write on SQLite first waits for its turn in the process's writer queue (`_WriterQueue`), before
-    it checks out a connection; the request's body has been read by then (api.limits). Between its
-    BEGIN IMMEDIATE and its COMMIT (both in aiosqlite's thread) its statements run on the event
-    loop's thread (sqlite_driver.running_inline), so its turn never waits for the loop.
+    A write on SQLite first waits for its turn in the process's writer queue (storage.sqlite_writers),
+    before it checks out a connection; the request's body has been read by then (api.limits). It
+    runs on the event loop's thread (sqlite_driver.running_inline), so its turn does not wait for
+    the loop, in a savepoint of a transaction the writers ready together share: it returns once
+    their COMMIT has succeeded.
 
     A SQLite read under the request's `ReadStop` (api.limits) is stopped in place when its client
     disconnects.
@@ -429,15 +403,11 @@ async def _plain_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 
 @asynccontextmanager
 async def _sqlite_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A SQLite write transaction in the process's turn, its statements on the loop's thread from
-    BEGIN IMMEDIATE (there when the write lock is free, see `_on_begin`) to COMMIT (in aiosqlite's
-    thread: it may checkpoint the WAL, writing and syncing the database file)."""
-    async with _queued(engine), _connection(engine, _writer(engine)) as connection:
-        adapted = await _stoppable_connection(connection)
-        with sqlite_driver.running_inline(adapted) if adapted is not None else nullcontext():
-            async with connection.begin():
-                try:
-                    yield connection
-                finally:
-                    clock.close_write(connection)
-                    write_memo.forget(connection)
+    """A SQLite write transaction in the process's turn (storage.sqlite_writers: a savepoint of the
+    transaction its group shares), its statements on the loop's thread from BEGIN IMMEDIATE (there
+    when the write lock is free, see `_on_begin`) to COMMIT (there too for a file database, whose
+    checkpoints run in a thread of their own: storage.sqlite_checkpoints)."""
+    turns = _sqlite_writers[engine.sync_engine].here()
+    opening = sqlite_writers.opening(lambda: _connection(engine, _writer(engine)), _stoppable_connection)
+    async with turns.write(opening) as connection:
+        yield connection

@@ -39,6 +39,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+from storage.sqlite_checkpoints import Checkpointer
+
 Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
 
 
@@ -147,7 +149,7 @@ class StoppableCursor(AsyncAdapt_aiosqlite_cursor):
 class StoppableConnection(AsyncAdapt_aiosqlite_connection):
     """An adapted aiosqlite connection whose statements can run on the loop's thread, and which can be stopped."""
 
-    __slots__ = ("inline", "stopped")
+    __slots__ = ("checkpoints", "inline", "stopped")
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
@@ -155,6 +157,8 @@ class StoppableConnection(AsyncAdapt_aiosqlite_connection):
         # Statements run on the calling (event loop) thread, not in aiosqlite's: set by the writer
         # that holds the process's write turn (storage.database.transaction), see `running_inline`.
         self.inline = False
+        # Told of every commit, when the engine checkpoints in its own thread (storage.sqlite_checkpoints).
+        self.checkpoints: Checkpointer | None = None
 
     @property
     def sqlite(self) -> sqlite3.Connection:
@@ -165,6 +169,19 @@ class StoppableConnection(AsyncAdapt_aiosqlite_connection):
         if server_side:
             return super().cursor(server_side)
         return InlineCursor(self) if self.inline else StoppableCursor(self)
+
+    def commit(self) -> None:
+        if self.inline and self.checkpoints is not None:
+            # It only appends to the write-ahead log: the checkpoint that could make it wait on the
+            # disk is the checkpointer's (storage.sqlite_checkpoints).
+            try:
+                self._connection._conn.commit()
+            except Exception as error:
+                self._handle_exception(error)
+        else:
+            super().commit()
+        if self.checkpoints is not None:
+            self.checkpoints.committed()
 
     def rollback(self) -> None:
         # SQLAlchemy rolls back every connection it ends or returns to the pool; with no transaction
@@ -220,13 +237,14 @@ def running_inline(connection: StoppableConnection) -> Iterator[None]:
     """Run the connection's statements on this thread while the block runs.
 
     For a SQLite writer that holds the process's write turn and the database's write lock: its
-    statements take microseconds and cannot wait for a lock (BEGIN IMMEDIATE took it, in
-    aiosqlite's thread, before), but each trip to the thread waited for the event loop, busy with
-    the other requests, while every other writer waited for the turn. Run here, the writer's work
-    between BEGIN and COMMIT (both still in the thread: COMMIT may checkpoint the WAL, which writes
-    and syncs the file) never yields to the loop. The sqlite3 connection is opened with
-    check_same_thread off for this; it is never used from two threads at once, since the writer
-    awaits each trip it still makes.
+    statements take microseconds and cannot wait for a lock (BEGIN IMMEDIATE took it), but each
+    trip to the thread waited for the event loop, busy with the other requests, while every other
+    writer waited for the turn. Run here, the writer's work from BEGIN to COMMIT never yields to the
+    loop: BEGIN IMMEDIATE goes to aiosqlite's thread only when another process holds the lock
+    (storage.database), and COMMIT only appends to the write-ahead log where the engine checkpoints
+    in a thread of its own (storage.sqlite_checkpoints; elsewhere COMMIT could checkpoint, and stays
+    in aiosqlite's thread). The sqlite3 connection is opened with check_same_thread off for this;
+    it is never used from two threads at once, since the writer awaits each trip it still makes.
     """
     connection.inline = True
     try:

@@ -64,3 +64,21 @@ async def test_a_sqlite_read_by_id_never_yields(engine: AsyncEngine, repository_
         assert turns[0] == 0, turns
     else:
         assert turns[0] >= 1  # one round trip to the server, awaited
+
+
+async def test_a_sqlite_write_waits_for_the_loop_only_for_its_commit(engine: AsyncEngine, repository_in, backend):
+    """Its BEGIN IMMEDIATE, statements and COMMIT all run on the loop's thread (the checkpoints are
+    another thread's: storage.sqlite_checkpoints); it gives the loop two turns, one for the writers
+    ready in it to join its COMMIT (storage.sqlite_writers) and one to hear that it succeeded. A
+    COMMIT in aiosqlite's thread gave the loop ~60 turns here while it waited."""
+    async with repository_in(write=True) as repository:
+        await repository.create(patient("40117800"))  # the connection's first use is not measured
+    with loop_turns() as turns:
+        async with repository_in(write=True) as repository:
+            stored = await repository.create(patient("40117801"))
+    async with repository_in(write=False) as repository:
+        assert (await repository.read("Patient", stored.version.id)).version_id == 1
+    if backend == "sqlite":
+        assert turns[0] <= 2, turns
+    else:
+        assert turns[0] >= 3  # BEGIN, the insert and COMMIT: round trips to the server, awaited
