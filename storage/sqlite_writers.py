@@ -104,6 +104,7 @@ class Turns:
                 clock.close_write(group.connection)
                 write_memo.forget(group.connection)
             try:
+                group.start_budget()  # a writer stopped by its spent budget still ends its savepoint
                 if failure is None:
                     group.sqlite.execute(f"RELEASE {_SAVEPOINT}")
                 elif group.sqlite.in_transaction:
@@ -164,6 +165,7 @@ class Turns:
         error = failure
         try:
             if failure is None:
+                group.start_budget()
                 await group.connection.commit()
         except BaseException as exc:
             error = exc

@@ -129,3 +129,20 @@ async def test_a_lone_writer_commits_alone_and_one_that_fails_leaves_nothing(sql
         await _create(sqlite_engine, "40330011", then="refuse")
     await _create(sqlite_engine, "40330012")
     assert await _stored(sqlite_engine) == ["40330000", "40330010", "40330012"]
+
+
+async def test_a_writer_past_its_time_budget_fails_alone(tmp_path: Path):
+    """The budget (storage.database's progress handler) is each writer's own: one stopped by it
+    rolls back its savepoint and answers its error; the writer after it commits in the same group."""
+    async with fresh_database("sqlite", tmp_path) as url:
+        engine = create_engine(url, time_budget=0.3)
+        try:
+            long_count = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000)"
+                          " SELECT count(*) FROM c")
+            outcomes = await asyncio.gather(
+                _create(engine, "40330020", then=long_count), _create(engine, "40330021"), return_exceptions=True)
+            assert isinstance(outcomes[0], DBAPIError) and "interrupted" in str(outcomes[0])
+            assert isinstance(outcomes[1], str)
+            assert await _stored(engine) == ["40330021"]
+        finally:
+            await engine.dispose()
