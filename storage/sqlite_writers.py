@@ -160,7 +160,6 @@ class Turns:
         if group.ended:
             return
         group.ended = True
-
         self._group = None
         error = failure
         try:
