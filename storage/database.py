@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util.concurrency import await_
 
 from storage import clock, kept_connections, sqlite_checkpoints, sqlite_driver, sqlite_writers, write_memo
+from storage import time_budget as budgets
 from storage.pg_connection import PlannedConnection
 from storage.pooled import dbapi_connection
 
@@ -100,23 +100,6 @@ def _plain_loopback(url: str) -> bool:
     return parsed.host is None or parsed.host in _LOOPBACK or parsed.host.startswith("/")
 
 
-class _Budget:
-    """The deadline of the transaction a SQLite connection is running (read by the progress handler,
-    in aiosqlite's thread)."""
-
-    __slots__ = ("deadline", "seconds")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.deadline = math.inf
-
-    def start(self) -> None:
-        self.deadline = time.monotonic() + self.seconds
-
-    def exceeded(self) -> int:
-        return 1 if time.monotonic() > self.deadline else 0  # non-zero interrupts the statement
-
-
 _SQLITE_POOL_SIZE = 5
 _SQLITE_OVERFLOW = 10
 
@@ -153,16 +136,13 @@ def _sqlite_engine(url: str, time_budget: float | None, pool_timeout: float) -> 
             dbapi_connection.checkpoints = checkpointer
         cursor.close()
         if time_budget:
-            budget = _Budget(time_budget)
-            _record.info["budget"] = budget
+            budget = budgets.attach(_record.info, time_budget)
             await_(dbapi_connection.driver_connection.set_progress_handler(budget.exceeded, _PROGRESS_INSTRUCTIONS))
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         options = connection.get_execution_options()
-        budget = connection.connection.info.get("budget")
-        if budget is not None:
-            budget.start()
+        budgets.restart(connection.connection)
         if options.get(_AUTOCOMMIT_READ):
             return  # a read: each statement is its own transaction (see `transaction`)
         # A writer takes the write lock up front: two writers that both read first would otherwise

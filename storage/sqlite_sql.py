@@ -25,6 +25,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import time_budget
 from storage.pooled import held
 from storage.sqlite_driver import StoppableConnection
 
@@ -101,7 +102,5 @@ def _inline(connection: AsyncConnection) -> sqlite3.Connection | None:
     if not connection.in_transaction():
         # An autocommit read's statement is its own transaction: it gets the time budget SQLAlchemy's
         # begin would have started (storage.database's _on_begin).
-        budget = pooled.info.get("budget")
-        if budget is not None:
-            budget.start()
+        time_budget.restart(pooled)
     return adapted.sqlite

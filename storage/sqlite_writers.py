@@ -39,7 +39,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import clock, sqlite_driver, write_memo
+from storage import clock, sqlite_driver, time_budget, write_memo
 from storage.pooled import held
 
 _SAVEPOINT = "puente_writer"
@@ -57,10 +57,7 @@ class _Group:
         self.ended = False
 
     def start_budget(self) -> None:
-        pooled = held(self.connection)
-        budget = pooled.info.get("budget") if pooled is not None else None
-        if budget is not None:
-            budget.start()  # each writer has the whole budget, as its own transaction had
+        time_budget.restart(held(self.connection))  # each writer has the whole budget, as its own transaction had
 
 
 class Turns:

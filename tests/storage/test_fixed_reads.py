@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from auth.principal import LOCAL_EXPLORER
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import Gone, NotFound
+from storage import time_budget
 from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
 from tests.storage.conftest import statements_sent
@@ -64,7 +65,8 @@ async def test_a_read_by_id_starts_its_own_time_budget(database_url, backend):
     try:
         async with transaction(engine, write=False) as connection:  # an earlier read left its deadline behind
             await FhirRepository(connection, LOCAL_EXPLORER).read_many("Patient", ["a", "b"])
-            budget = (await connection.get_raw_connection()).info["budget"]
+            budget = time_budget.of(await connection.get_raw_connection())
+            assert budget is not None
         await asyncio.sleep(0.3)
         assert budget.deadline < time.monotonic()
         async with transaction(engine, write=False) as connection:
