@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage import clock, kept_connections, sqlite_checkpoints, sqlite_driver, sqlite_writers, write_memo
+from storage import clock, driver_sql, kept_connections, sqlite_checkpoints, sqlite_driver, sqlite_writers, write_memo
 from storage import time_budget as budgets
 from storage.pg_connection import PlannedConnection
 from storage.pooled import dbapi_connection
@@ -341,6 +341,7 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
         finally:
             clock.close_write(connection)
             write_memo.forget(connection)
+            driver_sql.forget_plan(connection)
 
 
 async def open_read_pool(engine: AsyncEngine) -> None:

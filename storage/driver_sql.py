@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.pg_connection import PlannedConnection
-from storage.pooled import raw_connection
+from storage.pooled import held, raw_connection
 
 # `:name` placeholders, not PostgreSQL's `::type` casts (the statements use CAST(... AS ...) anyway).
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -67,6 +67,28 @@ async def fetch(
     except asyncpg.PostgresError as exc:
         # Parameters hidden: they are patients' records, which do not belong in logs.
         raise DBAPIError(statement.sql, dict(params), exc, hide_parameters=True) from exc
+
+
+def plan_generically(connection: AsyncConnection) -> None:
+    """The transaction under `connection`, when it has sent nothing yet, plans generically from its
+    BEGIN on (storage.pg_connection), whatever statement sends it: a single create's, whose insert
+    may follow a read of its own (a hemoglobin's interpretation reads the child's Patient first,
+    a key lookup that plans the same either way). Its insert was otherwise planned for its values
+    on every create: PostgreSQL's CPU per hemoglobin create was 2.46-2.51 ms under 32 clients, 1.69-1.90
+    ms with this and the BEGIN fixed (storage.pg_connection; bench/RESULTS.md, session 17)."""
+    pooled = held(connection)
+    driver = None if pooled is None else pooled.driver_connection
+    if isinstance(driver, PlannedConnection) and not driver.is_in_transaction() and _begins_lazily(connection):
+        driver.plan_next_transaction_generically()
+
+
+def forget_plan(connection: AsyncConnection) -> None:
+    """The transaction under `connection` has ended: a `plan_generically` it never began with (it
+    failed before its first statement) is not left to the connection's next transaction."""
+    pooled = held(connection)
+    driver = None if pooled is None else pooled.driver_connection
+    if isinstance(driver, PlannedConnection):
+        driver.forget_generic_plan()
 
 
 async def _begin(adapter: Any) -> None:

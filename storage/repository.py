@@ -28,7 +28,7 @@ from storage import access, clock, current_reads, grants, version_writes, write_
 from storage import search as search_engine
 from storage.current_reads import version_from_row
 from storage.database import key_lookup
-from storage.driver_sql import DriverStatement, fetch
+from storage.driver_sql import DriverStatement, fetch, plan_generically
 from storage.search import SearchPage
 from storage.tables import resource_history, resources, search_reference, search_token
 from storage.version_writes import Authorship
@@ -636,6 +636,8 @@ class FhirRepository:
         for resource, _ in items:
             access.require(self.principal, resource["resourceType"], "c")
         doomed = [] if then_delete is None else await self._judge_deletions(*then_delete)
+        if len(items) == 1 and version_writes.leases_in_statement(self.connection):
+            plan_generically(self.connection)  # the leased insert below may follow reads of its own
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)

@@ -1,14 +1,20 @@
 """How PostgreSQL plans Puente's statements (storage.pg_connection): a read in autocommit is planned
 for its values every time, and so is the first statement of a transaction begun by a read (an
 update's locked read); a single create's whole write, its one statement, keeps a generic plan once
-PostgreSQL finds it no costlier. Counted by the server itself
-(pg_prepared_statements, per connection), on one pooled connection."""
+PostgreSQL finds it no costlier, also after reads of its own (storage.driver_sql.plan_generically).
+Counted by the server itself (pg_prepared_statements, per connection), on one pooled connection."""
 
 from __future__ import annotations
 
+import pytest
+
 from auth.principal import LOCAL_EXPLORER
+from fhir_mappings import fhir_json
+from rules import ClinicalConfig
+from rules import subscribers as clinical_subscribers
 from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
+from storage.write_events import WriteSubscribers
 from tests.fixtures.builders import measurement
 from tests.fixtures.databases import empty_all_tables
 
@@ -55,3 +61,60 @@ async def test_a_transactions_first_statement_is_planned_generically_and_a_read_
     # a transaction begun by anything else begins as before: its first statement planned for its values
     assert (locked.generic_plans, locked.custom_plans) == (0, 8), locked.statement[:80]
     assert mode == "force_custom_plan"  # the transaction's setting ended with it
+
+
+def _hemoglobin(n: int) -> dict[str, object]:
+    return measurement("kid", "718-7", 11 + n / 10, "g/dL", f"2026-12-06T11:{n:02d}:00Z")
+
+
+async def _failing_enricher(repository: FhirRepository, resource: dict[str, object]) -> None:
+    raise RuntimeError("an enricher failed before the transaction sent anything")
+
+
+async def test_a_hemoglobins_insert_is_planned_generically_after_its_patient_read(database_url, backend):
+    """A hemoglobin's interpretation reads the child's Patient before the insert, so that read, not
+    the insert, begins the transaction; the insert keeps its generic plan all the same, on a
+    connection that served an autocommit read before (its BEGIN names the isolation level). A single
+    create that fails before sending anything leaves the next transaction on its connection as it
+    would have begun."""
+    await empty_all_tables(database_url)
+    engine = create_engine(database_url, pool_size=1)
+    rules = clinical_subscribers(ClinicalConfig.from_env({}))
+    try:
+        async with transaction(engine, write=True) as connection:
+            await FhirRepository(connection, LOCAL_EXPLORER).update(
+                "Patient", "kid", {"resourceType": "Patient", "id": "kid", "gender": "male", "birthDate": "2025-02-01"})
+        async with transaction(engine, write=False) as connection:  # SQLAlchemy then resets its isolation level
+            assert (await FhirRepository(connection, LOCAL_EXPLORER).read("Patient", "kid")).id == "kid"
+        created = []
+        for n in range(8):
+            async with transaction(engine, write=True) as connection:
+                written = await FhirRepository(connection, LOCAL_EXPLORER, subscribers=rules).create(_hemoglobin(n))
+                created.append(written.version)
+        with pytest.raises(RuntimeError, match="enricher failed"):
+            async with transaction(engine, write=True) as connection:
+                failing = WriteSubscribers(enrichers=(_failing_enricher,))
+                await FhirRepository(connection, LOCAL_EXPLORER, subscribers=failing).create(_hemoglobin(9))
+        async with transaction(engine, write=True) as connection:  # the same connection, begun by a read
+            await FhirRepository(connection, LOCAL_EXPLORER).read("Patient", "kid")
+            if backend == "postgres":
+                mode_after_failure = (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar()
+        for n, version in enumerate(created):  # a transaction that starts with a locked read
+            async with transaction(engine, write=True) as connection:
+                changed = {**_hemoglobin(n + 20), "id": version.id}
+                await FhirRepository(connection, LOCAL_EXPLORER).update("Observation", version.id, changed)
+        async with transaction(engine, write=False) as connection:
+            stored = await FhirRepository(connection, LOCAL_EXPLORER).search_matches("Observation", [])
+            if backend == "postgres":
+                insert = (await connection.exec_driver_sql(_PLANS.replace(":start", "'WITH lease%'"))).one()
+                locked = (await connection.exec_driver_sql(_PLANS.replace(":start", "'%FOR UPDATE%'"))).one()
+    finally:
+        await engine.dispose()
+    # every create stored, interpreted by the rules, and nothing of the one that failed
+    assert len(stored) == 8
+    assert all(fhir_json.loads_stored(v.content)["interpretation"] for v in created)
+    if backend == "postgres":
+        assert insert.custom_plans <= 5 and insert.generic_plans >= 3, insert.statement[:80]
+        # the Patient's update and the eight Observations' each began with their locked read, as before
+        assert (locked.generic_plans, locked.custom_plans) == (0, 9), locked.statement[:80]
+        assert mode_after_failure == "force_custom_plan"
