@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,16 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
 
 LOOPBACK_RECEIVERS = "127.0.0.1"
 
+# The apps of one session serve the same databases, so they share one data directory (export files,
+# signing keys), as every process serving one database must (README, bulk export). Outside the
+# checkout: with the default, ./.puente, a test's export job claimed by the session app's worker left
+# its file in the clone's working tree (tests/bulk/test_crash.py, session 16).
+SESSION_DATA_DIR = Path(tempfile.mkdtemp(prefix="puente-tests-"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(SESSION_DATA_DIR, ignore_errors=True)
+
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
     # Every app of the session may deliver any subscription's outbox and push any partner's (they
@@ -51,6 +63,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     # slower app's worker claimed would otherwise wait out minutes of production backoff. The
     # tests' receivers listen on loopback, which the endpoint policy refuses unless listed.
     values: dict[str, object] = {"database_url": database_url, "auth": "off", "base_url": BASE,
+                                 "data_dir": SESSION_DATA_DIR,
                                  "subscription_endpoints": LOOPBACK_RECEIVERS, "exchange_backoff_seconds": 0.05,
                                  "exchange_backoff_max_seconds": 0.4, "exchange_timeout_seconds": 3.0,
                                  **overrides}
