@@ -4,6 +4,7 @@ and a write finishes and commits all the same."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,16 @@ async def _many_patients(app: FastAPI) -> None:
         await version_writes.insert_new(connection, items, version_writes.SERVER)
 
 
+async def _all_back(engine: Any, seconds: float = 5.0) -> bool:
+    """Whether every connection checked out of `engine`'s pool is back idle on its shelf within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while engine.pool.checkedout() != kept_connections.idle(engine):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 async def test_a_sqlite_read_stops_when_its_client_disconnects(app: FastAPI, client: httpx.AsyncClient, backend):
     if backend != "sqlite":
         return  # PostgreSQL's reads are cancelled: tests/api/test_request_guard.py, tests/storage/test_time_budget.py
@@ -54,8 +65,10 @@ async def test_a_sqlite_read_stops_when_its_client_disconnects(app: FastAPI, cli
     # went by before the disconnect; allow for a loaded machine up to half.
     assert stopped < whole / 2, (stopped, whole)
     # Its connection went back (to the pool, or idle on the shelf), neither stopped nor busy: the next
-    # reads use it at once.
-    assert engine.pool.checkedout() == kept_connections.idle(engine)  # type: ignore[attr-defined]
+    # reads use it at once. The session app's own workers (exports, the exchange) check connections
+    # out for moments of their own (one or two at a time: 1 run in ~10 failed on that), so what is
+    # counted is a state reached within seconds; a connection the stopped read kept would never be.
+    assert await _all_back(engine)
     for _ in range(engine.pool.size() + 1):  # type: ignore[attr-defined]
         response = await client.get("/fhir/Patient/p7")
         assert response.status_code == 200 and response.json()["name"][0]["family"] == "Quispe7"
