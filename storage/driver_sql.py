@@ -76,19 +76,24 @@ def plan_generically(connection: AsyncConnection) -> None:
     a key lookup that plans the same either way). Its insert was otherwise planned for its values
     on every create: PostgreSQL's CPU per hemoglobin create was 2.46-2.51 ms under 32 clients, 1.69-1.90
     ms with this and the BEGIN fixed (storage.pg_connection; bench/RESULTS.md, session 17)."""
-    pooled = held(connection)
-    driver = None if pooled is None else pooled.driver_connection
-    if isinstance(driver, PlannedConnection) and not driver.is_in_transaction() and _begins_lazily(connection):
+    driver = _planned(connection)
+    if driver is not None and not driver.is_in_transaction() and _begins_lazily(connection):
         driver.plan_next_transaction_generically()
 
 
 def forget_plan(connection: AsyncConnection) -> None:
     """The transaction under `connection` has ended: a `plan_generically` it never began with (it
     failed before its first statement) is not left to the connection's next transaction."""
+    driver = _planned(connection)
+    if driver is not None:
+        driver.forget_generic_plan()
+
+
+def _planned(connection: AsyncConnection) -> PlannedConnection | None:
+    """The PostgreSQL driver connection under an open `connection`, when it is ours."""
     pooled = held(connection)
     driver = None if pooled is None else pooled.driver_connection
-    if isinstance(driver, PlannedConnection):
-        driver.forget_generic_plan()
+    return driver if isinstance(driver, PlannedConnection) else None
 
 
 async def _begin(adapter: Any) -> None:

@@ -4,7 +4,6 @@ and a write finishes and commits all the same."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from api import services
 from fhir_mappings import fhir_json
 from storage import kept_connections, version_writes
 from storage.database import transaction
+from tests.exchange.test_rest_hook import until
 from tests.fixtures.asgi_calls import call
 
 PATIENTS = 20_000
@@ -35,16 +35,6 @@ async def _many_patients(app: FastAPI) -> None:
         items.append((version, resource))
     async with transaction(services.of_app(app).engine, write=True) as connection:
         await version_writes.insert_new(connection, items, version_writes.SERVER)
-
-
-async def _all_back(engine: Any, seconds: float = 5.0) -> bool:
-    """Whether every connection checked out of `engine`'s pool is back idle on its shelf within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while engine.pool.checkedout() != kept_connections.idle(engine):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def test_a_sqlite_read_stops_when_its_client_disconnects(app: FastAPI, client: httpx.AsyncClient, backend):
@@ -68,7 +58,10 @@ async def test_a_sqlite_read_stops_when_its_client_disconnects(app: FastAPI, cli
     # reads use it at once. The session app's own workers (exports, the exchange) check connections
     # out for moments of their own (one or two at a time: 1 run in ~10 failed on that), so what is
     # counted is a state reached within seconds; a connection the stopped read kept would never be.
-    assert await _all_back(engine)
+    async def all_back() -> bool:
+        return engine.pool.checkedout() == kept_connections.idle(engine)  # type: ignore[attr-defined, no-any-return]
+
+    await until(all_back, seconds=5.0)
     for _ in range(engine.pool.size() + 1):  # type: ignore[attr-defined]
         response = await client.get("/fhir/Patient/p7")
         assert response.status_code == 200 and response.json()["name"][0]["family"] == "Quispe7"
