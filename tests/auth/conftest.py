@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,11 +46,12 @@ def jwks_server() -> JwksServer:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def auth_app(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, jwks_server: JwksServer
-) -> AsyncIterator[FastAPI]:
-    data_dir = Path(tmp_path_factory.mktemp("puente-data"))
-    settings = make_settings(database_url, auth="on", data_dir=data_dir, base_url=support.BASE)
+async def auth_app(database_url: str, jwks_server: JwksServer) -> AsyncIterator[FastAPI]:
+    # The session's data directory (make_settings), not one of its own: the session app's export
+    # worker polls the same database and may claim a job kicked off here, and this app must then
+    # find its files, as every process serving one database must (a CI run failed on a manifest
+    # whose files this app could not find).
+    settings = make_settings(database_url, auth="on", base_url=support.BASE)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         fake_network = httpx.MockTransport(jwks_server.handler)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from api import services
 from bulk.tables import export_jobs
 from storage.database import create_engine
 from tests.auth.support import bearer
-from tests.bulk.exports import KICK_OFF, export, ids, kick_off, seed, wait
+from tests.bulk.exports import KICK_OFF, download, export, ids, kick_off, seed, wait
 
 ADMIN = "system/*.rs"
 
@@ -27,6 +28,25 @@ async def test_an_integrator_exports_everything_with_a_backend_services_token(bu
     assert ids(files, "ServiceRequest") == set(data["referrals"].values())
     assert ids(files, "Organization") == {"clinic-a", "clinic-b"}
     assert all(item["type"] != "Encounter" for item in manifest["output"])  # no empty files
+
+
+async def test_a_job_another_process_ran_is_served_here(bulk_http, clients, auth_app, app):
+    """Processes serving one database share the jobs and the export directory: a kick-off answered
+    by one process may be run by another's worker, and its files are still found by the first."""
+    token = await clients.token("system/*.cruds", admin=True)
+    data = await seed(bulk_http, token)
+    here = services.of_app(auth_app).export_worker
+    assert here is not None
+    await here.stop()  # so that the other process's worker is the one that claims the job
+    try:
+        status_url = await kick_off(bulk_http, token, "/fhir/$export", _type="Patient")
+        other = services.of_app(app).export_worker
+        assert other is not None and other is not here
+        await other.run_pending()
+        manifest = (await wait(bulk_http, token, status_url)).json()
+        assert ids(await download(bulk_http, token, manifest), "Patient") == set(data["patients"])
+    finally:
+        here.start()
 
 
 async def test_files_and_status_need_the_kick_offs_client(bulk_http, clients):
