@@ -15,8 +15,8 @@ from api import services
 from fhir_mappings import fhir_json
 from storage import kept_connections, version_writes
 from storage.database import transaction
-from tests.exchange.test_rest_hook import until
 from tests.fixtures.asgi_calls import call
+from tests.fixtures.waiting import until
 
 PATIENTS = 20_000
 FHIR_JSON = [(b"host", b"testserver"), (b"content-type", b"application/fhir+json")]

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from exchange import tables
 from storage.database import create_engine
-from tests.exchange.test_rest_hook import referral, status_of, subscription, until
+from tests.exchange.test_rest_hook import referral, status_of, subscription
+from tests.fixtures.waiting import until
 
 SECRET = "receiver-secret"  # tests.exchange.test_rest_hook.subscription's "Authorization: Bearer receiver-secret"
 

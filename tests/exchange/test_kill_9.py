@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 
 from tests.exchange.clinic_sim import assert_in_order_with_repeats_only_where_acks_were_lost, unacknowledged
-from tests.exchange.test_rest_hook import referral, subscription, until
+from tests.exchange.test_rest_hook import referral, subscription
 from tests.fixtures.databases import empty_all_tables
 from tests.fixtures.live_server import serve
+from tests.fixtures.waiting import until
 
 FAST = {"PUENTE_EXCHANGE_POLL_SECONDS": "0.02", "PUENTE_EXCHANGE_BACKOFF_SECONDS": "0.05",
         "PUENTE_EXCHANGE_BACKOFF_MAX_SECONDS": "0.4", "PUENTE_EXCHANGE_TIMEOUT_SECONDS": "5",

@@ -25,9 +25,9 @@ from exchange.tokens import SigningKey, generate_key
 from storage import search_rows
 from storage.database import create_engine
 from tests.exchange.clinic_sim import ClinicSimulator
-from tests.exchange.test_rest_hook import until
 from tests.fixtures.databases import empty_all_tables
 from tests.fixtures.live_server import serve
+from tests.fixtures.waiting import until
 
 
 @pytest.fixture(autouse=True)

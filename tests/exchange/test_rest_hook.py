@@ -7,7 +7,6 @@ started again in the middle of a stream, and made to lose acknowledgements.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +18,7 @@ from tests.exchange.clinic_sim import (
     assert_in_order_with_repeats_only_where_acks_were_lost,
     unacknowledged,
 )
+from tests.fixtures.waiting import until
 
 
 def subscription(endpoint: str, criteria: str = "ServiceRequest?performer=Organization/clinic-a",
@@ -35,13 +35,6 @@ def referral(n: int, clinic: str = "clinic-a") -> dict:
     return {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
             "identifier": [{"system": "https://puente.example.org/referral", "value": f"r-{n}"}],
             "subject": {"reference": "Patient/p1"}, "performer": [{"reference": f"Organization/{clinic}"}]}
-
-
-async def until(condition, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def status_of(fhir, subscription_id: str) -> str:

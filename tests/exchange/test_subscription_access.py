@@ -7,7 +7,8 @@ import asyncio
 from tests.auth import support
 from tests.auth.support import bearer, register
 from tests.auth.test_policies import clinic_token
-from tests.exchange.test_rest_hook import referral, subscription, until
+from tests.exchange.test_rest_hook import referral, subscription
+from tests.fixtures.waiting import until
 
 CLINIC = "system/ServiceRequest.rs system/Subscription.cruds"
 

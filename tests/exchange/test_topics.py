@@ -33,7 +33,8 @@ from tests.auth import support
 from tests.auth.support import bearer, register
 from tests.auth.test_policies import clinic_token
 from tests.exchange.clinic_sim import ClinicSimulator
-from tests.exchange.test_rest_hook import referral, status_of, until
+from tests.exchange.test_rest_hook import referral, status_of
+from tests.fixtures.waiting import until
 
 CLINIC = "system/ServiceRequest.rs system/Task.rs system/Subscription.cruds"
 
