@@ -6,6 +6,10 @@ process is claiming; SQLite runs one writer at a time, so its UPDATE is atomic a
 renews its lease at every checkpoint; a job whose lease ran out (its worker was killed) is claimed
 again and resumes from the last checkpoint. A job claimed MAX_ATTEMPTS times fails instead of
 killing worker after worker.
+
+A job kicked off at the console (`puente export`) is the console's own: it writes to the console's
+directory and moves the files where the operator asked, so no server's worker claims it, even once
+a killed run's lease has run out; the next run of the same command takes it over (claim_job).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from bulk.tables import export_jobs
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
 MAX_ATTEMPTS = 3
+# The owner of every console job: owner_of gives only "user:" and "client:" owners, so no token's
+# holder polls, downloads or cancels one over HTTP, and the servers' workers can tell them apart.
+CONSOLE_OWNER = "console:puente-cli"
 
 
 def now() -> datetime:
@@ -91,14 +98,15 @@ class JobStore:
         self.engine = engine
         self.lease = timedelta(seconds=lease_seconds)
 
-    async def create(self, principal: Principal, request: ExportRequest) -> str:
+    async def create(self, principal: Principal, request: ExportRequest, *, console: bool = False) -> str:
+        """A queued job; `console`: the console's own (see the module's docstring)."""
         job_id = str(uuid.uuid4())
         stamp = now()
         async with self.engine.begin() as connection:
             await connection.execute(
                 export_jobs.insert().values(
                     id=job_id,
-                    owner=owner_of(principal),
+                    owner=CONSOLE_OWNER if console else owner_of(principal),
                     principal=principal_to_json(principal),
                     request=request.to_json(),
                     status=QUEUED,
@@ -118,8 +126,11 @@ class JobStore:
     async def claimable(self) -> bool:
         """Is there a job to claim? A cheap read, so idle workers never take SQLite's write lock."""
         async with self.engine.connect() as connection:
-            row = (await connection.execute(select(export_jobs.c.id).where(self._claimable()).limit(1))).first()
+            row = (await connection.execute(select(export_jobs.c.id).where(self._for_servers()).limit(1))).first()
         return row is not None
+
+    def _for_servers(self) -> Any:
+        return and_(self._claimable(), export_jobs.c.owner != CONSOLE_OWNER)
 
     def _claimable(self) -> Any:
         return or_(
@@ -128,10 +139,10 @@ class JobStore:
         )
 
     async def claim(self, worker: str) -> Job | None:
-        """The oldest job nobody holds, now leased to `worker`; None when there is none."""
+        """The oldest server job nobody holds, now leased to `worker`; None when there is none."""
         pick = (
             select(export_jobs.c.id)
-            .where(self._claimable())
+            .where(self._for_servers())
             .order_by(export_jobs.c.created_at)
             .limit(1)
             .with_for_update(skip_locked=True)

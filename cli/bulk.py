@@ -60,7 +60,7 @@ async def _export(out: Path, params: list[tuple[str, str]], level: str, group: s
                 prefer="respond-async",
                 group_id=group,
             )
-            job_id = await store.create(OPERATOR, request)
+            job_id = await store.create(OPERATOR, request, console=True)
             job_file.write_text(job_id)
         assert job_id is not None
         counts: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Export jobs shared by several processes through the database: one claim wins, a lease that runs
 out passes the job on (and the old worker learns it at its next checkpoint), a job that keeps
-dying is given up."""
+dying is given up, a console's job stays the console's."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from auth.principal import Principal
 from bulk import jobs
 from bulk.jobs import JobStore
 from bulk.request import SYSTEM, parse_export
+from bulk.worker import ExportWorker
 from storage.database import create_engine
 from tests.fixtures.databases import fresh_database
 
@@ -72,3 +73,25 @@ async def test_a_job_that_keeps_dying_fails_and_a_cancelled_one_stops_its_worker
     await store.cancel(other)
     assert not await store.checkpoint(other, "w", {})
     assert other in await store.expired()
+
+
+async def test_a_console_export_is_left_to_the_console_even_after_its_lease_runs_out(engine, tmp_path):
+    """`puente export` against a database that servers also serve: their workers must not run the
+    console's job (its files would go to a server's directory, and the console would wait for a job
+    it can no longer claim)."""
+    store = JobStore(engine, lease_seconds=0.05)
+    request = parse_export(ADMIN, SYSTEM, [("_type", "Patient")], request_url="puente export", prefer="respond-async")
+    job_id = await store.create(ADMIN, request, console=True)
+    server = ExportWorker(engine, tmp_path / "server", lease_seconds=0.05)
+    assert not await store.claimable() and await store.claim("server") is None
+    await server.run_pending()
+    queued = await store.get(job_id)
+    assert queued is not None and queued.status == jobs.QUEUED and queued.owner == jobs.CONSOLE_OWNER
+
+    first_run = await store.claim_job(job_id, "cli:first")
+    assert first_run is not None and first_run.status == jobs.RUNNING
+    await asyncio.sleep(0.1)  # the console was killed: its lease runs out
+    await server.run_pending()
+    assert await store.claim("server") is None and not (tmp_path / "server").exists()
+    rerun = await store.claim_job(job_id, "cli:second")  # the same command, run again, resumes it
+    assert rerun is not None and rerun.attempts == 2
