@@ -70,10 +70,12 @@ def _term(label: str, key: SortKey, resource_type: str, r: FromClause, alias: Al
     lowest, highest, kind = _SORT_COLUMNS[key.param.type]
     idx = alias(SEARCH_TABLES[key.param.type])
     aggregate = func.max(idx.c[highest]) if key.descending else func.min(idx.c[lowest])
+    # The candidate's own index rows, by its pk alone: its index rows all carry its type, and naming
+    # the type too let a planner without statistics read the parameter's value index instead, whose
+    # (resource_type, param) range is every resource's dates (tests/storage/test_plans_without_statistics.py).
     expr = (
         select(aggregate)
-        .where(idx.c.resource_pk == r.c.pk, idx.c.resource_type == resource_type,
-               one_or_many(idx.c.param, stored_as(key.code, (resource_type,))))
+        .where(idx.c.resource_pk == r.c.pk, one_or_many(idx.c.param, stored_as(key.code, (resource_type,))))
         .scalar_subquery()
     )
     return SortTerm(label, expr, key.descending, kind, True)

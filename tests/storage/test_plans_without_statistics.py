@@ -17,12 +17,16 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.principal import LOCAL_EXPLORER
+from fhir_mappings import fhir_json
 from fhir_mappings.search import parse_query
+from fhir_mappings.search.query_ast import SearchQuery
 from storage import current_reads, version_writes
 from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
+from storage.search.engine import SearchPage
 from tests.fixtures.databases import fresh_database
 
 MEASUREMENT = "_rules-measurement"
@@ -108,27 +112,10 @@ async def test_the_referral_pull_probes_each_new_referral_unanalysed(backend, tm
                            "performer": [{"reference": f"Organization/f{n % 8}"}]}, f"sr{n}") for n in range(4000)]
             async with transaction(engine, write=True) as connection:
                 await FhirRepository(connection, LOCAL_EXPLORER).create_many(referrals)
-            sent: list[tuple[str, object]] = []
-
-            def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-                sent.append((statement, parameters))
-
             query = parse_query("ServiceRequest", [("performer", "Organization/f3"), ("status", "active"),
                                                    ("_lastUpdated", "gt2020-01-01T00:00:00Z")])
-            event.listen(engine.sync_engine, "before_cursor_execute", capture)
-            try:
-                async with transaction(engine, write=False) as connection:
-                    page = await FhirRepository(connection, LOCAL_EXPLORER).search(query, count=50)
-            finally:
-                event.remove(engine.sync_engine, "before_cursor_execute", capture)
+            page, plan = await _search_and_plan(engine, query)
             assert len(page.matches) == 50
-            [(statement, parameters)] = [(s, p) for s, p in sent if "search_reference" in s]
-            async with engine.connect() as connection:
-                assert (await connection.exec_driver_sql(
-                    "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'")).scalar() == 0
-                # Searches run with custom plans (storage.database), so this is the plan they get.
-                rows = await connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {statement}", parameters)
-                plan = "\n".join(row[0] for row in rows)
         finally:
             await engine.dispose()
         assert plan.splitlines()[1].strip().startswith("->  Index Scan using ix_resources_type_updated"), plan
@@ -137,6 +124,63 @@ async def test_the_referral_pull_probes_each_new_referral_unanalysed(backend, tm
         assert "Join" not in plan, plan
         assert "ix_search_reference_resource" in plan and "ix_search_token_resource" in plan, plan
         assert plan.count("Index Cond: (resource_pk = resources_0.pk)") == 2, plan
+
+
+async def test_a_childs_observations_sort_on_their_own_dates_unanalysed(backend, tmp_path: Path):
+    """`Observation?subject=Patient/{child}&code=loinc|718-7&_sort=-date`, a child's hemoglobin
+    history: on PostgreSQL the child's reference rows drive and each candidate is found by its pk;
+    on both, the date it sorts on is read from its own index rows. Never analysed, both used to walk
+    every Observation's dates in the date index for each match's sort key."""
+    async with fresh_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            loinc = ["8302-2", "718-7", "718-7"]  # a height for two hemoglobins
+            observations = [({"resourceType": "Observation", "status": "final",
+                              "code": {"coding": [{"system": "http://loinc.org", "code": loinc[n % 3]}]},
+                              "subject": {"reference": f"Patient/p{n % 250}"},
+                              "effectiveDateTime": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}",
+                              "valueQuantity": {"value": 11.5, "unit": "g/dL"}}, f"o{n}") for n in range(4000)]
+            async with transaction(engine, write=True) as connection:
+                await FhirRepository(connection, LOCAL_EXPLORER).create_many(observations)
+            query = parse_query("Observation", [("subject", "Patient/p7"), ("code", "http://loinc.org|718-7"),
+                                                ("_sort", "-date")])
+            page, plan = await _search_and_plan(engine, query)
+        finally:
+            await engine.dispose()
+        dates = [fhir_json.loads_stored(m.content)["effectiveDateTime"] for m in page.matches]
+        assert len(dates) == 10 and dates == sorted(dates, reverse=True)
+        if backend == "postgres":
+            assert "ix_resources_type_updated" not in plan and "Seq Scan" not in plan, plan
+            assert "ix_search_reference_value0" in plan and "pk_resources" in plan, plan
+            assert "ix_search_date_resource" in plan and "ix_search_date_value1" not in plan, plan
+        else:  # which side drives is SQLite's guess without sqlite_stat1; the sort key is not
+            assert "SEARCH date_0 USING INDEX ix_search_date_resource (resource_pk=?)" in plan.splitlines(), plan
+            assert "ix_search_date_value1" not in plan, plan
+
+
+async def _search_and_plan(engine: AsyncEngine, query: SearchQuery) -> tuple[SearchPage, str]:
+    """A first page of `query`, and the plan the database gives its statement, before any ANALYZE.
+    Searches run with custom plans on PostgreSQL (storage.database), so EXPLAIN shows that plan."""
+    sent: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with transaction(engine, write=False) as connection:
+            page = await FhirRepository(connection, LOCAL_EXPLORER).search(query, count=10 if query.sort else 50)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = [(s, p) for s, p in sent if "search_reference" in s]
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            assert (await connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'")).scalar() == 0
+            rows = await connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {statement}", parameters)
+        else:
+            rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        return page, "\n".join(str(row[-1]) for row in rows)
 
 
 async def test_sqlite_reads_the_latest_measurements_from_the_token_rows(backend, tmp_path: Path):
