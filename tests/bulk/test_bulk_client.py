@@ -16,7 +16,6 @@ import httpx
 from fhir_mappings import fhir_json
 from tests.auth import support
 from tests.bulk.cli_support import PUENTE, empty, env, patients_ndjson, puente
-from tests.conftest import SESSION_DATA_DIR
 from tests.fixtures.live_server import serve
 
 
@@ -54,10 +53,6 @@ async def test_a_backend_services_client_exports_from_a_running_puente(database_
     extra = {
         "PUENTE_AUTH": "on",
         "PUENTE_DATA_DIR": str(tmp_path),
-        # The session's in-process apps poll this database for export jobs too; one of them may run
-        # this job, so the server reads the files from where they write them, as a deployment's
-        # processes share one PUENTE_EXPORT_DIR (README, bulk export).
-        "PUENTE_EXPORT_DIR": str(SESSION_DATA_DIR / "exports"),
         "AUTHLIB_INSECURE_TRANSPORT": "1",
         "PUENTE_EXPORT_PAGE_SIZE": "50",
     }
