@@ -114,7 +114,7 @@ async def test_the_referral_pull_probes_each_new_referral_unanalysed(backend, tm
                 await FhirRepository(connection, LOCAL_EXPLORER).create_many(referrals)
             query = parse_query("ServiceRequest", [("performer", "Organization/f3"), ("status", "active"),
                                                    ("_lastUpdated", "gt2020-01-01T00:00:00Z")])
-            page, plan = await _search_and_plan(engine, query)
+            page, plan = await _search_and_plan(engine, query, count=50)
             assert len(page.matches) == 50
         finally:
             await engine.dispose()
@@ -144,7 +144,7 @@ async def test_a_childs_observations_sort_on_their_own_dates_unanalysed(backend,
                 await FhirRepository(connection, LOCAL_EXPLORER).create_many(observations)
             query = parse_query("Observation", [("subject", "Patient/p7"), ("code", "http://loinc.org|718-7"),
                                                 ("_sort", "-date")])
-            page, plan = await _search_and_plan(engine, query)
+            page, plan = await _search_and_plan(engine, query, count=10)
         finally:
             await engine.dispose()
         dates = [fhir_json.loads_stored(m.content)["effectiveDateTime"] for m in page.matches]
@@ -158,9 +158,10 @@ async def test_a_childs_observations_sort_on_their_own_dates_unanalysed(backend,
             assert "ix_search_date_value1" not in plan, plan
 
 
-async def _search_and_plan(engine: AsyncEngine, query: SearchQuery) -> tuple[SearchPage, str]:
-    """A first page of `query`, and the plan the database gives its statement, before any ANALYZE.
-    Searches run with custom plans on PostgreSQL (storage.database), so EXPLAIN shows that plan."""
+async def _search_and_plan(engine: AsyncEngine, query: SearchQuery, *, count: int) -> tuple[SearchPage, str]:
+    """A first page of `query` (`count` matches at most), and the plan the database gives its
+    statement, before any ANALYZE. Searches run with custom plans on PostgreSQL (storage.database),
+    so EXPLAIN shows that plan."""
     sent: list[tuple[str, object]] = []
 
     def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
@@ -169,7 +170,7 @@ async def _search_and_plan(engine: AsyncEngine, query: SearchQuery) -> tuple[Sea
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
     try:
         async with transaction(engine, write=False) as connection:
-            page = await FhirRepository(connection, LOCAL_EXPLORER).search(query, count=10 if query.sort else 50)
+            page = await FhirRepository(connection, LOCAL_EXPLORER).search(query, count=count)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
     [(statement, parameters)] = [(s, p) for s, p in sent if "search_reference" in s]
