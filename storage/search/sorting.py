@@ -72,7 +72,8 @@ def _term(label: str, key: SortKey, resource_type: str, r: FromClause, alias: Al
     aggregate = func.max(idx.c[highest]) if key.descending else func.min(idx.c[lowest])
     # The candidate's own index rows, by its pk alone: its index rows all carry its type, and naming
     # the type too let a planner without statistics read the parameter's value index instead, whose
-    # (resource_type, param) range is every resource's dates (tests/storage/test_plans_without_statistics.py).
+    # (resource_type, param) range holds every resource's values, e.g. every Observation's dates
+    # (tests/storage/test_plans_without_statistics.py).
     expr = (
         select(aggregate)
         .where(idx.c.resource_pk == r.c.pk, one_or_many(idx.c.param, stored_as(key.code, (resource_type,))))
