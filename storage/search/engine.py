@@ -15,10 +15,11 @@ from sqlalchemy.ext.compiler import compiles
 from auth.principal import Principal
 from fhir_mappings.search.query_ast import DateValue, SearchQuery
 from storage import access, clock
-from storage.search.clauses import Context, clause_condition
+from storage.search.clauses import Context, clause_conditions, driving_clause
 from storage.search.found import Found
 from storage.search.includes import included
 from storage.search.sorting import beyond, decode_cursor, encode_cursor, order_by, sort_terms
+from storage.search.sql import unindexed
 from storage.tables import resources
 
 MAX_INCLUDED = 5000  # per page: a runaway :iterate stops here
@@ -38,11 +39,13 @@ class SearchPage:
 def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[ColumnElement[bool]]:
     """What a current resource of the searched type must satisfy to match (access rules included)."""
     resource_type = query.resource_type
+    driver = driving_clause(ctx, query.clauses)
+    of_type = r.c.resource_type if driver is None or driver.code == "_id" else unindexed(r.c.resource_type)
     return [
-        r.c.resource_type == resource_type,
+        of_type == resource_type,
         r.c.deleted.is_(False),
         *access.visible(ctx.principal, resource_type, r),  # type: ignore[arg-type]
-        *(clause_condition(ctx, clause, r, resource_type) for clause in query.clauses),
+        *clause_conditions(ctx, query.clauses, r, resource_type),
     ]
 
 
@@ -87,7 +90,7 @@ async def search(
         # A poll's own `_lastUpdated=gt<W>` takes nothing until W: answer at least W, so a watermark
         # that came out earlier this time (another write just opened) cannot make the next poll repeat.
         watermark = max(watermark, polled_after or watermark)
-    where.append(r.c.last_updated <= watermark)
+    where.append(unindexed(r.c.last_updated) <= watermark)
     if query.summary == "count" or count == 0:
         if query.total == "none":
             return SearchPage([], watermark=watermark)

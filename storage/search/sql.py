@@ -82,6 +82,33 @@ def one_or_many(column: ColumnElement[Any], values: tuple[str, ...] | list[str])
     return column == values[0] if len(values) == 1 else column.in_(list(values))
 
 
+class unindexed(FunctionElement[Any]):
+    """`column` as a value SQLite's planner will not look up in an index (`+column`); itself elsewhere.
+
+    For a bound every row of the type meets (the watermark): SQLite, which has no statistics here,
+    took `resource_type = ? AND last_updated <= ?` for a selective range and walked every resource of
+    the type instead of the few a child's reference rows name."""
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"+{compiler.process(column, **kw)}"
+
+
+@compiles(unindexed)
+def _unindexed_default(element: unindexed, compiler: Any, **kw: Any) -> str:
+    [column] = element.clauses
+    return str(compiler.process(column, **kw))
+
+
 class json_field(FunctionElement[str]):
     """`component[index].key` of a JSON array of objects stored as text, as text (NULL when absent)."""
 

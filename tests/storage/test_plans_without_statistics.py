@@ -126,22 +126,27 @@ async def test_the_referral_pull_probes_each_new_referral_unanalysed(backend, tm
         assert plan.count("Index Cond: (resource_pk = resources_0.pk)") == 2, plan
 
 
+LOINC = ["8302-2", "718-7", "718-7"]  # a height for two hemoglobins
+
+
+def _observations(count: int = 4000, children: int = 250) -> list[tuple[dict, str]]:
+    return [({"resourceType": "Observation", "status": "final",
+              "code": {"coding": [{"system": "http://loinc.org", "code": LOINC[n % 3]}]},
+              "subject": {"reference": f"Patient/p{n % children}"},
+              "effectiveDateTime": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}",
+              "valueQuantity": {"value": 11.5, "unit": "g/dL"}}, f"o{n}") for n in range(count)]
+
+
 async def test_a_childs_observations_sort_on_their_own_dates_unanalysed(backend, tmp_path: Path):
     """`Observation?subject=Patient/{child}&code=loinc|718-7&_sort=-date`, a child's hemoglobin
-    history: on PostgreSQL the child's reference rows drive and each candidate is found by its pk;
-    on both, the date it sorts on is read from its own index rows. Never analysed, both used to walk
-    every Observation's dates in the date index for each match's sort key."""
+    history: the child's reference rows drive and each candidate is found by its pk; the date it
+    sorts on is read from its own index rows. Never analysed, both used to walk every Observation's
+    dates in the date index for each match's sort key."""
     async with fresh_database(backend, tmp_path) as url:
         engine = create_engine(url)
         try:
-            loinc = ["8302-2", "718-7", "718-7"]  # a height for two hemoglobins
-            observations = [({"resourceType": "Observation", "status": "final",
-                              "code": {"coding": [{"system": "http://loinc.org", "code": loinc[n % 3]}]},
-                              "subject": {"reference": f"Patient/p{n % 250}"},
-                              "effectiveDateTime": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}",
-                              "valueQuantity": {"value": 11.5, "unit": "g/dL"}}, f"o{n}") for n in range(4000)]
             async with transaction(engine, write=True) as connection:
-                await FhirRepository(connection, LOCAL_EXPLORER).create_many(observations)
+                await FhirRepository(connection, LOCAL_EXPLORER).create_many(_observations())
             query = parse_query("Observation", [("subject", "Patient/p7"), ("code", "http://loinc.org|718-7"),
                                                 ("_sort", "-date")])
             page, plan = await _search_and_plan(engine, query, count=10)
@@ -153,9 +158,44 @@ async def test_a_childs_observations_sort_on_their_own_dates_unanalysed(backend,
             assert "ix_resources_type_updated" not in plan and "Seq Scan" not in plan, plan
             assert "ix_search_reference_value0" in plan and "pk_resources" in plan, plan
             assert "ix_search_date_resource" in plan and "ix_search_date_value1" not in plan, plan
-        else:  # which side drives is SQLite's guess without sqlite_stat1; the sort key is not
+        else:
             assert "SEARCH date_0 USING INDEX ix_search_date_resource (resource_pk=?)" in plan.splitlines(), plan
             assert "ix_search_date_value1" not in plan, plan
+
+
+@pytest.mark.parametrize("criteria", [
+    [("subject", "Patient/p7"), ("code", "http://loinc.org|718-7")],
+    [("patient", "p7"), ("date", "ge2026-03-01"), ("code", "http://loinc.org|718-7")],
+    [("code", "http://loinc.org|718-7"), ("subject:Patient", "p7"), ("_sort", "-date")],
+])
+async def test_a_childs_reference_rows_drive_and_the_rest_is_judged_on_each_candidate_unanalysed(
+    backend, tmp_path: Path, criteria: list[tuple[str, str]]
+):
+    """A search that names the child (`subject=Patient/{child}`) reads the child's reference rows and
+    judges the code and the date on each of the child's Observations, through their pk. Never
+    analysed, PostgreSQL rescanned every hemoglobin of the database (the whole `code` range) and every
+    Observation's dates for each of them (97-224 ms on 40,000 Observations, against ~2 ms), and
+    SQLite walked every Observation through (resource_type, last_updated)."""
+    async with fresh_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            async with transaction(engine, write=True) as connection:
+                await FhirRepository(connection, LOCAL_EXPLORER).create_many(_observations())
+            page, plan = await _search_and_plan(engine, parse_query("Observation", criteria), count=50)
+        finally:
+            await engine.dispose()
+        since_march = any(name == "date" for name, _ in criteria)
+        expected = {f"o{n}" for n in range(7, 4000, 250) if LOINC[n % 3] == "718-7"
+                    and (not since_march or 1 + n % 12 >= 3)}
+        assert {m.id for m in page.matches} == expected and 0 < len(expected) < 16
+        assert "ix_search_token_value0" not in plan and "ix_search_date_value" not in plan, plan
+        if backend == "postgres":
+            assert "Seq Scan" not in plan and "Join" not in plan and "ix_resources_type_updated" not in plan, plan
+            assert "ix_search_reference_value0" in plan and "Index Cond: (pk = reference_0.resource_pk)" in plan, plan
+            assert "Index Cond: (resource_pk = resources_0.pk)" in plan, plan
+        else:
+            assert plan.splitlines()[0] == "SEARCH resources_0 USING INTEGER PRIMARY KEY (rowid=?)", plan
+            assert "SEARCH token_0 USING INDEX ix_search_token_resource (resource_pk=?)" in plan.splitlines(), plan
 
 
 async def _search_and_plan(engine: AsyncEngine, query: SearchQuery, *, count: int) -> tuple[SearchPage, str]:
