@@ -51,6 +51,7 @@ from rules.config import ClinicalConfig
 from settings import Settings, get_settings
 from storage import search_rows, statistics
 from storage.database import create_engine, open_read_pool
+from storage.statistics_keeper import StatisticsKeeper
 from wiring import write_subscribers
 
 log = logging.getLogger("puente")
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             time_budget=settings.request_time_budget,
         )
         await statistics.warn_if_statistics_may_go_stale(shared.engine)
+        keeper = await StatisticsKeeper.started_if_needed(shared.engine, every_seconds=settings.analyze_seconds)
         await open_read_pool(shared.engine)
         warm_up()
         auth_routes.start(shared)  # signing keys: loaded, or generated on the first run
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 shared.export_worker = None
             await shared.exchange.stop()
             await audit.stop(shared)
+            if keeper is not None:
+                await keeper.stop()
             await shared.engine.dispose()
             shared.engine_or_none = None
 

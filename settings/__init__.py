@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_page_size: int = 1000
     db_pool_size: int = 10
     db_pool_timeout: float = 10.0  # seconds a request waits for a pooled connection, then 503
+    # PostgreSQL with autovacuum off: how often each `serve` process analyses the tables that changed
+    # enough by autovacuum's own thresholds (storage.statistics_keeper); 0: never.
+    analyze_seconds: float = 60.0
 
     # Hostile input and floods (README "Limits"): each is refused with a 4xx OperationOutcome that
     # names it, before any database work; the defaults leave real CHW and clinic traffic far below.
