@@ -174,7 +174,11 @@ def _final(
         for value in clause.values:
             assert isinstance(value, MissingValue)
             idx = ctx.alias(table)
-            if value.missing:
+            if probe:  # on the candidate's own rows, as `_per_candidate`
+                own = _own_rows(idx, r)
+                present = exists(select(own.c.resource_pk).where(*scope(own)))
+                found.append(~present if value.missing else present)
+            elif value.missing:
                 found.append(~exists().where(idx.c.resource_pk == r.c.pk, *scope(idx)))
             else:
                 found.append(r.c.pk.in_(select(idx.c.resource_pk).where(*scope(idx))))
@@ -199,10 +203,15 @@ def _per_candidate(
     `_lastUpdated` (a nested loop filtering on pk). This way the shape is fixed by the query: the
     (resource_type, last_updated) range drives, and each candidate costs one probe of the
     `resource_pk` index."""
-    own = select(idx).where(idx.c.resource_pk == r.c.pk).correlate(r).offset(0).subquery(f"own_{idx.name}")  # type: ignore[attr-defined]
+    own = _own_rows(idx, r)
     matched = any_of([_value(ctx, clause, own.c, v) for v in clause.values])
     found = select(own.c.resource_pk).where(*scope(own), matched)
     return ~exists(found) if clause.modifier == "not" else exists(found)
+
+
+def _own_rows(idx: FromClause, r: FromClause) -> FromClause:
+    """The index rows of `idx`'s table that belong to the candidate `r`, found by its pk alone."""
+    return select(idx).where(idx.c.resource_pk == r.c.pk).correlate(r).offset(0).subquery(f"own_{idx.name}")  # type: ignore[attr-defined]
 
 
 def _value(ctx: Context, clause: Clause, c: Any, value: Any) -> ColumnElement[bool]:
