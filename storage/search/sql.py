@@ -85,9 +85,11 @@ def one_or_many(column: ColumnElement[Any], values: tuple[str, ...] | list[str])
 class unindexed(FunctionElement[Any]):
     """`column` as a value SQLite's planner will not look up in an index (`+column`); itself elsewhere.
 
-    For a bound every row of the type meets (the watermark): SQLite, which has no statistics here,
-    took `resource_type = ? AND last_updated <= ?` for a selective range and walked every resource of
-    the type instead of the few a child's reference rows name."""
+    For conditions that select nothing worth an index walk: the watermark (every current version
+    meets it), and the searched type when another clause names the candidates (storage.search.engine).
+    SQLite, which has no statistics here, took `resource_type = ? AND last_updated <= ?` for a
+    selective range and walked every resource of the type instead of the few a child's reference
+    rows name."""
 
     inherit_cache = True
     name = "unindexed"
