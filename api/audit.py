@@ -40,6 +40,7 @@ from fhir_mappings.code_systems import AUDIT_EVENT_TYPE, DICOM, RESTFUL_INTERACT
 from fhir_mappings.outcomes import ServiceUnavailable
 from settings import Settings
 from storage import clock, version_writes
+from storage.background import cancel_and_wait
 from storage.database import transaction
 from storage.versions import fhir_instant
 
@@ -146,10 +147,7 @@ class AuditWriter:
         """Store what is queued (waiting at most `grace_seconds`), then end the writer."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), grace_seconds)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         while not self._queue.empty():
             _, waiter = self._queue.get_nowait()
             if not waiter.done():

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bulk.jobs import JobStore
 from bulk.runner import ExportRunner
+from storage.background import cancel_and_wait
 
 log = logging.getLogger("puente.bulk")
 
@@ -47,11 +48,8 @@ class ExportWorker:
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

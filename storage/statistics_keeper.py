@@ -11,12 +11,12 @@ counters when nothing is due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import statistics
+from storage.background import cancel_and_wait
 
 log = logging.getLogger("puente.storage")
 
@@ -37,11 +37,8 @@ class StatisticsKeeper:
         return keeper
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:
