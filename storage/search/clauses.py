@@ -6,6 +6,9 @@ Every parameter becomes a semi-join on the resource's pk against its index table
   :not         NOT EXISTS (... same, correlated on r.pk)          (resources without a matching value)
   :missing     NOT EXISTS / IN on (type, param) alone
   `_id`, `_lastUpdated`  the resources table's own columns
+Beside a clause that names the resources it reaches (`subject=Patient/x`), and in a poll, the other
+parameters are judged per candidate instead: EXISTS over the candidate's own index rows, found by
+its pk (`clause_conditions`, `_per_candidate`).
 A forward chain (`subject:Patient.name=x`) joins search_reference to the target resources and
 recurses on them; a reverse chain (`_has:Observation:subject:code=x`) asks for a referrer that
 satisfies the rest. Resources reached through a chain must be visible to the caller too, so a
