@@ -39,14 +39,21 @@ class SearchPage:
 def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[ColumnElement[bool]]:
     """What a current resource of the searched type must satisfy to match (access rules included)."""
     resource_type = query.resource_type
-    driver = driving_clause(ctx, query.clauses)
-    of_type = r.c.resource_type if driver is None or driver.code == "_id" else unindexed(r.c.resource_type)
+    of_type = unindexed(r.c.resource_type) if _rows_drive(ctx, query) else r.c.resource_type
     return [
         of_type == resource_type,
         r.c.deleted.is_(False),
         *access.visible(ctx.principal, resource_type, r),  # type: ignore[arg-type]
         *clause_conditions(ctx, query.clauses, r, resource_type),
     ]
+
+
+def _rows_drive(ctx: Context, query: SearchQuery) -> bool:
+    """Whether a clause's index rows name the candidates (a reference to a given resource): then the
+    type and the watermark, which every candidate meets, are no index range for SQLite's planner
+    (sql.unindexed). Elsewhere SQLite keeps walking (resource_type, last_updated) in page order."""
+    driver = driving_clause(ctx, query.clauses)
+    return driver is not None and driver.code != "_id"
 
 
 def _polled_after(query: SearchQuery) -> datetime | None:
@@ -90,7 +97,7 @@ async def search(
         # A poll's own `_lastUpdated=gt<W>` takes nothing until W: answer at least W, so a watermark
         # that came out earlier this time (another write just opened) cannot make the next poll repeat.
         watermark = max(watermark, polled_after or watermark)
-    where.append(unindexed(r.c.last_updated) <= watermark)
+    where.append((unindexed(r.c.last_updated) if _rows_drive(ctx, query) else r.c.last_updated) <= watermark)
     if query.summary == "count" or count == 0:
         if query.total == "none":
             return SearchPage([], watermark=watermark)

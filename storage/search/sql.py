@@ -85,11 +85,10 @@ def one_or_many(column: ColumnElement[Any], values: tuple[str, ...] | list[str])
 class unindexed(FunctionElement[Any]):
     """`column` as a value SQLite's planner will not look up in an index (`+column`); itself elsewhere.
 
-    For conditions that select nothing worth an index walk: the watermark (every current version
-    meets it), and the searched type when another clause names the candidates (storage.search.engine).
-    SQLite, which has no statistics here, took `resource_type = ? AND last_updated <= ?` for a
-    selective range and walked every resource of the type instead of the few a child's reference
-    rows name."""
+    For conditions every candidate meets when another clause names the candidates (the searched type
+    and the watermark: storage.search.engine). SQLite, which has no statistics here, took
+    `resource_type = ? AND last_updated <= ?` for a selective range and walked every resource of the
+    type instead of the few a child's reference rows name."""
 
     inherit_cache = True
     name = "unindexed"
