@@ -46,6 +46,12 @@ _ADVISORY_LOCKS = DriverStatement.from_named(
 QueryPairs = Sequence[tuple[str, str]]
 
 
+def lock_id(key: str) -> int:
+    """The int4 under LOCK_CLASS that stands for `key`: a 32-bit digest, so two keys that share one
+    only take turns, which is harmless."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big", signed=True)
+
+
 @dataclass(frozen=True)
 class WriteResult:
     version: StoredVersion
@@ -768,9 +774,7 @@ class FhirRepository:
         """
         if self._dialect != "postgresql" or not keys:
             return
-        # 32-bit digests: two keys that share one only take turns, which is harmless.
-        ids = sorted({int.from_bytes(hashlib.blake2b(k.encode(), digest_size=4).digest(), "big", signed=True)
-                      for k in keys})
+        ids = sorted({lock_id(k) for k in keys})
         await fetch(self.connection, _ADVISORY_LOCKS, {"ids": ids, "lock_class": LOCK_CLASS})
 
     async def _serialise_on(self, resource_type: str, query: QueryPairs) -> None:

@@ -11,13 +11,12 @@ storage.statistics_keeper), on the tables that changed enough by PostgreSQL's ow
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.repository import LOCK_CLASS
+from storage.repository import LOCK_CLASS, lock_id
 
 log = logging.getLogger("puente.storage")
 
@@ -56,9 +55,9 @@ async def warn_if_statistics_may_go_stale(engine: AsyncEngine) -> bool:
     return False
 
 
-# One process at a time analyses (each `serve` worker looks): a session lock in the two-int4 key
-# space of storage.repository's locks, its key made as theirs are.
-_ANALYZE_KEY = int.from_bytes(hashlib.blake2b(b"puente.analyze", digest_size=4).digest(), "big", signed=True)
+# One process at a time analyses (each `serve` worker looks): a session lock among
+# storage.repository's locks (their two-int4 key space, away from the write leases).
+_ANALYZE_KEY = lock_id("puente.analyze")
 
 # autovacuum's own rule for "needs ANALYZE" (its threshold and scale factor, as the DBA set them),
 # with a never-analysed table (reltuples -1) counted as empty.
