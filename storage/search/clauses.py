@@ -61,10 +61,9 @@ def clause_conditions(
     database (`code=718-7`) once per Observation of the child, 171 ms where a probe by pk costs
     ~0.01 ms. The shape is then fixed by the query, with statistics or without; the pinned set is
     what it costs."""
-    driver = driving_clause(ctx, clauses)
+    driver = driving_clause(ctx, clauses)  # None in a poll, where `clause_condition` probes every clause
     return [
-        clause_condition(ctx, clause, r, resource_type,
-                         probe=ctx.per_candidate or (driver is not None and clause is not driver))
+        clause_condition(ctx, clause, r, resource_type, probe=driver is not None and clause is not driver)
         for clause in clauses
     ]
 
