@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.builders import measurement
 from tests.search.conftest import found_ids, search
 
 LOINC = "http://loinc.org"
 
 
 def _observation(oid: str, child: str, code: str, day: str, value: float | None = None, *, by: str | None = None):
-    observation = {
-        "resourceType": "Observation",
-        "id": oid,
-        "status": "final",
-        "code": {"coding": [{"system": LOINC, "code": code}]},
-        "subject": {"reference": f"Patient/{child}"},
-        "effectiveDateTime": day,
-    }
+    observation = measurement(child, code, 0 if value is None else value, "g/dL", day, oid)
     if value is None:
+        del observation["valueQuantity"]
         observation["dataAbsentReason"] = {"text": "not measured"}
-    else:
-        observation["valueQuantity"] = {"value": value, "unit": "g/dL", "system": "http://unitsofmeasure.org",
-                                        "code": "g/dL"}
     if by is not None:
         observation["performer"] = [{"reference": f"Practitioner/{by}"}]
     return observation
