@@ -83,7 +83,7 @@ async def _seen(repository: FhirRepository, resource_type: str, ids: list[str],
         r = resources.alias(f"r{n}")
         arms.append(select(literal(n).label("owner"), r.c.id).where(
             r.c.resource_type == resource_type, r.c.id.in_(ids),
-            *access.visible(owner, resource_type, r, deleted_too=True)))
+            *access.visible(owner, resource_type, r, deleted_too=True, each=True)))
     statement = arms[0] if len(arms) == 1 else union_all(*arms)
     seen: dict[int, set[str]] = {}
     for row in (await repository.connection.execute(statement)).all():

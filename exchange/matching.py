@@ -293,7 +293,7 @@ def _statement(resource_type: str, arms: list[tuple[Principal, Compiled | None]]
                 where = match_conditions(ctx, compiled.query, r)
             else:
                 where = [r.c.resource_type == resource_type, r.c.deleted.is_(False),
-                         *access.visible(owner, resource_type, r)]  # type: ignore[arg-type]
+                         *access.visible(owner, resource_type, r, each=True)]  # type: ignore[arg-type]
         except FhirError:  # a chain its owner may no longer search
             continue
         selects.append(select(literal(n).label("arm"), r.c.id).where(r.c.pk.in_(select(written.c.pk)), *where))

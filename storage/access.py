@@ -25,6 +25,13 @@ Who sees what (the search_reference index says who is linked to whom):
 
 What a write may point at, so that no write widens these rules for its caller, is storage.grants.
 
+Each rule is stated here as the set of pks its caller may see (`pk IN (...)`), which suits a search
+that walks many rows. A clinic's set is its whole referral history and a CHW's everything about
+her catchment, and the database builds it in full for every statement that tests it; a statement
+that names its few rows (a read by id, a reference check, an `_include` page, a write's
+subscription match, a search a reference pins) asks `visible(..., each=True)` instead, and the
+clinic's and the CHW's rules are then asked of each row (storage.access_candidates).
+
 Visibility follows the current version's index rows: older versions of a resource are visible
 exactly when the resource is. A deletion removes the index rows but keeps the references in
 `deleted_reference`; reads and history (`visible(..., deleted_too=True)`) let the LAST step of each
@@ -57,6 +64,7 @@ from sqlalchemy import (
 from auth.principal import Principal
 from fhir_mappings.outcomes import Forbidden
 from fhir_mappings.search.registry import registry
+from storage import access_candidates
 from storage.tables import deleted_reference, resources, search_reference
 
 AUDIT_EVENT = "AuditEvent"
@@ -75,6 +83,8 @@ DIRECTORY = frozenset({
     "SearchParameter", "SpecimenDefinition", "StructureDefinition", "Substance", "ValueSet",
 })
 USER_ROLES = ("chw", "supervisor")
+# Rules are built once per caller and type, and cached: building them costs more than running them.
+_CACHE_SIZE = 512  # entries of ~50 KB: a programme's CHWs x the types they sync
 
 
 # Types only the server writes: a client (administrators included) may never create, change or
@@ -106,7 +116,8 @@ def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
 
 
 def visible(
-    principal: Principal, resource_type: str, table: Table | FromClause, *, deleted_too: bool = False
+    principal: Principal, resource_type: str, table: Table | FromClause, *, deleted_too: bool = False,
+    each: bool = False,
 ) -> list[Any]:
     """SQL conditions on `table` (resources or resource_history) limiting rows to what the caller may see.
 
@@ -114,7 +125,15 @@ def visible(
     searches leave it off, as they never match deleted resources. Whatever the rules, a caller sees
     what it created itself (`resources.created_by`), deleted or not: a CHW's retried upload finds
     the Patients she registered before anyone made her their practitioner.
+
+    `each`: the statement names its few rows (by id, by pk): a clinic's rule is then asked of each
+    row (storage.access_candidates), whose cost follows the row's references instead of the
+    clinic's whole referral history. Same rows either way.
     """
+    if each and not principal.is_admin and not principal.patient and (
+        principal.organization or (principal.practitioner and principal.role in USER_ROLES)
+    ):
+        return _each(principal, resource_type, table, deleted_too=deleted_too)
     conditions: list[Any] = []
     pk = _pk(table)
     authored = _authored(resource_type, principal.author) if not principal.is_admin and principal.author else None
@@ -145,6 +164,48 @@ def visible(
         patient_id = reference_id(principal.patient, "Patient")
         allow(lambda final: _patient_compartment(patient_id, resource_type, final), own_writes=False)
     return conditions
+
+
+def _each(principal: Principal, resource_type: str, table: Table | FromClause, *, deleted_too: bool) -> list[Any]:
+    """`visible(..., each=True)` for a clinic or a CHW / supervisor. Built once per caller, type and
+    table when `table` is a plain table (reads by id): building these expressions costs more than
+    running them, as for the sets below."""
+    build = _each_cached if isinstance(table, Table) else _each_rule
+    if principal.organization:
+        return build("clinic", reference_id(principal.organization, "Organization"), False, principal.author,
+                     resource_type, table, deleted_too)
+    supervisor = principal.role == "supervisor"
+    return build("user", reference_id(principal.practitioner or "", "Practitioner"), supervisor, principal.author,
+                 resource_type, table, deleted_too)
+
+
+def _each_rule(kind: str, whose: str, supervisor: bool, author: str | None, resource_type: str,
+               table: Table | FromClause, deleted_too: bool) -> list[Any]:
+    """The clinic's (`kind` "clinic", `whose` its Organization id) or the CHW's / supervisor's
+    ("user", their Practitioner id) rule and own writes, as one condition asked of each row."""
+    pk = _pk(table)
+    finals = (search_reference, deleted_reference) if deleted_too else (search_reference,)
+    if kind == "clinic":
+        alternatives = [access_candidates.clinic_sees(whose, resource_type, table, pk, finals,
+                                                      patient_links=_CLINIC_PATIENT_LINKS,
+                                                      referral_names=REFERRAL_NAMES)]
+    elif resource_type in DIRECTORY:
+        return []  # everyone's to read, as `_user` says
+    elif resource_type != "Patient" and (resource_type == AUDIT_EVENT or not _patient_links(resource_type)):
+        alternatives = [false()]
+    else:
+        members = team(whose)
+        alternatives = [access_candidates.user_sees(
+            whose, members, members if supervisor else [whose], resource_type, table, pk, finals,
+            patient_links=_patient_links(resource_type), care_team_links=_CARE_TEAM_LINKS,
+            practitioner_links=_practitioner_links(resource_type),
+            shared_without_patient=resource_type in SHARED_WITHOUT_PATIENT)]
+    if author:
+        alternatives.append(access_candidates.authored_by(pk, resource_type, author))
+    return [or_(*alternatives)]
+
+
+_each_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(_each_rule)
 
 
 def visible_any(
@@ -219,7 +280,6 @@ def _shared_rule(
 # Each rule is a table-independent SELECT of the resource pks a caller may see, built once per
 # (caller, type) and cached: building these expressions costs more than running them.
 
-_CACHE_SIZE = 512  # entries of ~50 KB: a programme's CHWs x the types they sync
 PkSelect = Select[Any] | CompoundSelect
 
 
@@ -307,6 +367,9 @@ _NOTHING: Select[Any] = select(resources.c.pk).where(false()).correlate(None)
 
 # ---- clinics -----------------------------------------------------------------------------------
 
+# How a referral names its Patient, for a clinic's rule (both forms: here and storage.access_candidates).
+_CLINIC_PATIENT_LINKS = ("subject", "patient")
+
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _clinic(org_id: str, resource_type: str, final: Table = search_reference) -> PkSelect:
@@ -322,7 +385,7 @@ def _clinic(org_id: str, resource_type: str, final: Table = search_reference) ->
         return _pks_of("Organization", [org_id])
     referrals = union(tasks, direct_requests, _pks_of("ServiceRequest", requests_of_tasks))
     if resource_type == "Patient":
-        return _pks_of("Patient", _targets(referrals, ("subject", "patient"), "Patient"))
+        return _pks_of("Patient", _targets(referrals, _CLINIC_PATIENT_LINKS, "Patient"))
     request_ids = union(_ids_of("ServiceRequest", direct_requests), requests_of_tasks)
     return union(
         _pks_of(resource_type, _targets(referrals, REFERRAL_NAMES, resource_type)),
@@ -331,6 +394,9 @@ def _clinic(org_id: str, resource_type: str, final: Table = search_reference) ->
 
 
 # ---- CHWs and supervisors ----------------------------------------------------------------------
+
+# How a CareTeam names the Patient it is about (both forms: here and storage.access_candidates).
+_CARE_TEAM_LINKS = ("subject", "patient")
 
 
 def team(practitioner_id: str) -> CompoundSelect:
@@ -361,7 +427,7 @@ def _catchment_ids(practitioner_id: str, final: Table = search_reference) -> Com
         resources.c.created_by.in_(select(literal("Practitioner/") + member_ids.c[0])),
         resources.c.deleted.is_(final is deleted_reference),  # a deleted Patient grants nothing
     ))
-    return union(_ids_of("Patient", followed), _targets(care_teams, ("subject", "patient"), "Patient"), registered)
+    return union(_ids_of("Patient", followed), _targets(care_teams, _CARE_TEAM_LINKS, "Patient"), registered)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)

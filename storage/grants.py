@@ -174,7 +174,7 @@ async def _visible_ids(
         resources.c.resource_type == target_type,
         resources.c.id.in_(sorted(ids)),
         resources.c.deleted.is_(False),
-        *access.visible(principal, target_type, resources),
+        *access.visible(principal, target_type, resources, each=True),
     )
     return set((await connection.execute(statement)).scalars())
 

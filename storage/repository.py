@@ -141,7 +141,7 @@ class FhirRepository:
             else:
                 missing.append(resource_id)
         if missing:
-            visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
+            visibility = access.visible(self.principal, resource_type, resources, deleted_too=True, each=True)
             read = current_reads.BY_ONE_ID if len(missing) == 1 else current_reads.BY_IDS
             async with key_lookup(self.connection) if len(missing) == 1 else nullcontext():
                 keys = {"resource_type": resource_type, "ids": missing, "id": missing[0]}
@@ -219,7 +219,7 @@ class FhirRepository:
                     resource_history.c.resource_type == resource_type,
                     resource_history.c.id == resource_id,
                     resource_history.c.version_id == int(version_id),
-                    *access.visible(self.principal, resource_type, resource_history, deleted_too=True),
+                    *access.visible(self.principal, resource_type, resource_history, deleted_too=True, each=True),
                 )
             )
         ).first()
@@ -236,7 +236,7 @@ class FhirRepository:
                 select(resources.c.deleted).where(
                     resources.c.resource_type == resource_type,
                     resources.c.id == resource_id,
-                    *access.visible(self.principal, resource_type, resources),
+                    *access.visible(self.principal, resource_type, resources, each=True),
                 )
             )
         ).first()
@@ -515,7 +515,7 @@ class FhirRepository:
         wanted = sorted(set(resource_ids))
         if not wanted:
             return []
-        visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
+        visibility = access.visible(self.principal, resource_type, resources, deleted_too=True, each=True)
         held = {} if visibility else {i: self._locked[(resource_type, i)]
                                       for i in wanted if (resource_type, i) in self._locked}
         self._forget((resource_type, resource_id) for resource_id in wanted)
@@ -586,7 +586,8 @@ class FhirRepository:
         if resource_type is not None:
             access.require(self.principal, resource_type, "r")
             conditions.append(h.c.resource_type == resource_type)
-            conditions.extend(access.visible(self.principal, resource_type, h, deleted_too=True))
+            conditions.extend(access.visible(self.principal, resource_type, h, deleted_too=True,
+                                              each=resource_id is not None))
         elif not self.principal.is_admin or self.principal.scopes:
             readable = [t for t in registry().resource_types if access.allowed(self.principal, t, "r")]
             conditions.append(access.visible_any(self.principal, h, readable))
@@ -709,7 +710,7 @@ class FhirRepository:
         What was read of it before is forgotten: the lock may find a version committed since, and a
         caller retrying after a PreconditionFailed must read that one. A row this transaction
         locked already (read_ahead) is taken as it was read: nothing can have committed since."""
-        visibility = access.visible(self.principal, resource_type, resources, deleted_too=True)
+        visibility = access.visible(self.principal, resource_type, resources, deleted_too=True, each=True)
         key = (resource_type, resource_id)
         known = not visibility and key in self._locked
         held = self._locked.get(key)

@@ -40,10 +40,13 @@ def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[Co
     """What a current resource of the searched type must satisfy to match (access rules included)."""
     resource_type = query.resource_type
     of_type = unindexed(r.c.resource_type) if _rows_drive(ctx, query) else r.c.resource_type
+    # Candidates a clause names (or a poll's written few): the access rule is asked of each of them,
+    # so a clinic's search costs what it names, not its referral history (storage.access_candidates).
+    each = ctx.per_candidate or driving_clause(ctx, query.clauses) is not None
     return [
         of_type == resource_type,
         r.c.deleted.is_(False),
-        *access.visible(ctx.principal, resource_type, r),  # type: ignore[arg-type]
+        *access.visible(ctx.principal, resource_type, r, each=each),  # type: ignore[arg-type]
         *clause_conditions(ctx, query.clauses, r, resource_type),
     ]
 

@@ -132,7 +132,7 @@ async def _load(
                 r.c.resource_type == resource_type,
                 r.c.deleted.is_(False),
                 or_(*wanted[resource_type]),
-                *access.visible(principal, resource_type, r),
+                *access.visible(principal, resource_type, r, each=True),
             )
             .order_by(r.c.pk)
             .limit(limit - len(out))
