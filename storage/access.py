@@ -65,6 +65,7 @@ from auth.principal import Principal
 from fhir_mappings.outcomes import Forbidden
 from fhir_mappings.search.registry import registry
 from storage import access_candidates
+from storage.search.sql import unindexed_text
 from storage.tables import deleted_reference, resources, search_reference
 
 AUDIT_EVENT = "AuditEvent"
@@ -324,9 +325,13 @@ def _referrers(
 def _targets(resource_pks: Any, params: Iterable[str], target_type: str) -> Select[Any]:
     """ids of `target_type` resources referenced through `params` by the resources `resource_pks`."""
     r = search_reference
+    # From the resources to their references: left the choice, both databases walked every reference
+    # to the type (ix_search_reference_target) without statistics, i.e. every Patient's general
+    # practitioner to find one practitioner's CareTeams, a cost that grew with the programme.
     return _own(
         select(r.c.target_id).where(
-            r.c.resource_pk.in_(resource_pks), r.c.param.in_(list(params)), r.c.target_type == target_type
+            r.c.resource_pk.in_(resource_pks), r.c.param.in_(list(params)),
+            unindexed_text(r.c.target_type) == target_type,
         )
     )
 
