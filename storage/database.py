@@ -327,6 +327,7 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
         async with _sqlite_write(engine) as connection:
             yield connection
         return
+    written: clock.WriteClock | None = None
     async with _connection(engine, _writer(engine)) as connection, connection.begin():
         # The write's lease and clock (storage.clock) are taken with its first stamp, not here: a
         # single create takes them in its insert statement (storage.version_writes.insert_leased),
@@ -339,9 +340,11 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
         try:
             yield connection
         finally:
-            clock.close_write(connection)
+            written = clock.close_write(connection)
             write_memo.forget(connection)
             driver_sql.forget_plan(connection)
+    if written is not None:  # committed, its connection given back: not answered before it is visible
+        await clock.settle(written)
 
 
 async def open_read_pool(engine: AsyncEngine) -> None:
