@@ -127,9 +127,9 @@ def visible(
     what it created itself (`resources.created_by`), deleted or not: a CHW's retried upload finds
     the Patients she registered before anyone made her their practitioner.
 
-    `each`: the statement names its few rows (by id, by pk): a clinic's rule is then asked of each
-    row (storage.access_candidates), whose cost follows the row's references instead of the
-    clinic's whole referral history. Same rows either way.
+    `each`: the statement names its few rows (by id, by pk): a clinic's or a CHW's rule is then
+    asked of each row (storage.access_candidates), at a cost that follows the row's references
+    instead of the caller's whole history. Same rows either way.
     """
     if each and not principal.is_admin and not principal.patient and (
         principal.organization or (principal.practitioner and principal.role in USER_ROLES)
