@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Table, and_, literal, or_, select, union_all
 
+from storage.search.sql import fenced
 from storage.tables import resources, search_reference
 
 
@@ -45,25 +46,21 @@ _LIVE = (search_reference,)
 
 def _rows_of(finals: Sequence[Table], pk: Any) -> Any:
     """The reference rows of the resource `pk` in `finals` (its live ones, and those its deletion
-    kept), found by that pk alone. Fenced (OFFSET 0) so that the planner cannot take a value index
-    instead: without statistics PostgreSQL read every reference row of a type through
-    (resource_type, param, ...) to find one resource's."""
-    fenced = []
+    kept), found by that pk alone (search.sql.fenced)."""
+    arms = []
     for final in finals:
         f = final.alias()
-        fenced.append(select(*(f.c[name] for name in _REFERENCE_COLUMNS)).where(f.c.resource_pk == pk)
-                      .correlate_except(f).offset(0).subquery())
-    if len(fenced) == 1:
-        return fenced[0]
+        arms.append(fenced(f, f.c.resource_pk == pk, columns=[f.c[name] for name in _REFERENCE_COLUMNS]))
+    if len(arms) == 1:
+        return arms[0]
     # each arm a subquery of its own: SQLite takes no LIMIT/OFFSET on a compound's arms
-    return union_all(*(select(*arm.c) for arm in fenced)).subquery()
+    return union_all(*(select(*arm.c) for arm in arms)).subquery()
 
 
 def _rows_naming(target_type: str, target_id: Any) -> Any:
     """The reference rows that name `target_type/target_id`, found by the target alone (fenced too)."""
     s = search_reference.alias()
-    return (select(s).where(s.c.target_type == target_type, s.c.target_id == target_id)
-            .correlate_except(s).offset(0).subquery())
+    return fenced(s, s.c.target_type == target_type, s.c.target_id == target_id)
 
 
 _TASK_LINKS = ("owner", "requester")

@@ -30,7 +30,7 @@ from fhir_mappings.search.query_ast import ChainLink, Clause, MissingValue, Refe
 from fhir_mappings.search.unions import stored_as
 from storage import access
 from storage.search import composite, date, number, quantity, reference, string, token, uri
-from storage.search.sql import Aliases, any_of, one_or_many
+from storage.search.sql import Aliases, any_of, fenced, one_or_many
 from storage.search_rows import clip, column_size
 from storage.tables import SEARCH_TABLES, resources, search_reference
 
@@ -213,7 +213,7 @@ def _per_candidate(
 
 def _own_rows(idx: FromClause, r: FromClause) -> FromClause:
     """The index rows of `idx`'s table that belong to the candidate `r`, found by its pk alone."""
-    return select(idx).where(idx.c.resource_pk == r.c.pk).correlate(r).offset(0).subquery(f"own_{idx.name}")  # type: ignore[attr-defined]
+    return fenced(idx, idx.c.resource_pk == r.c.pk, name=f"own_{idx.name}")  # type: ignore[attr-defined,no-any-return]
 
 
 def _value(ctx: Context, clause: Clause, c: Any, value: Any) -> ColumnElement[bool]:

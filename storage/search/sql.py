@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     false,
     literal_column,
     or_,
+    select,
     true,
     type_coerce,
 )
@@ -80,6 +81,15 @@ def any_of(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
 
 def one_or_many(column: ColumnElement[Any], values: tuple[str, ...] | list[str]) -> ColumnElement[bool]:
     return column == values[0] if len(values) == 1 else column.in_(list(values))
+
+
+def fenced(table: FromClause, *conditions: Any, columns: Sequence[Any] = (), name: str | None = None) -> Any:
+    """`table`'s rows meeting `conditions` (a key correlated to an outer row: a candidate's pk, a
+    target), as a subquery the planner runs as written (OFFSET 0), so a probe by that key stays a
+    probe. Without statistics PostgreSQL otherwise replaced a candidate's few index rows with a walk of
+    a value index's whole (resource_type, param, ...) range, once per candidate."""
+    statement = select(*(columns or [table])).where(*conditions).correlate_except(table)
+    return statement.offset(0).subquery(name)
 
 
 class unindexed(FunctionElement[Any]):
