@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
 from auth.principal import Principal
-from fhir_mappings.search.query_ast import DateValue, SearchQuery
+from fhir_mappings.search.query_ast import Clause, DateValue, SearchQuery
 from storage import access, clock
 from storage.search.clauses import Context, clause_conditions, driving_clause
 from storage.search.found import Found
@@ -39,10 +39,11 @@ class SearchPage:
 def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[ColumnElement[bool]]:
     """What a current resource of the searched type must satisfy to match (access rules included)."""
     resource_type = query.resource_type
-    of_type = unindexed(r.c.resource_type) if _rows_drive(ctx, query) else r.c.resource_type
+    driver = driving_clause(ctx, query.clauses)
+    of_type = unindexed(r.c.resource_type) if _rows_drive(driver) else r.c.resource_type
     # Candidates a clause names (or a poll's written few): the access rule is asked of each of them,
     # so a clinic's search costs what it names, not its referral history (storage.access_candidates).
-    each = ctx.per_candidate or driving_clause(ctx, query.clauses) is not None
+    each = ctx.per_candidate or driver is not None
     return [
         of_type == resource_type,
         r.c.deleted.is_(False),
@@ -51,11 +52,10 @@ def match_conditions(ctx: Context, query: SearchQuery, r: FromClause) -> list[Co
     ]
 
 
-def _rows_drive(ctx: Context, query: SearchQuery) -> bool:
-    """Whether a clause's index rows name the candidates (a reference to a given resource): then the
-    type and the watermark, which every candidate meets, are no index range for SQLite's planner
-    (sql.unindexed). Elsewhere SQLite keeps walking (resource_type, last_updated) in page order."""
-    driver = driving_clause(ctx, query.clauses)
+def _rows_drive(driver: Clause | None) -> bool:
+    """Whether the driving clause's index rows name the candidates (a reference to a given resource):
+    then the type and the watermark, which every candidate meets, are no index range for SQLite's
+    planner (sql.unindexed). Elsewhere SQLite keeps walking (resource_type, last_updated) in page order."""
     return driver is not None and driver.code != "_id"
 
 
@@ -100,7 +100,8 @@ async def search(
         # A poll's own `_lastUpdated=gt<W>` takes nothing until W: answer at least W, so a watermark
         # that came out earlier this time (another write just opened) cannot make the next poll repeat.
         watermark = max(watermark, polled_after or watermark)
-    where.append((unindexed(r.c.last_updated) if _rows_drive(ctx, query) else r.c.last_updated) <= watermark)
+    rows_drive = _rows_drive(driving_clause(ctx, query.clauses))
+    where.append((unindexed(r.c.last_updated) if rows_drive else r.c.last_updated) <= watermark)
     if query.summary == "count" or count == 0:
         if query.total == "none":
             return SearchPage([], watermark=watermark)
