@@ -201,15 +201,14 @@ def user_sees(practitioner_id: str, team: Any, authors: Any, resource_type: str,
             _in_care_team_of(table.c.id, practitioner_id, care_team_links),
             _registered_by_team(pk, team, deleted),
         ))
+    # One probe of the row's references, either link: about a Patient of theirs, or by one of them.
     f = _rows_of(finals, pk)
-    alternatives = [_some(
-        f.c.resource_type == resource_type, f.c.param.in_(patient_links), f.c.target_type == "Patient",
-        _in_catchment(f.c.target_id, practitioner_id, team, care_team_links))]
+    links = [and_(f.c.param.in_(patient_links), f.c.target_type == "Patient",
+                  _in_catchment(f.c.target_id, practitioner_id, team, care_team_links))]
     if practitioner_links:
-        a = _rows_of(finals, pk)
-        alternatives.append(_some(
-            a.c.resource_type == resource_type, a.c.param.in_(practitioner_links),
-            a.c.target_type == "Practitioner", a.c.target_id.in_(authors)))
+        links.append(and_(f.c.param.in_(practitioner_links), f.c.target_type == "Practitioner",
+                          f.c.target_id.in_(authors)))
+    alternatives = [_some(f.c.resource_type == resource_type, or_(*links))]
     if shared_without_patient:
         s = _rows_of(_LIVE, pk)
         alternatives.append(and_(of_type, _none(
