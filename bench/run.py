@@ -149,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pg-admin-dsn", default=os.environ.get("BENCH_PG_ADMIN_DSN", pg.DEFAULT_ADMIN_DSN))
     p.add_argument("--db-prefix", default="puente_bench", help="name of the fresh databases")
     p.add_argument("--keep-db", action="store_true", help="keep the databases after the run")
+    p.add_argument("--only", action="append", metavar="WORKLOAD",
+                   help="run only this Puente workload (repeatable) and the floors it is compared with")
     return p
 
 
@@ -180,6 +182,8 @@ def _run_floors(args: argparse.Namespace, ds: Dataset, floor_dsn: str | None, dr
     with Server("floors", cmd, env, port, "/healthz", workdir, ROOT) as server:
         server.wait_healthy(30)
         for name, reqs in floor_workloads(ds).items():
+            if args.only and name not in {"constant", *(FLOOR_OF.get(w) for w in args.only)}:
+                continue
             if name != "constant" and floor_dsn is None:
                 results[name] = {"skipped": "PostgreSQL not reachable"}
                 continue
@@ -277,7 +281,8 @@ def _run_puente(args: argparse.Namespace, ds: Dataset, driver: str, load: Load, 
     with server:
         results["load"] = _load(args, server, db_url, scale, ds)
         database = postmaster() if args.db == "postgres" else None
-        workloads = {**puente_workloads(ds), **write_workloads(ds)}
+        workloads = {name: reqs for name, reqs in {**puente_workloads(ds), **write_workloads(ds)}.items()
+                     if not args.only or name in args.only}
         warmups = warmup_workloads(ds)
         for name, reqs in workloads.items():
             results[name] = (_measure(driver, server, name, reqs, load, scale, database, args.workers,
@@ -289,6 +294,8 @@ def _run_puente(args: argparse.Namespace, ds: Dataset, driver: str, load: Load, 
                 # balance is not judged here: with one connection per worker, where they land is luck
                 results[f"{name}@{args.workers}"] = _measure(driver, server, name, workloads[name], unsaturated,
                                                              scale, database, workers=1)
+        if args.only:
+            return results
         results[f"transaction_{scale.big_tx_entries}"] = _big_transactions(server, ds, scale)
         everything = everything_workload(ds)
         status = _probe(server, everything[0]) if everything else 0

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One measurement in a fresh process of `checkout` (its own venv), on a fresh database."""
     python = checkout / ".venv" / "bin" / "python"
-    script = Path(__file__).resolve()
-    cmd = [str(python), str(script), "--once", "--db", args.db, "--creates", str(args.creates),
+    # As a module: run as a file, bench/ would lead sys.path and shadow the `programme` package.
+    cmd = [str(python), "-m", "bench.write_cost", "--once", "--db", args.db, "--creates", str(args.creates),
            "--visits", str(args.visits), "--polls", str(args.polls)]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     done = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, check=False)
