@@ -53,6 +53,10 @@ EXCHANGE = Principal(subject="puente-exchange", is_admin=True, name="Puente refe
 
 
 class TaskLifecycle:
+    def quiet_creation(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> bool:
+        """Only a Task is judged (and may be refused) here."""
+        return resource_type != "Task"
+
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
         follow: dict[str, str] = {}  # ServiceRequest id -> the status it must take
         for event in events:

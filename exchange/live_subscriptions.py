@@ -68,6 +68,11 @@ ASKED = WriteQuestion(
     decode=_decode,
 )
 
+# What a creation's own statement checks before committing alone (storage.write_events.QuietCreation):
+# no subscription of its type is live, so nobody is to be told of it.
+NONE_LIVE = (f"NOT EXISTS (SELECT 1 FROM exchange_subscriptions s WHERE s.resource_type = CAST(:resource_type AS text)"
+             f" AND s.status IN ({_STATUSES}))")
+
 
 async def of_types(repository: FhirRepository, types: Iterable[str]) -> list[Any]:
     """The live subscription rows (id, resource_type, criteria, owner) whose type is one of

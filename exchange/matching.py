@@ -58,6 +58,11 @@ class SubscriptionMatcher:
     def __init__(self, endpoints: EndpointPolicy | None = None) -> None:
         self.endpoints = endpoints or EndpointPolicy()
 
+    def quiet_creation(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> bool | str:
+        """A creation nobody subscribes to is told to no one: while no subscription of its type is
+        live (asked by the create's own statement). A Subscription registers itself."""
+        return resource_type != "Subscription" and live_subscriptions.NONE_LIVE
+
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
         last: dict[tuple[str, str], WriteEvent] = {}  # written twice in one batch: the last write counts
         for event in events:

@@ -101,6 +101,10 @@ def _requests_named(task: dict[str, Any]) -> set[str]:
 
 
 class PartnerMatcher:
+    def quiet_creation(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> bool:
+        """Only a referral addressed to an Organization may be pushed to a partner."""
+        return resource_type not in REFERRAL_TYPES or not addressed_to(resource)
+
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
         newly: list[tuple[WriteEvent, set[str]]] = []
         for event in events:

@@ -13,7 +13,7 @@ everything derived from the old value goes. All of it happens in the write's tra
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from clinical import AnaemiaClass, Indicator
@@ -45,27 +45,8 @@ class _Change:
 
 class DerivedFacts:
     async def __call__(self, repository: FhirRepository, events: Sequence[WriteEvent]) -> None:
-        changes: dict[str, _Change] = {}
-        severe: dict[str, bool] = {}  # hemoglobin source id -> its own class is severe
-        for event in events:
-            if event.version.resource_type != "Observation":
-                continue
-            before = None
-            if event.previous is not None and event.previous.content is not None and not event.previous.deleted:
-                before = Measurement.from_observation(fhir_json.loads_stored(event.previous.content))
-            after = Measurement.from_observation(event.resource)
-            if before is None and after is None:
-                continue
-            source_id = event.version.id
-            earlier = changes.get(source_id)  # written twice in one batch: first before, last after
-            changes[source_id] = _Change(source_id, earlier.before if earlier else before, after)
-            if after is not None and after.kind is Kind.HEMOGLOBIN and event.resource is not None:
-                severe[source_id] = own_anaemia_class(event.resource) == AnaemiaClass.SEVERE.value
-        if not changes:
-            return
-        hemoglobin = [c for c in changes.values() if Kind.HEMOGLOBIN in _kinds(c)]
-        anaemia = _anaemia_findings(hemoglobin, severe) if hemoglobin else []
-        growth = [c for c in changes.values() if _kinds(c) - {Kind.HEMOGLOBIN}]
+        changes, severe = _changes((e.version.resource_type, e.version.id, e.resource, e.previous) for e in events)
+        anaemia, growth = _to_judge(changes, severe)
         if not anaemia and not growth:
             # A new hemoglobin that is not severe can change no finding: no lock, no reads (and on
             # PostgreSQL one round trip less for the measurement a CHW sends most).
@@ -87,6 +68,13 @@ class DerivedFacts:
             await apply_finding(rules, finding)
         if growth:
             await self._growth(rules, growth)
+
+    def quiet_creation(self, resource_type: str, resource_id: str, resource: Resource) -> bool:
+        """Whether creating `resource` writes nothing here: anything but a measurement, and a new
+        hemoglobin that is not severe (storage.write_events.QuietCreation)."""
+        changes, severe = _changes([(resource_type, resource_id, resource, None)])
+        anaemia, growth = _to_judge(changes, severe)
+        return not anaemia and not growth
 
     async def _growth(self, rules: FhirRepository, changes: list[_Change]) -> None:
         """Score every (patient, day) the changed measurements belong or belonged to, once each."""
@@ -220,6 +208,36 @@ def _growth_patients(changes: list[_Change]) -> list[str]:
 
 def _new_references(changes: list[_Change]) -> frozenset[str]:
     return frozenset(f"Observation/{c.source_id}" for c in changes if c.before is None)
+
+
+def _changes(
+    written: Iterable[tuple[str, str, Resource | None, StoredVersion | None]],
+) -> tuple[dict[str, _Change], dict[str, bool]]:
+    """The measurements (type, id, resource or None when deleted, previous version) change: by source
+    id, and whether each hemoglobin's own class is severe."""
+    changes: dict[str, _Change] = {}
+    severe: dict[str, bool] = {}  # hemoglobin source id -> its own class is severe
+    for resource_type, source_id, resource, previous in written:
+        if resource_type != "Observation":
+            continue
+        before = None
+        if previous is not None and previous.content is not None and not previous.deleted:
+            before = Measurement.from_observation(fhir_json.loads_stored(previous.content))
+        after = Measurement.from_observation(resource)
+        if before is None and after is None:
+            continue
+        earlier = changes.get(source_id)  # written twice in one batch: first before, last after
+        changes[source_id] = _Change(source_id, earlier.before if earlier else before, after)
+        if after is not None and after.kind is Kind.HEMOGLOBIN and resource is not None:
+            severe[source_id] = own_anaemia_class(resource) == AnaemiaClass.SEVERE.value
+    return changes, severe
+
+
+def _to_judge(changes: dict[str, _Change], severe: dict[str, bool]) -> tuple[list[Finding], list[_Change]]:
+    """The anaemia findings the changes may change, and the changes with growth to score."""
+    hemoglobin = [c for c in changes.values() if Kind.HEMOGLOBIN in _kinds(c)]
+    anaemia = _anaemia_findings(hemoglobin, severe) if hemoglobin else []
+    return anaemia, [c for c in changes.values() if _kinds(c) - {Kind.HEMOGLOBIN}]
 
 
 def _anaemia_findings(changes: list[_Change], severe: dict[str, bool]) -> list[Finding]:

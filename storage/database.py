@@ -81,7 +81,19 @@ def create_engine(
         connect_args=connect_args if make_url(url).get_driver_name() == "asyncpg" else {},
     )
     kept_connections.install(engine, pool_capacity=pool_size, recycle=_PG_RECYCLE_S, timeout=pool_timeout)
+    event.listen(engine.sync_engine, "reset", _custom_plans_in_the_pool)
     return engine
+
+
+def _custom_plans_in_the_pool(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:
+    """A connection goes back to the pool planning for each statement's values, as it came: a write
+    connection whose single creates committed alone plans generically for its session
+    (storage.pg_connection), and a read, a job or a tool may take it next. The shelf keeps write
+    connections off the pool between transactions, so this runs when one is recycled or closed."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if (isinstance(driver, PlannedConnection) and driver.session_generic and reset_state.asyncio_safe
+            and not reset_state.terminate_only):
+        await_(driver.plan_session(generic=False))
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -11,7 +11,8 @@ SQLAlchemy Core.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from storage.pooled import held, raw_connection
 
 # `:name` placeholders, not PostgreSQL's `::type` casts (the statements use CAST(... AS ...) anyway).
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# connection.info: plain reads sent now do not begin the transaction (`reads_before_begin`).
+_READS_BEFORE_BEGIN = "puente.reads_before_begin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,8 @@ class DriverStatement:
     # When it is the first statement of its transaction, the BEGIN before it switches the
     # transaction to generic plans (storage.pg_connection): a write statement of fixed shape.
     opens_generic: bool = False
+    # A SELECT that locks nothing: it may run before its transaction's BEGIN (`reads_before_begin`).
+    plain_read: bool = False
 
     @classmethod
     def from_named(cls, named_sql: str, *, opens_generic: bool = False) -> DriverStatement:
@@ -46,7 +51,10 @@ class DriverStatement:
                 names.append(name)
             return f"${names.index(name) + 1}"
 
-        return cls(_PLACEHOLDER.sub(number, named_sql), tuple(names), opens_generic)
+        sql = _PLACEHOLDER.sub(number, named_sql)
+        text = sql.lstrip().upper()
+        plain_read = text.startswith("SELECT") and " FOR UPDATE" not in text and "PG_ADVISORY" not in text
+        return cls(sql, tuple(names), opens_generic, plain_read)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] for name in self.names]
@@ -58,7 +66,8 @@ async def fetch(
     """Run `statement` on the driver connection under `connection`, in its transaction."""
     raw = await raw_connection(connection)
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    if not driver.is_in_transaction() and _begins_lazily(connection):
+    if (not driver.is_in_transaction() and _begins_lazily(connection)
+            and not (statement.plain_read and connection.info.get(_READS_BEFORE_BEGIN))):
         if statement.opens_generic and isinstance(driver, PlannedConnection):
             driver.plan_next_transaction_generically()
         await _begin(raw.dbapi_connection)
@@ -67,6 +76,46 @@ async def fetch(
     except asyncpg.PostgresError as exc:
         # Parameters hidden: they are patients' records, which do not belong in logs.
         raise DBAPIError(statement.sql, dict(params), exc, hide_parameters=True) from exc
+
+
+@contextmanager
+def reads_before_begin(connection: AsyncConnection) -> Iterator[None]:
+    """While the block runs, a plain read (`DriverStatement.plain_read`) sent on `connection` does
+    not begin its transaction: it runs on its own, in READ COMMITTED its own snapshot as it would
+    have had inside. A single create's enrichers read so (a hemoglobin's Patient), and the create
+    may then commit on its own statement (`fetch_alone`). Anything else sent begins the transaction
+    as ever, and the create then takes the transaction's path."""
+    connection.info[_READS_BEFORE_BEGIN] = True
+    try:
+        yield
+    finally:
+        connection.info.pop(_READS_BEFORE_BEGIN, None)
+
+
+async def fetch_alone(
+    connection: AsyncConnection, statement: DriverStatement, params: Mapping[str, Any]
+) -> Sequence[asyncpg.Record] | None:
+    """Run `statement` on its own, committed by PostgreSQL as it ends (no BEGIN, no COMMIT: one
+    round trip), planned generically (storage.pg_connection); None when the transaction under
+    `connection` has begun already (run it there instead). If it wrote, say so (`committed_alone`)."""
+    raw = await raw_connection(connection)
+    driver = raw.driver_connection
+    if not isinstance(driver, PlannedConnection) or driver.is_in_transaction() or not _begins_lazily(connection):
+        return None
+    await driver.plan_session(generic=True)  # once per connection: it stays so while it serves writes
+    try:
+        return await driver.fetch(statement.sql, *statement.arguments(params))
+    except asyncpg.PostgresError as exc:
+        raise DBAPIError(statement.sql, dict(params), exc, hide_parameters=True) from exc
+
+
+def committed_alone(connection: AsyncConnection) -> None:
+    """A statement that wrote has committed on its own in the transaction block under `connection`:
+    nothing may follow it there (it would commit apart), so the connection refuses a BEGIN until
+    the block ends (`forget_plan`)."""
+    driver = _planned(connection)
+    if driver is not None:
+        driver.committed_alone = True
 
 
 def plan_generically(connection: AsyncConnection) -> None:

@@ -28,12 +28,12 @@ from storage import access, clock, current_reads, grants, version_writes, write_
 from storage import search as search_engine
 from storage.current_reads import version_from_row
 from storage.database import key_lookup
-from storage.driver_sql import DriverStatement, fetch, plan_generically
+from storage.driver_sql import DriverStatement, fetch, plan_generically, reads_before_begin
 from storage.search import SearchPage
 from storage.tables import resource_history, resources, search_reference, search_token
 from storage.version_writes import Authorship
 from storage.versions import StoredVersion, after, now_ms
-from storage.write_events import NO_SUBSCRIBERS, WriteEvent, WriteSubscribers
+from storage.write_events import NO_SUBSCRIBERS, WriteEvent, WriteSubscribers, quiet_conditions
 
 # unnest WITH ORDINALITY keeps the array's (sorted) order; the lock runs once per row. Two int4 keys,
 # the first a class of Puente's own: the single-bigint key space is storage.clock's write leases.
@@ -105,6 +105,10 @@ class FhirRepository:
         # found missing: a write of one of them needs no locked read of its own. Shared like
         # _reads; emptied with it.
         self._locked: dict[tuple[str, str], tuple[int, StoredVersion] | None] = {}
+        # Set by a caller whose transaction is one single create and nothing after it (the create
+        # interaction when no AuditEvent follows): a create whose write subscribers write nothing
+        # may then commit by its own statement on PostgreSQL (_insert_new_many).
+        self.create_is_whole_transaction = False
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -643,15 +647,19 @@ class FhirRepository:
         for resource, _ in items:
             access.require(self.principal, resource["resourceType"], "c")
         doomed = [] if then_delete is None else await self._judge_deletions(*then_delete)
-        if len(items) == 1 and version_writes.leases_in_statement(self.connection):
+        single = len(items) == 1 and version_writes.leases_in_statement(self.connection)
+        if single:
             plan_generically(self.connection)  # the leased insert below may follow reads of its own
+        # Whether the create may commit alone: its enrichers' reads then go before any BEGIN.
+        alone = single and self.create_is_whole_transaction and not doomed and self._deferred is None
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
         try:
-            for resource, _ in items:
-                for enrich in self.subscribers.enrichers:
-                    await enrich(self, resource)
+            with reads_before_begin(self.connection) if alone else nullcontext():
+                for resource, _ in items:
+                    for enrich in self.subscribers.enrichers:
+                        await enrich(self, resource)
         finally:
             self._staged.clear()
         if not self.principal.is_admin:
@@ -661,10 +669,14 @@ class FhirRepository:
         self._forget((resource["resourceType"], resource_id) for resource, resource_id in items)
         leased = len(items) == 1 and version_writes.leases_in_statement(self.connection)
         if leased:
-            # The commonest write, a single create: the lease, the stamp and the insert in one round trip.
+            # The commonest write, a single create: the lease, the stamp and the insert in one round
+            # trip; with BEGIN and COMMIT gone too when nothing else is to be written with it.
             resource, resource_id = items[0]
-            version, pk = await version_writes.insert_leased(self.connection, resource, resource_id, self._by,
-                                                              method=method, questions=self.subscribers.questions)
+            written = await self._insert_alone(resource, resource_id, method) if alone else None
+            if written is None:
+                written = await version_writes.insert_leased(self.connection, resource, resource_id, self._by,
+                                                             method=method, questions=self.subscribers.questions)
+            version, pk = written
             stored = [(version, resource)]
             pks = {} if pk is None else {(version.resource_type, version.id): pk}
             deletions = []
@@ -686,6 +698,17 @@ class FhirRepository:
         elif deletions:
             await self._deletions_stored(deletions)
         return [WriteResult(v, created=True) if (v.resource_type, v.id) in pks else None for v in versions]
+
+    async def _insert_alone(
+        self, resource: dict[str, Any], resource_id: str, method: str
+    ) -> tuple[StoredVersion, int | None] | None:
+        """A single create committed by its own statement, when every write subscriber says it writes
+        nothing for it (storage.write_events.QuietCreation); None: it goes the transaction's way."""
+        conditions = quiet_conditions(self.subscribers.hooks, resource["resourceType"], resource_id, resource)
+        if conditions is None:
+            return None
+        return await version_writes.insert_alone(self.connection, resource, resource_id, self._by, method=method,
+                                                 questions=self.subscribers.questions, conditions=conditions)
 
     async def _write_version(
         self, locked: tuple[int, StoredVersion], resource: dict[str, Any], *, method: str

@@ -14,7 +14,7 @@ but each is a trip to aiosqlite's thread: new resources go through prebuilt stat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_mappings import fhir_json
 from storage import clock, sqlite_writes, write_memo
 from storage.clock import LEASE_EPOCH
-from storage.driver_sql import DriverStatement, fetch
+from storage.driver_sql import DriverStatement, committed_alone, fetch, fetch_alone
 from storage.search_rows import index_rows
 from storage.tables import SEARCH_TABLES, deleted_reference, resource_history, resources, search_reference
 from storage.versions import StoredVersion, fhir_instant, utc
@@ -276,7 +276,8 @@ def new_version(
 
 @cache
 def _pg_insert_new_statement(
-    leased: bool = False, questions: tuple[WriteQuestion, ...] = (), storing: bool = False
+    leased: bool = False, questions: tuple[WriteQuestion, ...] = (), storing: bool = False,
+    conditions: tuple[str, ...] | None = None,
 ) -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
@@ -292,6 +293,9 @@ def _pg_insert_new_statement(
     `storing`: the same statement also records versions of existing resources (store_many's CTEs,
     their parameters prefixed `s_`): the rules' new z-scores and the ones they undo, one round trip
     while the child's lock is held.
+
+    `conditions` (leased only): the statement commits alone (`insert_alone`), so it inserts only
+    while they all hold, and answers whether they did (`quiet`).
     """
     if leased:
         stamp = "clock.stamp"
@@ -300,11 +304,15 @@ def _pg_insert_new_statement(
             " || CAST(:tail AS text)"
         )
         source = "clock, unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS u(t, i)"
+        if conditions is not None:
+            source += " WHERE (SELECT ok FROM quiet)"
     else:
         stamp, content = "s", "c"
         source = ("unnest(CAST(:types AS text[]), CAST(:ids AS text[]), CAST(:stamps AS timestamptz[]),"
                   " CAST(:contents AS text[])) AS u(t, i, s, c)")
     ctes = [clock.PG_LEASE_CTES] if leased else []
+    if conditions is not None:
+        ctes.append(f"quiet AS MATERIALIZED (SELECT {' AND '.join(f'({c})' for c in conditions) or 'true'} AS ok)")
     ctes += [
         "r AS (INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content, created_by)"
         f" SELECT t, i, 1, {stamp}, false, {content}, CAST(:author AS text) FROM {source}"
@@ -326,6 +334,8 @@ def _pg_insert_new_statement(
     if storing:
         ctes += _store_ctes("s_")
     asked = "".join(f", {question.sql} AS q{n}" for n, question in enumerate(questions))
+    if conditions is not None:
+        asked += ", (SELECT ok FROM quiet) AS quiet"
     answer = (f"SELECT clock.floor, clock.stamp, r.pk, r.resource_type, r.id{asked} FROM clock LEFT JOIN r ON true"
               if leased else "SELECT pk, resource_type, id FROM r")
     return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\n" + answer, opens_generic=leased)
@@ -371,21 +381,63 @@ async def insert_leased(
     lease and stamps it (`leases_in_statement` must hold). Returns the version, and its pk (None
     when the id was taken). The transaction's clock is open afterwards, for what the hooks write,
     and the answers to `questions` about the resource's type are in its storage.write_memo."""
+    statement, params, halves = _leased_insert(resource, resource_id, by, method, questions, None)
+    [row] = await fetch(connection, statement, params)
+    return _leased_version(connection, row, resource, method, questions, halves)
+
+
+async def insert_alone(
+    connection: AsyncConnection,
+    resource: dict[str, Any],
+    resource_id: str,
+    by: Authorship,
+    *,
+    method: str,
+    questions: tuple[WriteQuestion, ...],
+    conditions: tuple[str, ...],
+) -> tuple[StoredVersion, int | None] | None:
+    """As `insert_leased`, but committed by the statement itself (storage.driver_sql.fetch_alone: no
+    BEGIN, no COMMIT, one round trip) if `conditions` (SQL over `:resource_type`, the write
+    subscribers' storage.write_events.QuietCreation) all hold in its snapshot. None when it stored
+    nothing because one did not, or when the transaction has begun already: the create then goes
+    `insert_leased`'s way, in its transaction."""
+    statement, params, halves = _leased_insert(resource, resource_id, by, method, questions, conditions)
+    found = await fetch_alone(connection, statement, params)
+    if found is None or not found[0]["quiet"]:
+        return None
+    committed_alone(connection)
+    return _leased_version(connection, found[0], resource, method, questions, halves)
+
+
+def _leased_insert(
+    resource: dict[str, Any], resource_id: str, by: Authorship, method: str,
+    questions: tuple[WriteQuestion, ...], conditions: tuple[str, ...] | None,
+) -> tuple[DriverStatement, dict[str, Any], tuple[str, str]]:
+    """The leased insert's statement, its parameters and the content's halves around its stamp."""
     unstamped = new_version(resource, resource_id, 1, LEASE_EPOCH, method=method, instant=_STAMP_MARK[1:-1])
     assert unstamped.content is not None
     head, tail = unstamped.content.split(_STAMP_MARK, 1)
     params = _insert_params([(unstamped, resource)], by) | clock.LEASE_PARAMS
     params |= {"head": head + '"', "tail": '"' + tail, "resource_type": unstamped.resource_type}
-    [row] = await fetch(connection, _pg_insert_new_statement(True, questions), params)
+    return _pg_insert_new_statement(True, questions, conditions=conditions), params, (head, tail)
+
+
+def _leased_version(
+    connection: AsyncConnection, row: Mapping[str, Any], resource: dict[str, Any], method: str,
+    questions: tuple[WriteQuestion, ...], halves: tuple[str, str],
+) -> tuple[StoredVersion, int | None]:
+    """What a leased insert stored, from its answer: the transaction's clock opened at its floor,
+    the answers to `questions` in its write_memo, the resource's lastUpdated set to its stamp."""
     clock.opened(connection, row["floor"])
+    resource_type = resource["resourceType"]
     memo = write_memo.memo(connection)
     for n, question in enumerate(questions):
-        memo.setdefault(question.key, {})[unstamped.resource_type] = question.decode(row[f"q{n}"])
+        memo.setdefault(question.key, {})[resource_type] = question.decode(row[f"q{n}"])
     stamp = utc(row["stamp"])
     instant = fhir_instant(stamp)
     resource["meta"]["lastUpdated"] = instant
-    version = StoredVersion(unstamped.resource_type, resource_id, 1, stamp, False, f'{head}"{instant}"{tail}',
-                            method=method)
+    head, tail = halves
+    version = StoredVersion(resource_type, resource["id"], 1, stamp, False, f'{head}"{instant}"{tail}', method=method)
     return version, row["pk"]
 
 

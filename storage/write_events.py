@@ -3,7 +3,8 @@
 Storage calls two kinds of subscriber, and knows nothing else about them:
 
 - an `EnrichHook` runs before a create or update is stamped and stored, and may add server-derived
-  elements to the resource (the programme's rules interpret a hemoglobin here);
+  elements to the resource (the programme's rules interpret a hemoglobin here); it only reads (a
+  single create's enrichers may read before their transaction's BEGIN: QuietCreation);
 - a `WriteHook` runs after writes, in their transaction, with `WriteEvent`s: the version just
   stored and the one it replaced. Whatever it writes (derived facts, outbox rows) commits or rolls
   back with the write that caused it, so nothing acknowledged is lost and nothing is half-done;
@@ -50,6 +51,33 @@ class EnrichHook(Protocol):
     """Runs before a create/update is stamped and stored; may add server-derived elements to `resource`."""
 
     async def __call__(self, repository: FhirRepository, resource: dict[str, Any]) -> None: ...
+
+
+class QuietCreation(Protocol):
+    """What a WriteHook may also say, before a single create is stored, of the resource as its
+    enrichers left it: True, the creation writes nothing here whatever the database holds; False, it
+    may write; an SQL condition (over `:resource_type`), it writes nothing while that holds. When
+    every hook says so, the create commits on its own statement, which checks the conditions in its
+    own snapshot and stores nothing when one fails (PostgreSQL: storage.version_writes.insert_alone),
+    one round trip instead of BEGIN, the insert and COMMIT. A hook that does not say may write."""
+
+    def quiet_creation(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> bool | str: ...
+
+
+def quiet_conditions(
+    hooks: Sequence[WriteHook], resource_type: str, resource_id: str, resource: dict[str, Any]
+) -> tuple[str, ...] | None:
+    """The conditions under which creating `resource` writes nothing beyond itself (QuietCreation),
+    or None when a hook may write (or does not say)."""
+    conditions: list[str] = []
+    for hook in hooks:
+        say = getattr(hook, "quiet_creation", None)
+        answer = say(resource_type, resource_id, resource) if say is not None else False
+        if answer is False:
+            return None
+        if isinstance(answer, str):
+            conditions.append(answer)
+    return tuple(conditions)
 
 
 @dataclass(frozen=True)

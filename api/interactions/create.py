@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from api import audit
 from api.body import ResourceBody
 from api.dependencies import RepositoryDep, SettingsDep
 from api.fhir_router import dispatch
@@ -23,5 +24,7 @@ router = APIRouter(tags=["create"])
 async def create(
     request: Request, resource_type: str, resource: ResourceBody, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
+    # The request's transaction holds this create and, when audited, its AuditEvent after it.
+    repository.create_is_whole_transaction = not audit.enabled(request)
     result = await dispatch(repository, fhir_request(request, resource_type, resource=resource))
     return http_response(request, result, base_url=settings.public_base_url)
