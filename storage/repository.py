@@ -647,11 +647,11 @@ class FhirRepository:
         for resource, _ in items:
             access.require(self.principal, resource["resourceType"], "c")
         doomed = [] if then_delete is None else await self._judge_deletions(*then_delete)
-        single = len(items) == 1 and version_writes.leases_in_statement(self.connection)
-        if single:
+        leased = len(items) == 1 and version_writes.leases_in_statement(self.connection)
+        if leased:
             plan_generically(self.connection)  # the leased insert below may follow reads of its own
         # Whether the create may commit alone: its enrichers' reads then go before any BEGIN.
-        alone = single and self.create_is_whole_transaction and not doomed and self._deferred is None
+        alone = leased and self.create_is_whole_transaction and not doomed and self._deferred is None
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
@@ -667,8 +667,7 @@ class FhirRepository:
             for resource, _ in items:
                 await self._check_references(resource, previous_pk=None, batch=batch)
         self._forget((resource["resourceType"], resource_id) for resource, resource_id in items)
-        leased = len(items) == 1 and version_writes.leases_in_statement(self.connection)
-        if leased:
+        if leased:  # (enrichers and reference checks only read: nothing has opened the clock since)
             # The commonest write, a single create: the lease, the stamp and the insert in one round
             # trip; with BEGIN and COMMIT gone too when nothing else is to be written with it.
             resource, resource_id = items[0]
