@@ -71,6 +71,12 @@ async def fetch(
         if statement.opens_generic and isinstance(driver, PlannedConnection):
             driver.plan_next_transaction_generically()
         await _begin(raw.dbapi_connection)
+    return await _fetch_on(driver, statement, params)
+
+
+async def _fetch_on(
+    driver: asyncpg.Connection, statement: DriverStatement, params: Mapping[str, Any]
+) -> Sequence[asyncpg.Record]:
     try:
         return await driver.fetch(statement.sql, *statement.arguments(params))
     except asyncpg.PostgresError as exc:
@@ -103,10 +109,7 @@ async def fetch_alone(
     if not isinstance(driver, PlannedConnection) or driver.is_in_transaction() or not _begins_lazily(connection):
         return None
     await driver.plan_session(generic=True)  # once per connection: it stays so while it serves writes
-    try:
-        return await driver.fetch(statement.sql, *statement.arguments(params))
-    except asyncpg.PostgresError as exc:
-        raise DBAPIError(statement.sql, dict(params), exc, hide_parameters=True) from exc
+    return await _fetch_on(driver, statement, params)
 
 
 def committed_alone(connection: AsyncConnection) -> None:
