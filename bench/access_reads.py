@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         url = pg.sqlalchemy_url(pg.recreate(args.pg_admin_dsn, "puente_bench_access"))
     else:
         url = f"sqlite+aiosqlite:///{os.path.join(tempfile.mkdtemp(), 'access.db')}"
-    out = asyncio.run(_run(args, url))
+    try:
+        out = asyncio.run(_run(args, url))
+    finally:
+        if args.db == "postgres":
+            pg.drop(args.pg_admin_dsn, "puente_bench_access")
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
     return 0
 

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in servers.values():
                 server.stop()
+            if args.db == "postgres":
+                for name in servers:
+                    pg.drop(args.pg_admin_dsn, f"{args.db_prefix}_{name}")
     out["target"] = {"weight / unread_code >= 0.5": out["this"]["weight_per_unread_code"]["median"] >= 0.5}
     text = json.dumps(out, indent=2)
     print(text)

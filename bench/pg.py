@@ -36,15 +36,21 @@ def unreachable_reason(admin_dsn: str) -> str | None:
     return asyncio.run(_reachable(admin_dsn))
 
 
-async def _recreate(admin_dsn: str, database: str) -> None:
+async def _recreate(admin_dsn: str, database: str, *, create: bool = True) -> None:
     if not database.replace("_", "").isalnum():
         raise ValueError(f"unsafe database name {database!r}")
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{database}"')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{database}"')
     finally:
         await conn.close()
+
+
+def drop(admin_dsn: str, database: str) -> None:
+    """Drop `database` (a run's scratch database: the machine is shared)."""
+    asyncio.run(_recreate(admin_dsn, database, create=False))
 
 
 def recreate(admin_dsn: str, database: str) -> str:

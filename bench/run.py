@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     report["targets"] = _targets(report)
     if not args.keep_db and pg_problem is None:
         for name in (f"{args.db_prefix}_floor", args.db_prefix):
-            asyncio.run(_drop(args.pg_admin_dsn, name))
+            pg.drop(args.pg_admin_dsn, name)
 
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.out:
@@ -157,16 +157,6 @@ def _parser() -> argparse.ArgumentParser:
 def _log(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
-
-
-async def _drop(admin_dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 # ---- floors ------------------------------------------------------------------------------------
