@@ -58,20 +58,21 @@ def _decode(answer: str | list[list[str]]) -> list[LiveRow]:
 
 
 _STATUSES = ", ".join(f"'{status}'" for status in LIVE)  # constants of ours, not input
+# The live subscriptions of the written type, as a single create's own statement reads them.
+_LIVE_OF_WRITTEN_TYPE = (f"FROM exchange_subscriptions s WHERE s.resource_type = CAST(:resource_type AS text)"
+                         f" AND s.status IN ({_STATUSES})")
 # The same lookup, for one type, asked by a single create's own statement on PostgreSQL (storage's
 # WriteQuestion): the create is BEGIN, its insert and COMMIT, without a lookup of its own.
 ASKED = WriteQuestion(
     key=_MEMO,
     sql="(SELECT coalesce(json_agg(json_build_array(s.id, s.resource_type, s.criteria, s.owner) ORDER BY s.id),"
-        " '[]') FROM exchange_subscriptions s WHERE s.resource_type = CAST(:resource_type AS text)"
-        f" AND s.status IN ({_STATUSES}))",
+        f" '[]') {_LIVE_OF_WRITTEN_TYPE})",
     decode=_decode,
 )
 
 # What a creation's own statement checks before committing alone (storage.write_events.QuietCreation):
 # no subscription of its type is live, so nobody is to be told of it.
-NONE_LIVE = (f"NOT EXISTS (SELECT 1 FROM exchange_subscriptions s WHERE s.resource_type = CAST(:resource_type AS text)"
-             f" AND s.status IN ({_STATUSES}))")
+NONE_LIVE = f"NOT EXISTS (SELECT 1 {_LIVE_OF_WRITTEN_TYPE})"
 
 
 async def of_types(repository: FhirRepository, types: Iterable[str]) -> list[Any]:

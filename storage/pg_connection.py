@@ -32,8 +32,8 @@ import asyncpg
 # the BEGIN of any other adds on a connection whose session plans generically.
 _PLANNED = " SET LOCAL plan_cache_mode = auto;"
 _CUSTOM = " SET LOCAL plan_cache_mode = force_custom_plan;"
-SESSION_GENERIC = "SET plan_cache_mode = auto"
-SESSION_CUSTOM = "SET plan_cache_mode = force_custom_plan"
+_SESSION_GENERIC = "SET plan_cache_mode = auto"
+_SESSION_CUSTOM = "SET plan_cache_mode = force_custom_plan"
 
 
 class CommittedAlone(RuntimeError):
@@ -57,7 +57,7 @@ class PlannedConnection(asyncpg.Connection):
     async def plan_session(self, generic: bool) -> None:
         """Make the session plan `auto` (generic) or custom, if it does not already."""
         if self.session_generic != generic:
-            await super().execute(SESSION_GENERIC if generic else SESSION_CUSTOM)
+            await super().execute(_SESSION_GENERIC if generic else _SESSION_CUSTOM)
             self.session_generic = generic
 
     # asyncpg's own signature, timeout included
