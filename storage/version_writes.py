@@ -138,9 +138,18 @@ def _recordset(kind: str, table: Any, *, owner: bool, prefix: str = "") -> str:
     return f"json_to_recordset(CAST(:{prefix}{kind}_rows AS json)) AS u({', '.join(columns)})"
 
 
-def _store_ctes(p: str = "") -> list[str]:
+def _store_ctes(p: str = "", *, one: bool = False) -> list[str]:
     """The CTEs that record versions of resources (`store_many`); `p` prefixes their names and
-    parameters, so that they can share a statement with a new resources' insert."""
+    parameters, so that they can share a statement with a new resources' insert.
+
+    `one`: a single version (an update, a deletion, the z-score the rules undo), whose pk is given
+    as a scalar (`_pg_params`). Given as an array, PostgreSQL costed the generic plan for ten pks
+    against the custom plan's one, kept planning it for its values (1-2.4 ms of its CPU on every
+    write, the statement having ~30 CTEs), and its generic plan scanned small tables whole; with a
+    scalar the generic plan probes each table's resource_pk index and is chosen after five runs."""
+    def pks(name: str) -> str:
+        return f"CAST(:{p}{name} AS bigint)" if one else f"ANY(CAST(:{p}{name} AS bigint[]))"
+
     history_arrays = ", ".join(
         f"CAST(:{p}h_{name} AS {_pg_type(resource_history.c[name])}[])" for name in _HISTORY_COLUMNS
     )
@@ -154,18 +163,18 @@ def _store_ctes(p: str = "") -> list[str]:
         f" CAST(:{p}h_version_id AS bigint[]), CAST(:{p}h_last_updated AS timestamptz[]),"
         f" CAST(:{p}h_deleted AS boolean[]), CAST(:{p}h_content AS text[]))"
         " AS v(resource_pk, version_id, last_updated, deleted, content)"
-        f" WHERE resources.pk = v.resource_pk AND resources.pk = ANY(CAST(:{p}stale AS bigint[])))",
+        f" WHERE resources.pk = v.resource_pk AND resources.pk = {pks('stale')})",
     ]
     # Every CTE sees the snapshot from before the statement: a delete cannot touch the new rows, and
     # a deletion's references are copied from the rows the same statement removes.
-    ctes.append(f"{p}dd AS (DELETE FROM deleted_reference WHERE resource_pk = ANY(CAST(:{p}stale AS bigint[])))")
+    ctes.append(f"{p}dd AS (DELETE FROM deleted_reference WHERE resource_pk = {pks('stale')})")
     ctes.append(
         f"{p}td AS (INSERT INTO deleted_reference ({_TOMBSTONE_COLUMNS}) SELECT {_TOMBSTONE_COLUMNS}"
-        f" FROM search_reference WHERE resource_pk = ANY(CAST(:{p}deleted AS bigint[])))"
+        f" FROM search_reference WHERE resource_pk = {pks('deleted')})"
     )
     for kind, table in SEARCH_TABLES.items():
         ctes.append(
-            f"{p}d_{kind} AS (DELETE FROM {table.name} WHERE resource_pk = ANY(CAST(:{p}stale AS bigint[])))")
+            f"{p}d_{kind} AS (DELETE FROM {table.name} WHERE resource_pk = {pks('stale')})")
         names = ", ".join(c.name for c in table.columns)
         rows = _recordset(kind, table, owner=False, prefix=p)
         ctes.append(f"{p}i_{kind} AS (INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows})")
@@ -173,15 +182,21 @@ def _store_ctes(p: str = "") -> list[str]:
 
 
 @cache
-def _pg_statement() -> DriverStatement:
-    return DriverStatement.from_named("WITH " + ",\n".join(_store_ctes()) + "\nSELECT 1")
+def _pg_statement(one: bool) -> DriverStatement:
+    return DriverStatement.from_named("WITH " + ",\n".join(_store_ctes(one=one)) + "\nSELECT 1")
 
 
 def _pg_params(writes: Sequence[VersionWrite], by: Authorship, p: str = "") -> dict[str, Any]:
+    """The parameters of `_store_ctes(p, one=len(writes) == 1)`."""
     histories = [_history_values(w, by) for w in writes]
     params: dict[str, Any] = {f"{p}h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
-    params[f"{p}stale"] = [w.pk for w in writes if not w.fresh]
-    params[f"{p}deleted"] = [w.pk for w in writes if w.resource is None]
+    stale = [w.pk for w in writes if not w.fresh]
+    deleted = [w.pk for w in writes if w.resource is None]
+    if len(writes) == 1:  # scalars (None: nothing)
+        params[f"{p}stale"] = stale[0] if stale else None
+        params[f"{p}deleted"] = deleted[0] if deleted else None
+    else:
+        params[f"{p}stale"], params[f"{p}deleted"] = stale, deleted
     grouped = _rows_by_kind((w.pk, w.version.resource_type, w.resource, None) for w in writes)
     for kind in SEARCH_TABLES:
         params[f"{p}{kind}_rows"] = _json_rows(grouped[kind])
@@ -202,7 +217,7 @@ async def store_many(
     if not writes:
         return
     if _through_driver(connection, through_driver) and connection.dialect.name == "postgresql":
-        await fetch(connection, _pg_statement(), _pg_params(writes, by))
+        await fetch(connection, _pg_statement(len(writes) == 1), _pg_params(writes, by))
         return
     await connection.execute(insert(resource_history), [_history_values(w, by) for w in writes])
     stale = [w.pk for w in writes if not w.fresh]
@@ -277,7 +292,7 @@ def new_version(
 @cache
 def _pg_insert_new_statement(
     leased: bool = False, questions: tuple[WriteQuestion, ...] = (), storing: bool = False,
-    conditions: tuple[str, ...] | None = None,
+    conditions: tuple[str, ...] | None = None, storing_one: bool = False,
 ) -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
@@ -291,8 +306,8 @@ def _pg_insert_new_statement(
     write subscribers' `questions` about the written type (`q0`, `q1`, ...).
 
     `storing`: the same statement also records versions of existing resources (store_many's CTEs,
-    their parameters prefixed `s_`): the rules' new z-scores and the ones they undo, one round trip
-    while the child's lock is held.
+    their parameters prefixed `s_`; `storing_one`: a single version, its pk a scalar): the rules'
+    new z-scores and the ones they undo, one round trip while the child's lock is held.
 
     `conditions` (leased only): the statement commits alone (`insert_alone`), so it inserts only
     while they all hold, and answers whether they did (`quiet`).
@@ -332,7 +347,7 @@ def _pg_insert_new_statement(
             f" JOIN r ON r.resource_type = u.resource_type AND r.id = u.owner)"
         )
     if storing:
-        ctes += _store_ctes("s_")
+        ctes += _store_ctes("s_", one=storing_one)
     asked = "".join(f", {question.sql} AS q{n}" for n, question in enumerate(questions))
     if conditions is not None:
         asked += ", (SELECT ok FROM quiet) AS quiet"
@@ -471,7 +486,8 @@ async def insert_new(
         params["contents"] = [v.content for v, _ in items]
         if then_store:
             params |= _pg_params(then_store, by, "s_")
-        inserted = await fetch(connection, _pg_insert_new_statement(storing=bool(then_store)), params)
+        storing = _pg_insert_new_statement(storing=bool(then_store), storing_one=len(then_store) == 1)
+        inserted = await fetch(connection, storing, params)
         return {(row["resource_type"], row["id"]): row["pk"] for row in inserted}
     stored: dict[tuple[str, str], int] = {}
     writes = []

@@ -30,6 +30,9 @@ async def test_a_transactions_first_statement_is_planned_generically_and_a_read_
     await empty_all_tables(database_url)
     engine = create_engine(database_url, pool_size=1)  # one connection: one session's prepared statements
     try:
+        async with transaction(engine, write=True) as connection:  # tables of some size, never analysed
+            await FhirRepository(connection, LOCAL_EXPLORER).create_many(
+                [(_heart_rate(n % 60), f"earlier-{n}") for n in range(3000)])
         created = []
         for n in range(8):
             async with transaction(engine, write=True) as connection:
@@ -51,6 +54,8 @@ async def test_a_transactions_first_statement_is_planned_generically_and_a_read_
             by_id = (await connection.exec_driver_sql(
                 _PLANS.replace(":start", "'SELECT %FROM resources%WHERE resource_type = $1 AND id = $2%'"))).one()
             locked = (await connection.exec_driver_sql(_PLANS.replace(":start", "'%FOR UPDATE%'"))).one()
+            stored = (await connection.exec_driver_sql(
+                _PLANS.replace(":start", "'WITH h AS (INSERT INTO resource_history%'"))).one()
             mode = (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar()
     finally:
         await engine.dispose()
@@ -60,6 +65,10 @@ async def test_a_transactions_first_statement_is_planned_generically_and_a_read_
     assert (by_id.generic_plans, by_id.custom_plans) == (0, 8), by_id.statement[:80]
     # a transaction begun by anything else begins as before: its first statement planned for its values
     assert (locked.generic_plans, locked.custom_plans) == (0, 8), locked.statement[:80]
+    # an update's one statement (its version, current row and index rows), after the stamp switched
+    # the transaction to `auto`: its pk a scalar, it keeps a generic plan (as an array it was
+    # planned for its values on every write: storage.version_writes._store_ctes)
+    assert stored.custom_plans <= 5 and stored.generic_plans >= 3, (stored.custom_plans, stored.generic_plans)
     assert mode == "force_custom_plan"  # the transaction's setting ended with it
 
 

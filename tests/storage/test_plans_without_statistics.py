@@ -10,6 +10,7 @@ rules' read must start from the token rows too, not walk every resource of the t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import asyncpg
@@ -90,14 +91,20 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 for plan in await _plans(connection, read.driver.sql, types, args):
                     assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
             # a new version of existing resources (an update, the rules' deletions): its current row
-            # is found by pk, whatever the values (the generic plan, given nulls)
-            statement = version_writes._pg_statement()
+            # is found by pk, whatever the values (the generic plan, given nulls); one version's
+            # (its pk a scalar) finds its index rows by their resource_pk index too
             await connection.execute("SET plan_cache_mode = force_generic_plan")
-            await connection.execute(f"PREPARE w AS {statement.sql}")
-            nulls = ", ".join(["NULL"] * len(statement.names))
-            rows = await connection.fetch(f"EXPLAIN (COSTS OFF) EXECUTE w({nulls})")
-            plan = "\n".join(r[0] for r in rows)
-            assert "Seq Scan on resources" not in plan and "Update on resources" in plan, plan
+            for one in (False, True):
+                statement = version_writes._pg_statement(one)
+                await connection.execute(f"PREPARE w AS {statement.sql}")
+                nulls = ", ".join(["NULL"] * len(statement.names))
+                rows = await connection.fetch(f"EXPLAIN (COSTS OFF) EXECUTE w({nulls})")
+                await connection.execute("DEALLOCATE w")
+                plan = "\n".join(r[0] for r in rows)
+                assert "Seq Scan on resources" not in plan and "Update on resources" in plan, plan
+                if one:
+                    # the current row, the tombstones, the deleted references and 8 index tables
+                    assert "Seq Scan" not in plan and len(re.findall(r"ix_\w+_resource\b", plan)) == 10, plan
         finally:
             await connection.close()
 
