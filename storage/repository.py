@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
@@ -30,7 +30,7 @@ from storage.current_reads import version_from_row
 from storage.database import key_lookup
 from storage.driver_sql import DriverStatement, fetch, plan_generically, reads_before_begin
 from storage.search import SearchPage
-from storage.tables import resource_history, resources, search_reference, search_token
+from storage.tables import resource_history, resources, search_reference
 from storage.version_writes import Authorship
 from storage.versions import StoredVersion, after, now_ms
 from storage.write_events import NO_SUBSCRIBERS, WriteEvent, WriteSubscribers, quiet_conditions
@@ -273,22 +273,14 @@ class FhirRepository:
         if not target_ids:
             return []
         conditions = access.visible(self.principal, resource_type, resources)
-        if codes:
-            conditions.append(
-                resources.c.pk.in_(
-                    select(search_token.c.resource_pk).where(
-                        search_token.c.resource_type == resource_type,
-                        search_token.c.param == "code",
-                        tuple_(search_token.c.system, search_token.c.code).in_(list(codes)),
-                    )
-                )
-            )
         ids = sorted(set(target_ids))
         params: dict[str, Any] = {"resource_type": resource_type, "param": param, "target_type": target_type,
                                   "target_ids": ids, "target_id": ids[0]}
         if dated is not None:
             params["date_param"], params["date_from"], params["date_before"] = dated
-        read = current_reads.referring(len(ids) == 1, dated is not None)
+        for i, (system, code) in enumerate(codes):
+            params[f"code_system{i}"], params[f"code{i}"] = system, code
+        read = current_reads.referring(len(ids) == 1, dated is not None, len(codes))
         return await current_reads.select_current(self.connection, read, conditions, params)
 
     async def greatest_by_token(
