@@ -12,9 +12,9 @@ from storage import current_reads
 from storage.driver_sql import fetch
 
 
-def _observation(oid: str, patient: str, when: str) -> dict[str, Any]:
+def _observation(oid: str, patient: str, when: str, code: str = "29463-7") -> dict[str, Any]:
     return {"resourceType": "Observation", "id": oid, "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": when,
             "valueQuantity": {"value": 9.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
 
@@ -35,20 +35,34 @@ def _cases() -> list[tuple[str, current_reads.CurrentRead, dict[str, Any], list[
         ("by one id", current_reads.BY_ONE_ID, {"resource_type": "Patient", "ids": ["gone"], "id": "gone"},
          ["gone"]),
         ("referring to one", current_reads.referring(True, False),
-         {**referring, "target_ids": ["ana"], "target_id": "ana"}, ["a1", "a2"]),
+         {**referring, "target_ids": ["ana"], "target_id": "ana"}, ["a1", "a2", "h1"]),
         ("referring to several", current_reads.referring(False, False),
-         {**referring, "target_ids": ["ana", "beto"], "target_id": "ana"}, ["a1", "a2", "b1"]),
+         {**referring, "target_ids": ["ana", "beto"], "target_id": "ana"}, ["a1", "a2", "b1", "h1"]),
+        ("referring with a code", current_reads.referring(True, False, 1),
+         {**referring, "target_ids": ["ana"], "target_id": "ana", **_codes("8302-2")}, ["h1"]),
+        ("referring to several with codes", current_reads.referring(False, False, 2),
+         {**referring, "target_ids": ["ana", "beto"], "target_id": "ana", **_codes("29463-7", "718-7")},
+         ["a1", "a2", "b1"]),
+        ("referring on a day with a code", current_reads.referring(True, True, 1),
+         {**referring, "target_ids": ["ana"], "target_id": "ana", **_codes("8302-2"),
+          "date_param": day[0], "date_from": day[1], "date_before": day[2]}, ["h1"]),
         ("referring on a day", current_reads.referring(True, True),
          {**referring, "target_ids": ["ana"], "target_id": "ana",
-          "date_param": day[0], "date_from": day[1], "date_before": day[2]}, ["a1"]),
+          "date_param": day[0], "date_from": day[1], "date_before": day[2]}, ["a1", "h1"]),
         ("greatest by token", current_reads.greatest_by_token(2),
          {"resource_type": "Observation", "param": "code", "key0": "29463-7", "key1": "8302-2", "per_key": 5},
-         ["a1", "a2", "b1"]),
+         ["a1", "a2", "b1", "h1"]),
     ]
 
 
+def _codes(*codes: str) -> dict[str, str]:
+    """(system, code) pairs as `referring` names them."""
+    return {name: value for i, code in enumerate(codes)
+            for name, value in ((f"code_system{i}", "http://loinc.org"), (f"code{i}", code))}
+
+
 # Reads whose SQL text depends on their values (an expanding IN list): SQLAlchemy renders them each time.
-_VALUES_IN_THE_TEXT = {"by ids", "by keys", "locked by ids", "referring to several"}
+_VALUES_IN_THE_TEXT = {"by ids", "by keys", "locked by ids", "referring to several", "referring to several with codes"}
 
 
 async def test_each_read_and_its_driver_twin_answer_alike(repository_in, backend) -> None:
@@ -59,6 +73,7 @@ async def test_each_read_and_its_driver_twin_answer_alike(repository_in, backend
         for oid, pid, when in (("a1", "ana", "2025-03-02"), ("a2", "ana", "2025-04-01"), ("b1", "beto", "2025-03-02"),
                                ("x1", "ana", "2025-03-02")):
             await repository.update("Observation", oid, _observation(oid, pid, when))
+        await repository.update("Observation", "h1", _observation("h1", "ana", "2025-03-02", "8302-2"))
         await repository.delete("Observation", "x1")  # deleted: no longer refers to anyone
     async with repository_in(write=True) as repository:  # one of them takes row locks
         connection = repository.connection
