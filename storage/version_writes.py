@@ -181,18 +181,24 @@ def _store_ctes(p: str = "", *, one: bool = False) -> list[str]:
     return ctes
 
 
+def _one(writes: Sequence[VersionWrite]) -> bool:
+    """Whether `_store_ctes` names the versions' pk as a scalar (`one`): the statement and its
+    parameters (`_pg_params`) must agree."""
+    return len(writes) == 1
+
+
 @cache
 def _pg_statement(one: bool) -> DriverStatement:
     return DriverStatement.from_named("WITH " + ",\n".join(_store_ctes(one=one)) + "\nSELECT 1")
 
 
 def _pg_params(writes: Sequence[VersionWrite], by: Authorship, p: str = "") -> dict[str, Any]:
-    """The parameters of `_store_ctes(p, one=len(writes) == 1)`."""
+    """The parameters of `_store_ctes(p, one=_one(writes))`."""
     histories = [_history_values(w, by) for w in writes]
     params: dict[str, Any] = {f"{p}h_{name}": [h[name] for h in histories] for name in _HISTORY_COLUMNS}
     stale = [w.pk for w in writes if not w.fresh]
     deleted = [w.pk for w in writes if w.resource is None]
-    if len(writes) == 1:  # scalars (None: nothing)
+    if _one(writes):  # scalars (None: nothing)
         params[f"{p}stale"] = stale[0] if stale else None
         params[f"{p}deleted"] = deleted[0] if deleted else None
     else:
@@ -217,7 +223,7 @@ async def store_many(
     if not writes:
         return
     if _through_driver(connection, through_driver) and connection.dialect.name == "postgresql":
-        await fetch(connection, _pg_statement(len(writes) == 1), _pg_params(writes, by))
+        await fetch(connection, _pg_statement(_one(writes)), _pg_params(writes, by))
         return
     await connection.execute(insert(resource_history), [_history_values(w, by) for w in writes])
     stale = [w.pk for w in writes if not w.fresh]
@@ -486,7 +492,7 @@ async def insert_new(
         params["contents"] = [v.content for v, _ in items]
         if then_store:
             params |= _pg_params(then_store, by, "s_")
-        storing = _pg_insert_new_statement(storing=bool(then_store), storing_one=len(then_store) == 1)
+        storing = _pg_insert_new_statement(storing=bool(then_store), storing_one=_one(then_store))
         inserted = await fetch(connection, storing, params)
         return {(row["resource_type"], row["id"]): row["pk"] for row in inserted}
     stored: dict[tuple[str, str], int] = {}
