@@ -25,7 +25,7 @@ T0 = datetime(2025, 3, 2, 10, tzinfo=UTC)
 def _resources() -> list[dict[str, Any]]:
     return [
         {"resourceType": "Patient", "id": "ana", "birthDate": "2023-01-05", "gender": "female",
-         "name": [{"family": "Quispe", "given": ["Ana"]}],
+         "name": [{"family": "Quispe", "given": ["Ana"]}], "managingOrganization": {"reference": "Organization/cs"},
          "identifier": [{"system": "https://puente.example.org/fhir/sid/pe-dni", "value": "45871236"}]},
         {"resourceType": "Observation", "id": "hb", "status": "final",
          "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
@@ -43,8 +43,10 @@ def _weight() -> dict[str, Any]:
 
 async def _write_everything(connection: Any, form: str) -> None:
     """`form`: "plain" (SQLAlchemy), "driver" (the fast form), "together" (the fast form, with the
-    update and the deletion recorded by the statement that creates the third resource)."""
-    through_driver = {"plain": False, "driver": True, "together": None}[form]
+    update and the deletion recorded by the statement that creates the third resource); "one by
+    one" and "together, one" as those two, each version of an existing resource recorded alone (its
+    pk a scalar: the form of a single update or deletion, and of the z-score the rules undo)."""
+    through_driver = {"plain": False, "driver": True, "together": None, "one by one": True, "together, one": None}[form]
     items = []
     for n, resource in enumerate(_resources()):
         version = version_writes.new_version(resource, resource["id"], 1, T0 + timedelta(milliseconds=n), method="POST")
@@ -60,6 +62,16 @@ async def _write_everything(connection: Any, form: str) -> None:
     third = [(version_writes.new_version(_weight(), "w", 1, T0 + timedelta(seconds=3), method="POST"), _weight())]
     if form == "together":
         assert set(await version_writes.insert_new(connection, third, BY, then_store=writes)) == {("Observation", "w")}
+        return
+    if form == "together, one":
+        await version_writes.store_many(connection, writes[:1], BY)
+        assert set(await version_writes.insert_new(connection, third, BY, then_store=writes[1:])) == {
+            ("Observation", "w")}
+        return
+    if form == "one by one":
+        for write in writes:
+            await version_writes.store_many(connection, [write], BY, through_driver=True)
+        await version_writes.insert_new(connection, third, BY, through_driver=True)
         return
     await version_writes.store_many(connection, writes, BY, through_driver=through_driver)
     await version_writes.insert_new(connection, third, BY, through_driver=through_driver)
@@ -89,7 +101,7 @@ async def _snapshot(connection: Any) -> dict[str, list[tuple[Any, ...]]]:
 async def test_both_forms_of_the_write_path_store_the_same_rows(engine, database_url, backend) -> None:
     from storage.database import transaction
 
-    forms = ["plain", "driver", "together"]
+    forms = ["plain", "driver", "together", "one by one", "together, one"]
     snapshots = []
     for form in forms:
         await empty_all_tables(database_url)
@@ -103,5 +115,6 @@ async def test_both_forms_of_the_write_path_store_the_same_rows(engine, database
     assert len(plain["resources"]) == 3 and len(plain["history"]) == 5
     assert sorted(key for key, _ in plain["quantity"]) == [("Observation", "hb"), ("Observation", "w")]
     assert not [key for key, _ in plain["token"] if key == ("Patient", "ana")]
+    assert [key for key, _ in plain["tombstones"]] == [("Patient", "ana")]  # its managingOrganization
     for other in snapshots[1:]:
         assert other == plain
