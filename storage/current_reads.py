@@ -46,17 +46,18 @@ _BY_IDS_SQL = select(resources).where(
 ).order_by(resources.c.id)
 
 
-def _probing(keys: str, match: str, *, lock: bool = False) -> DriverStatement:
-    """Each key of the `keys` unnest probes the unique (resource_type, id) index, by id. (One `ANY`
-    list of ids took the type's whole range through another index, in the generic plan of a
-    never-analysed table: tests/storage/test_plans_without_statistics.py.) `lock`: each row is
-    locked as probed, so in the order of the keys given."""
+def _probing(keys: str, match: str, *, lock: bool = False, order: str = "r.resource_type, r.id") -> DriverStatement:
+    """Each row of `keys` probes `resources` for the one row `match` names: by id on the unique
+    (resource_type, id) index, or by pk (the index rows a read picked first). (One `ANY` list of
+    ids took the type's whole range through another index, and `pk IN (...)` walked the type, in
+    the plans of a never-analysed table: tests/storage/test_plans_without_statistics.py.) `lock`:
+    each row is locked as probed, so in the order of the keys given."""
     locking = " FOR UPDATE" if lock else ""
     # LIMIT 1 (a unique key: no more rows anyway) keeps the probe a probe: without it the planner
     # flattened the subquery into a hash join over the type's rows.
     return DriverStatement.from_named(
         f"SELECT {_R_COLUMNS} FROM {keys} CROSS JOIN LATERAL"
-        f" (SELECT * FROM resources WHERE {match} LIMIT 1{locking}) r ORDER BY r.resource_type, r.id"
+        f" (SELECT * FROM resources WHERE {match} LIMIT 1{locking}) r ORDER BY {order}"
     )
 
 
@@ -154,8 +155,8 @@ def referring(one: bool, dated: bool, codes: int = 0) -> CurrentRead:
     (`_coded_row`), each judged on the candidate's own index rows, so the plan stays driven by the
     reference (a child has a few dozen Observations, all its life).
 
-    PostgreSQL's twin takes the reference rows first and probes `resources` by pk for each (LATERAL
-    ... LIMIT 1, as `_probing` does by id), and reads a candidate's date and token rows by its pk
+    PostgreSQL's twin takes the reference rows first and probes `resources` by pk for each
+    (`_probing`), and reads a candidate's date and token rows by its pk
     alone (OFFSET 0): written as `pk IN (...)`, a database never analysed walked every resource of
     the type (at 1,000 of them; no longer at 8,000), and with codes the code's whole token range."""
     target = "target_id = :target_id" if one else "target_id = ANY(CAST(:target_ids AS text[]))"
@@ -175,11 +176,11 @@ def referring(one: bool, dated: bool, codes: int = 0) -> CurrentRead:
         if codes
         else ""
     )
-    driver = DriverStatement.from_named(
-        f"SELECT {_R_COLUMNS} FROM (SELECT DISTINCT resource_pk FROM search_reference"
-        f" WHERE resource_type = :resource_type AND param = :param AND {target} AND target_type = :target_type) k"
-        " CROSS JOIN LATERAL (SELECT * FROM resources WHERE pk = k.resource_pk AND resource_type = :resource_type"
-        f" AND deleted IS false{within}{coded} LIMIT 1) r ORDER BY r.pk"
+    driver = _probing(
+        "(SELECT DISTINCT resource_pk FROM search_reference WHERE resource_type = :resource_type"
+        f" AND param = :param AND {target} AND target_type = :target_type) k",
+        f"pk = k.resource_pk AND resource_type = :resource_type AND deleted IS false{within}{coded}",
+        order="r.pk",
     )
     sql = _referring_sql(one)
     if dated:
@@ -269,18 +270,15 @@ def greatest_by_token(keys: int) -> CurrentRead:
     # walked every resource of the type through (resource_type, last_updated) checking the pk list
     # (tests/storage/test_plans_without_statistics.py checks both databases' plans).
     sql = select(resources).where(resources.c.deleted.is_(False), resources.c.pk.in_(picked)).order_by(resources.c.pk)
-    # PostgreSQL's twin probes `resources` by pk for each token row picked (LATERAL ... LIMIT 1, as
-    # `_probing` does by id). Written as `pk IN (...)`, a table never analysed looked like a few rows
-    # of the type, and the planner walked every Observation of the database for each weight,
-    # probing the ranges once per row (9-11 ms at 850 Observations, growing with all of them).
+    # PostgreSQL's twin probes `resources` by pk for each token row picked (`_probing`). Written as
+    # `pk IN (...)`, a table never analysed looked like a few rows of the type, and the planner
+    # walked every Observation of the database for each weight, probing the ranges once per row
+    # (9-11 ms at 850 Observations, growing with all of them).
     # UNION, not UNION ALL: a resource with two of the keys is answered once, as `IN` does.
     driver_ranges = " UNION ".join(
         f"(SELECT resource_pk FROM search_token WHERE resource_type = :resource_type"
         f" AND param = :param AND code = :key{i} ORDER BY system DESC LIMIT CAST(:per_key AS bigint))"
         for i in range(keys)
     )
-    driver = DriverStatement.from_named(
-        f"SELECT {_R_COLUMNS} FROM ({driver_ranges}) k CROSS JOIN LATERAL"
-        " (SELECT * FROM resources WHERE pk = k.resource_pk AND deleted IS false LIMIT 1) r ORDER BY r.pk"
-    )
+    driver = _probing(f"({driver_ranges}) k", "pk = k.resource_pk AND deleted IS false", order="r.pk")
     return CurrentRead(sql, driver)
