@@ -99,12 +99,28 @@ def note_outcome(request: Request, status: int, location: str | None = None) -> 
     request.state.audit_outcome = (status, location)
 
 
+def record_of_create(request: Request) -> Callable[[str, str], dict[str, Any]]:
+    """The AuditEvent of the request's create once it has stored `type/id` (201), for the storage
+    to store with it (FhirRepository.record_with_create): the same event `record_in_transaction`
+    would store after it."""
+    def record(resource_type: str, resource_id: str) -> dict[str, Any]:
+        started = getattr(request.state, STARTED, time.time())
+        return audit_event(request.scope, 201, f"{resource_type}/{resource_id}", started)
+
+    return record
+
+
+def recorded(request: Request) -> None:
+    """The request's AuditEvent is stored (with its write): nothing else is to store one."""
+    request.state.audit_recorded = True
+
+
 async def record_in_transaction(connection: AsyncConnection, request: Request) -> None:
     """Store the AuditEvent of a successful write in the write's own transaction (before its commit)."""
     status, location = getattr(request.state, OUTCOME, (200, None))
     started = getattr(request.state, STARTED, time.time())
     await store_events(connection, [audit_event(request.scope, status, location, started)])
-    request.state.audit_recorded = True
+    recorded(request)
 
 
 async def store_events(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:

@@ -34,8 +34,11 @@ async def open_repository(request: Request, principal: Principal) -> AsyncIterat
     write = request.method in _WRITE_METHODS and not request.scope["path"].endswith("/_search")
     shared = services.of(request)
     async with transaction(shared.engine, write=write) as connection:
-        yield FhirRepository(connection, principal, subscribers=shared.subscribers)
-        if write and audit.enabled(request):
+        repository = FhirRepository(connection, principal, subscribers=shared.subscribers)
+        yield repository
+        if repository.recorded_with_create:
+            audit.recorded(request)  # its create's statement stored it (api.interactions.create)
+        elif write and audit.enabled(request):
             await audit.record_in_transaction(connection, request)
 
 

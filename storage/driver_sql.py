@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from sqlalchemy import Result, Select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -96,6 +97,22 @@ def reads_before_begin(connection: AsyncConnection) -> Iterator[None]:
         yield
     finally:
         connection.info.pop(_READS_BEFORE_BEGIN, None)
+
+
+async def read(connection: AsyncConnection, statement: Select[Any]) -> Result[Any]:
+    """`connection.execute(statement)`, a SELECT that locks nothing; inside `reads_before_begin`
+    (PostgreSQL), sent before the transaction's BEGIN as a plain driver read is: SQLAlchemy's
+    adapter, which would otherwise send its BEGIN first, runs it in autocommit, on its own."""
+    if not connection.info.get(_READS_BEFORE_BEGIN) or statement._for_update_arg is not None:
+        return await connection.execute(statement)
+    adapter = (await raw_connection(connection)).dbapi_connection
+    if getattr(adapter, "_transaction", True) is not None or not _begins_lazily(connection):
+        return await connection.execute(statement)
+    adapter.autocommit = True  # type: ignore[union-attr]
+    try:
+        return await connection.execute(statement)
+    finally:
+        adapter.autocommit = False  # type: ignore[union-attr]  # back to the connection's own level
 
 
 async def fetch_alone(

@@ -28,6 +28,7 @@ from fhir_mappings.outcomes import Forbidden, NotFound
 from fhir_mappings.search import ReferenceRow, extract_index_values
 from fhir_mappings.search.registry import registry
 from storage import access, search_rows
+from storage.driver_sql import read
 from storage.tables import resources
 
 Caller = Literal["clinic", "user", "patient", "client"]
@@ -176,7 +177,7 @@ async def _visible_ids(
         resources.c.deleted.is_(False),
         *access.visible(principal, target_type, resources, each=True),
     )
-    return set((await connection.execute(statement)).scalars())
+    return set((await read(connection, statement)).scalars())
 
 
 async def _team_ids(connection: AsyncConnection, principal: Principal, ids: Mapping[str, str]) -> set[str]:
@@ -184,4 +185,4 @@ async def _team_ids(connection: AsyncConnection, principal: Principal, ids: Mapp
     team = access.team(practitioner_id).subquery()
     column = team.c[0]
     statement = select(column).where(column.in_(sorted(ids)))
-    return set((await connection.execute(statement)).scalars())
+    return set((await read(connection, statement)).scalars())

@@ -105,10 +105,14 @@ class FhirRepository:
         # found missing: a write of one of them needs no locked read of its own. Shared like
         # _reads; emptied with it.
         self._locked: dict[tuple[str, str], tuple[int, StoredVersion] | None] = {}
-        # Set by a caller whose transaction is one single create and nothing after it (the create
-        # interaction when no AuditEvent follows): a create whose write subscribers write nothing
-        # may then commit by its own statement on PostgreSQL (_insert_new_many).
+        # Set by a caller whose transaction is one single create and nothing after it but its
+        # record (the create interaction): a create whose write subscribers write nothing may then
+        # commit by its own statement on PostgreSQL (_insert_new_many), with the record built by
+        # `record_with_create` from its (type, id) (its AuditEvent) stored by the same statement;
+        # `recorded_with_create` says when it was, and nothing else is to store it.
         self.create_is_whole_transaction = False
+        self.record_with_create: Callable[[str, str], dict[str, Any]] | None = None
+        self.recorded_with_create = False
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -642,22 +646,23 @@ class FhirRepository:
         leased = len(items) == 1 and version_writes.leases_in_statement(self.connection)
         if leased:
             plan_generically(self.connection)  # the leased insert below may follow reads of its own
-        # Whether the create may commit alone: its enrichers' reads then go before any BEGIN.
+        # Whether the create may commit alone: its enrichers' reads and reference checks then go
+        # before any BEGIN.
         alone = leased and self.create_is_whole_transaction and not doomed and self._deferred is None
         # An enricher may read another resource of the same batch (a hemoglobin reads the Patient and
         # the Encounter created with it): it finds it staged, so the batch stays one statement.
         self._staged.update(((resource["resourceType"], resource_id), resource) for resource, resource_id in items)
-        try:
-            with reads_before_begin(self.connection) if alone else nullcontext():
+        with reads_before_begin(self.connection) if alone else nullcontext():
+            try:
                 for resource, _ in items:
                     for enrich in self.subscribers.enrichers:
                         await enrich(self, resource)
-        finally:
-            self._staged.clear()
-        if not self.principal.is_admin:
-            batch = {(resource["resourceType"], resource_id) for resource, resource_id in items}
-            for resource, _ in items:
-                await self._check_references(resource, previous_pk=None, batch=batch)
+            finally:
+                self._staged.clear()
+            if not self.principal.is_admin:  # a restricted caller's reference checks only read too
+                batch = {(resource["resourceType"], resource_id) for resource, resource_id in items}
+                for resource, _ in items:
+                    await self._check_references(resource, previous_pk=None, batch=batch)
         self._forget((resource["resourceType"], resource_id) for resource, resource_id in items)
         if leased:  # (enrichers and reference checks only read: nothing has opened the clock since)
             # The commonest write, a single create: the lease, the stamp and the insert in one round
@@ -698,8 +703,13 @@ class FhirRepository:
         conditions = quiet_conditions(self.subscribers.hooks, resource["resourceType"], resource_id, resource)
         if conditions is None:
             return None
-        return await version_writes.insert_alone(self.connection, resource, resource_id, self._by, method=method,
-                                                 questions=self.subscribers.questions, conditions=conditions)
+        records = [] if self.record_with_create is None else [self.record_with_create(resource["resourceType"],
+                                                                                       resource_id)]
+        written = await version_writes.insert_alone(
+            self.connection, resource, resource_id, self._by, method=method, questions=self.subscribers.questions,
+            conditions=conditions, records=records)
+        self.recorded_with_create = bool(records) and written is not None and written[1] is not None
+        return written
 
     async def _write_version(
         self, locked: tuple[int, StoredVersion], resource: dict[str, Any], *, method: str

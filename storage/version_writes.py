@@ -298,7 +298,7 @@ def new_version(
 @cache
 def _pg_insert_new_statement(
     leased: bool = False, questions: tuple[WriteQuestion, ...] = (), storing: bool = False,
-    conditions: tuple[str, ...] | None = None, storing_one: bool = False,
+    conditions: tuple[str, ...] | None = None, storing_one: bool = False, records: bool = False,
 ) -> DriverStatement:
     """New resources, their history rows and index rows in ONE statement (one round trip).
 
@@ -317,13 +317,15 @@ def _pg_insert_new_statement(
 
     `conditions` (leased only): the statement commits alone (`insert_alone`), so it inserts only
     while they all hold, and answers whether they did (`quiet`).
+
+    `records` (leased only): the server's own records of the create (its AuditEvent: `c_`
+    parameters, each content in halves around the same stamp) are stored by the statement too, if
+    and only if it stored the resource.
     """
+    stamped = "to_char(clock.stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
     if leased:
         stamp = "clock.stamp"
-        content = (
-            "CAST(:head AS text) || to_char(clock.stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-            " || CAST(:tail AS text)"
-        )
+        content = f"CAST(:head AS text) || {stamped} || CAST(:tail AS text)"
         source = "clock, unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS u(t, i)"
         if conditions is not None:
             source += " WHERE (SELECT ok FROM quiet)"
@@ -345,12 +347,27 @@ def _pg_insert_new_statement(
         " FROM r JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[]), CAST(:methods AS text[])) AS u(t, i, m)"
         " ON r.resource_type = u.t AND r.id = u.i)",
     ]
+    owners = "r"
+    if records:
+        # Written by the server (SERVER: no author, client or user), stamped with the create.
+        ctes += [
+            "c AS (INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content, created_by)"
+            f" SELECT u.t, u.i, 1, clock.stamp, false, u.head || {stamped} || u.tail, NULL"
+            " FROM clock, unnest(CAST(:c_types AS text[]), CAST(:c_ids AS text[]), CAST(:c_heads AS text[]),"
+            " CAST(:c_tails AS text[])) AS u(t, i, head, tail) WHERE EXISTS (SELECT FROM r)"
+            " ON CONFLICT (resource_type, id) DO NOTHING RETURNING pk, resource_type, id, last_updated, content)",
+            "hc AS (INSERT INTO resource_history (resource_pk, resource_type, id, version_id, last_updated, method,"
+            " deleted, content, author, author_client, author_user)"
+            " SELECT c.pk, c.resource_type, c.id, 1, c.last_updated, 'POST', false, c.content, NULL, NULL, NULL"
+            " FROM c)",
+        ]
+        owners = "(SELECT pk, resource_type, id FROM r UNION ALL SELECT pk, resource_type, id FROM c) AS r"
     for kind, table in SEARCH_TABLES.items():
         names = [c.name for c in table.columns if c.name != "resource_pk"]
         ctes.append(
             f"i_{kind} AS (INSERT INTO {table.name} (resource_pk, {', '.join(names)})"
             f" SELECT r.pk, {', '.join(f'u.{n}' for n in names)} FROM {_recordset(kind, table, owner=True)}"
-            f" JOIN r ON r.resource_type = u.resource_type AND r.id = u.owner)"
+            f" JOIN {owners} ON r.resource_type = u.resource_type AND r.id = u.owner)"
         )
     if storing:
         ctes += _store_ctes("s_", one=storing_one)
@@ -362,7 +379,12 @@ def _pg_insert_new_statement(
     return DriverStatement.from_named("WITH " + ",\n".join(ctes) + "\n" + answer, opens_generic=leased)
 
 
-def _insert_params(items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Authorship) -> dict[str, Any]:
+def _insert_params(
+    items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Authorship,
+    also_indexed: Sequence[tuple[StoredVersion, dict[str, Any]]] = (),
+) -> dict[str, Any]:
+    """The history and index rows' parameters of `items` (and the index rows of `also_indexed`,
+    which the statement inserts by other parameters: a leased insert's records)."""
     params: dict[str, Any] = {
         "types": [v.resource_type for v, _ in items],
         "ids": [v.id for v, _ in items],
@@ -372,7 +394,8 @@ def _insert_params(items: Sequence[tuple[StoredVersion, dict[str, Any]]], by: Au
         "author_user": by.user,
     }
     # No pks yet: each row carries its resource's id, and the statement joins it to the new pk.
-    grouped = _rows_by_kind((0, version.resource_type, resource, version.id) for version, resource in items)
+    grouped = _rows_by_kind((0, version.resource_type, resource, version.id)
+                            for version, resource in [*items, *also_indexed])
     for kind in SEARCH_TABLES:
         params[f"{kind}_rows"] = _json_rows(grouped[kind])
     return params
@@ -416,13 +439,18 @@ async def insert_alone(
     method: str,
     questions: tuple[WriteQuestion, ...],
     conditions: tuple[str, ...],
+    records: Sequence[dict[str, Any]] = (),
 ) -> tuple[StoredVersion, int | None] | None:
     """As `insert_leased`, but committed by the statement itself (storage.driver_sql.fetch_alone: no
     BEGIN, no COMMIT, one round trip) if `conditions` (SQL over `:resource_type`, the write
     subscribers' storage.write_events.QuietCreation) all hold in its snapshot. None when it stored
     nothing because one did not, or when the transaction has begun already: the create then goes
-    `insert_leased`'s way, in its transaction."""
-    statement, params, halves = _leased_insert(resource, resource_id, by, method, questions, conditions)
+    `insert_leased`'s way, in its transaction.
+
+    `records`: new resources of the server's own about the create (its AuditEvent), stored by the
+    same statement, with the same stamp, when (and only when) it stores the resource (pk not None),
+    so that the one commit keeps both or neither."""
+    statement, params, halves = _leased_insert(resource, resource_id, by, method, questions, conditions, records)
     found = await fetch_alone(connection, statement, params)
     if found is None or not found[0]["quiet"]:
         return None
@@ -433,14 +461,29 @@ async def insert_alone(
 def _leased_insert(
     resource: dict[str, Any], resource_id: str, by: Authorship, method: str,
     questions: tuple[WriteQuestion, ...], conditions: tuple[str, ...] | None,
+    records: Sequence[dict[str, Any]] = (),
 ) -> tuple[DriverStatement, dict[str, Any], tuple[str, str]]:
-    """The leased insert's statement, its parameters and the content's halves around its stamp."""
+    """The leased insert's statement, its parameters and the content's halves around its stamp
+    (and the `records`' ids and halves: `_pg_insert_new_statement`'s `c_` parameters)."""
+    unstamped, (head, tail) = _unstamped(resource, resource_id, method)
+    noted = [_unstamped(record, str(uuid.uuid4()), "POST") for record in records]
+    params = _insert_params([(unstamped, resource)], by, also_indexed=[
+        (version, record) for (version, _), record in zip(noted, records, strict=True)]) | clock.LEASE_PARAMS
+    params |= {"head": head + '"', "tail": '"' + tail, "resource_type": unstamped.resource_type}
+    if noted:
+        params |= {"c_types": [v.resource_type for v, _ in noted], "c_ids": [v.id for v, _ in noted],
+                   "c_heads": [h + '"' for _, (h, _) in noted], "c_tails": ['"' + t for _, (_, t) in noted]}
+    statement = _pg_insert_new_statement(True, questions, conditions=conditions, records=bool(noted))
+    return statement, params, (head, tail)
+
+
+def _unstamped(resource: dict[str, Any], resource_id: str, method: str) -> tuple[StoredVersion, tuple[str, str]]:
+    """Version 1 of a new resource whose stamp a statement chooses, and its content's halves
+    around meta.lastUpdated (without the quotes)."""
     unstamped = new_version(resource, resource_id, 1, LEASE_EPOCH, method=method, instant=_STAMP_MARK[1:-1])
     assert unstamped.content is not None
     head, tail = unstamped.content.split(_STAMP_MARK, 1)
-    params = _insert_params([(unstamped, resource)], by) | clock.LEASE_PARAMS
-    params |= {"head": head + '"', "tail": '"' + tail, "resource_type": unstamped.resource_type}
-    return _pg_insert_new_statement(True, questions, conditions=conditions), params, (head, tail)
+    return unstamped, (head, tail)
 
 
 def _leased_version(

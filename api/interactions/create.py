@@ -24,7 +24,10 @@ router = APIRouter(tags=["create"])
 async def create(
     request: Request, resource_type: str, resource: ResourceBody, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    # The request's transaction holds this create and, when audited, its AuditEvent after it.
-    repository.create_is_whole_transaction = not audit.enabled(request)
+    # The request's transaction holds this create and, when audited, its AuditEvent, which a create
+    # that commits by its own statement stores in that statement (one round trip for both).
+    repository.create_is_whole_transaction = True
+    if audit.enabled(request):
+        repository.record_with_create = audit.record_of_create(request)
     result = await dispatch(repository, fhir_request(request, resource_type, resource=resource))
     return http_response(request, result, base_url=settings.public_base_url)

@@ -20,6 +20,7 @@ import exchange
 from auth.principal import LOCAL_EXPLORER
 from exchange import tables
 from fhir_mappings import fhir_json
+from fhir_mappings.outcomes import Conflict
 from storage.database import create_engine, transaction
 from storage.pg_connection import CommittedAlone
 from storage.repository import FhirRepository, WriteEvent
@@ -133,6 +134,64 @@ async def test_a_create_someone_subscribes_to_is_told_and_stored_once(engine, ba
     async with transaction(engine, write=False) as connection:
         found = await FhirRepository(connection, LOCAL_EXPLORER).search_matches("Observation", [("code", "8867-4")])
     assert len(found) == 1  # the first attempt stored nothing
+
+
+def _record_of(resource_type: str, resource_id: str) -> dict[str, object]:
+    """A record of the create, as the audit trail makes one (api.audit.record_of_create)."""
+    return {"resourceType": "AuditEvent", "recorded": "2026-12-07T10:00:00Z", "action": "C",
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+            "agent": [{"who": {"display": "tester"}, "requestor": True}],
+            "source": {"observer": {"display": "Puente FHIR server"}},
+            "entity": [{"what": {"reference": f"{resource_type}/{resource_id}"}}]}
+
+
+async def _create_recorded(engine: AsyncEngine, resource: dict[str, object], subscribers: WriteSubscribers,
+                           resource_id: str | None = None) -> tuple[list[str], object, bool]:
+    """As `_create_alone`, with a record built for the create (FhirRepository.record_with_create)."""
+    async with transaction(engine, write=True) as connection:
+        repository = FhirRepository(connection, LOCAL_EXPLORER, subscribers=subscribers)
+        repository.create_is_whole_transaction = True
+        repository.record_with_create = _record_of
+        async with statements_sent(engine, repository) as seen:
+            try:
+                written: object = await repository.create(resource, resource_id=resource_id)
+            except Conflict as conflict:
+                written = conflict
+    return seen, written, repository.recorded_with_create
+
+
+async def _records(engine: AsyncEngine, reference: str) -> list[tuple[str, object]]:
+    """The records of `reference` (found through their index rows) and their history's stamps."""
+    async with transaction(engine, write=False) as connection:
+        repository = FhirRepository(connection, LOCAL_EXPLORER)
+        found = await repository.search_matches("AuditEvent", [("entity", reference)])
+        return [(record_id, [h.last_updated for h in (await repository.history("AuditEvent", record_id)).versions])
+                for _, record_id in found]
+
+
+async def test_a_record_is_stored_by_its_creates_statement_and_never_without_the_create(engine, backend,
+                                                                                      database_url):
+    subscribers = write_subscribers(make_settings(database_url))
+    seen, written, recorded = await _create_recorded(engine, _heart_rate(40), subscribers)
+    version = written.version  # type: ignore[attr-defined]
+    await _stored_once(engine, "Observation", written)
+    if backend != "postgres":  # the caller's transaction stores the record (api.dependencies)
+        assert not recorded and await _records(engine, f"Observation/{version.id}") == []
+        return
+    assert recorded and [v for v in _verbs(seen) if v != "SET"] == ["WITH"], seen
+    [(_, stamps)] = await _records(engine, f"Observation/{version.id}")
+    assert stamps == [version.last_updated]  # one version, stamped with the create
+    # an id already taken: the statement stores neither the resource nor its record
+    seen, refused, recorded = await _create_recorded(engine, _heart_rate(41), subscribers, resource_id=version.id)
+    assert isinstance(refused, Conflict) and not recorded
+    assert len(await _records(engine, f"Observation/{version.id}")) == 1
+    # a live subscription of the type: the quiet statement stores nothing, the record included
+    async with transaction(engine, write=True) as connection:
+        await FhirRepository(connection, LOCAL_EXPLORER, subscribers=exchange.subscribers()).create(
+            subscription("Observation?code=8867-4"))
+    seen, watched, recorded = await _create_recorded(engine, _heart_rate(42), subscribers)
+    assert not recorded and await _records(engine, f"Observation/{watched.version.id}") == []  # type: ignore[attr-defined]
+    await _stored_once(engine, "Observation", watched)
 
 
 class _SaysQuietButWrites:
