@@ -1,17 +1,16 @@
 """The create interaction over HTTP: on PostgreSQL a create nobody is to hear of is one statement,
 its insert, committed alone (no BEGIN, no COMMIT); one that a live subscription watches takes the
 transaction's path and is notified. Statements counted at the driver on every connection the app
-checks out of its pool (the app's own, started here so that none is open before the listener)."""
+checks out of its pool (tests.fixtures.statements)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from api import services
 from api.app import create_app
@@ -20,30 +19,21 @@ from tests.conftest import BASE, make_settings
 from tests.exchange.test_matching_cost import subscription
 from tests.fixtures.builders import measurement
 from tests.fixtures.databases import empty_all_tables
+from tests.fixtures.statements import sent_by_connection
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def counted(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, list[tuple[int, str]], FastAPI]]:
     """A client of a fresh app, and what each connection (by its id) sent, in order."""
     await empty_all_tables(database_url)
-    seen: list[tuple[int, str]] = []
-    logged: set[int] = set()
     application = create_app(make_settings(database_url))
     async with application.router.lifespan_context(application):
         engine = services.of_app(application).engine
-
-        def listen(dbapi_connection: Any, *_: Any) -> None:
-            driver = getattr(dbapi_connection, "driver_connection", None)
-            if driver is not None and hasattr(driver, "add_query_logger") and id(driver) not in logged:
-                logged.add(id(driver))
-                driver.add_query_logger(lambda query, key=id(driver): seen.append((key, query.query)))
-
-        event.listen(engine.sync_engine, "checkout", listen)
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE,
-                                     headers={"Accept": "application/fhir+json"}) as client:
-            yield client, seen, application
-        event.remove(engine.sync_engine, "checkout", listen)
+        async with sent_by_connection(engine) as seen:
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE,
+                                         headers={"Accept": "application/fhir+json"}) as client:
+                yield client, seen, application
 
 
 def _writes(seen: list[tuple[int, str]]) -> list[str]:

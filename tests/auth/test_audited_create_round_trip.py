@@ -4,8 +4,7 @@ reference checks read before it, outside any transaction. Either way (and on SQL
 transaction stores both) the create has exactly one AuditEvent, stamped with it, and a refused
 create stores nothing but the record of its refusal.
 
-Statements are counted on every connection the app checks out of its pool (the app's own, started
-here so that none is open before the listeners): at the driver, and SQLAlchemy's as it sends them."""
+Statements are counted on every connection the app checks out of its pool (tests.fixtures.statements)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import httpx
 import pytest_asyncio
 from fastapi import FastAPI
 from joserfc.jwk import RSAKey
-from sqlalchemy import event
 
 from api import services
 from api.app import create_app
@@ -29,6 +27,7 @@ from tests.conftest import make_settings
 from tests.exchange.test_matching_cost import subscription
 from tests.fixtures.builders import measurement
 from tests.fixtures.databases import empty_all_tables
+from tests.fixtures.statements import sent_by_connection
 
 
 @dataclass
@@ -46,26 +45,11 @@ async def audited(database_url: str, rsa: RSAKey) -> AsyncIterator[Audited]:
     (Practitioner/chw-1, whose patient `kid` is), and what each connection sent, in order."""
     await empty_all_tables(database_url)
     await empty_auth_tables(database_url)
-    seen: list[tuple[int, str]] = []
-    logged: set[int] = set()
     application = create_app(make_settings(database_url, auth="on", base_url=support.BASE))
     async with application.router.lifespan_context(application):
         engine = services.of_app(application).engine
-
-        def listen(dbapi_connection: Any, *_: Any) -> None:
-            driver = getattr(dbapi_connection, "driver_connection", None)
-            if driver is not None and hasattr(driver, "add_query_logger") and id(driver) not in logged:
-                logged.add(id(driver))
-                driver.add_query_logger(lambda query, key=id(driver): seen.append((key, query.query)))
-
-        def through_sqlalchemy(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            # SQLAlchemy's statements run prepared, which asyncpg's query logger does not see.
-            seen.append((id(connection.connection.driver_connection), statement))
-
-        event.listen(engine.sync_engine, "checkout", listen)
-        event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url=support.BASE) as http:
+        async with sent_by_connection(engine) as seen, httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=application), base_url=support.BASE) as http:
             admin_id, _ = await register(application, scopes="system/*.cruds", keys=(rsa,), admin=True)
             admin = bearer(await support.access_token(http, admin_id, rsa, "system/*.cruds"))
             app_id, _ = await register(application, scopes="user/*.cruds", public=True, redirect_uris=(REDIRECT,))
@@ -77,8 +61,6 @@ async def audited(database_url: str, rsa: RSAKey) -> AsyncIterator[Audited]:
                 put = await http.put(f"/fhir/Patient/{patient['id']}", json=patient, headers=admin)
                 assert put.status_code == 201, put.text
             yield Audited(http, application, seen, admin, chw)
-        event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
-        event.remove(engine.sync_engine, "checkout", listen)
 
 
 def _creating(seen: list[tuple[int, str]]) -> list[str]:
