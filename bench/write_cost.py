@@ -9,6 +9,10 @@ client sends, in turn: single creates (`POST /fhir/Observation`), household-visi
 (`ServiceRequest?performer=...&_lastUpdated=gt<previous Bundle.meta.lastUpdated>`). It prints JSON
 with the mean wall time and the CPU time (this process, and PostgreSQL's backends) per request.
 
+With `--auth on` the app runs with PUENTE_AUTH=on and the client is an administrator's backend
+service (client_secret_basic, `system/*.cruds`, its token taken once from /auth/token): every
+write then stores its AuditEvent, as in production.
+
 With `--against DIR`, each round runs this checkout and DIR's one after the other, each in a fresh
 process and database, and prints their ratio per round (this / other): a noisy machine slows both
 runs of a pair alike. DIR is any checkout of Puente with its own `.venv` (`uv sync` there first).
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--visits", type=int, default=150)
     p.add_argument("--polls", type=int, default=400)
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--auth", choices=("off", "on"), default="off")
     p.add_argument("--against", type=Path, help="another checkout to compare with, round by round")
     p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # one measurement, this process
     args = p.parse_args(argv)
@@ -74,7 +79,7 @@ def _run(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
     python = checkout / ".venv" / "bin" / "python"
     # As a module: run as a file, bench/ would lead sys.path and shadow the `programme` package.
     cmd = [str(python), "-m", "bench.write_cost", "--once", "--db", args.db, "--creates", str(args.creates),
-           "--visits", str(args.visits), "--polls", str(args.polls)]
+           "--visits", str(args.visits), "--polls", str(args.polls), "--auth", args.auth]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     done = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -94,14 +99,36 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
         url, drop = await _database(args.db, Path(tmp))
         try:
             await upgrade_async(url)
-            settings = Settings(database_url=url, auth="off", base_url="http://bench", data_dir=Path(tmp) / "data")
+            # OAuth 2.0 wants https: the public URL says so (nothing is sent over a network here).
+            base = "https://bench" if args.auth == "on" else "http://bench"
+            settings = Settings(database_url=url, auth=args.auth, base_url=base, data_dir=Path(tmp) / "data")
             app = create_app(settings)
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+                    if args.auth == "on":
+                        client.headers["Authorization"] = await _administrator(app, client)
                     return await _workloads(client, args, url)
         finally:
             await drop()
+
+
+async def _administrator(app: Any, client: Any) -> str:
+    """`Bearer <token>` of an administrator's backend service registered here, as `puente clients
+    add --admin --secret` registers one."""
+    from api import services
+    from auth.hashing import digest, random_secret
+    from auth.models import CLIENT_SECRET_BASIC, Client
+
+    secret = random_secret()
+    registered = Client(client_id=str(uuid.uuid4()), name="bench administrator", auth_method=CLIENT_SECRET_BASIC,
+                        scopes=("system/*.cruds",), grant_types=("client_credentials",), redirect_uris=(),
+                        secret_hash=digest(secret), jwks=None, jwks_url=None, organization=None, is_admin=True)
+    await services.of_app(app).auth_service().store.add_client(registered)
+    answer = await client.post("/auth/token", data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
+                               auth=(registered.client_id, secret))
+    assert answer.status_code == 200, answer.text
+    return f"Bearer {answer.json()['access_token']}"
 
 
 async def _database(kind: str, tmp: Path) -> tuple[str, Any]:
