@@ -145,14 +145,16 @@ async def _stored_of_day(
     written = {
         c.source_id for c in changes for m in (c.before, c.after) if m is not None and m.patient_id == patient_id
     }
-    latest = await latest_of_day(rules, patient_id, day, skip_ids=written)
-    # What the rest of the judgement reads by id, in one statement (the child's lock is held until
-    # the commit, so every round trip here is one its other measurements wait for): the growth
-    # Flags and referral slots (_cited, then applying the findings) and the z-scores of the day's
-    # latest measurements (re-derived and compared, or undone). Row-locked: updating or undoing
-    # them then needs no locked read of its own.
+    # What the rest of the judgement reads by id (the child's lock is held until the commit, so
+    # every round trip here is one its other measurements wait for): the growth Flags and referral
+    # slots (_cited, then applying the findings) and the z-scores of the day's latest measurements
+    # (re-derived and compared, or undone). Row-locked: updating or undoing them then needs no
+    # locked read of its own. On PostgreSQL the latest measurements' statement reads them too, and
+    # the read_ahead below finds them there (a z-score whose id is a digest is read by it).
+    findings = [key for kind in _GROWTH_FINDINGS for key in finding_keys(patient_id, kind)]
+    latest = await latest_of_day(rules, patient_id, day, skip_ids=written, lock_ahead=findings)
     await rules.read_ahead(lock=True, keys=[
-        *(key for kind in _GROWTH_FINDINGS for key in finding_keys(patient_id, kind)),
+        *findings,
         *(("Observation", derived_id(m.id, indicator.value))
           for m in latest for indicator in anchored_indicators(m.kind)),
     ])

@@ -7,13 +7,13 @@ Everything the operations and the pregnancy/growth context need from other recor
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from fhir_mappings import fhir_json
 from fhir_mappings.outcomes import FhirError
 from rules import measurement_keys
 from rules.fhir_in import KIND_BY_LOINC, Measurement, Resource
-from rules.growth_days import SLOT
+from rules.growth_days import ANCHORED, SLOT
 from storage.repository import FhirRepository
 
 
@@ -74,18 +74,23 @@ async def measurements_by_patient(
 
 
 async def latest_of_day(
-    repository: FhirRepository, patient_id: str, day: dt.date, *, skip_ids: Iterable[str] = ()
+    repository: FhirRepository, patient_id: str, day: dt.date, *, skip_ids: Iterable[str] = (),
+    lock_ahead: Sequence[tuple[str, str]] | None = None,
 ) -> list[Measurement]:
     """The patient's latest stored growth measurement of each slot (weight, length, head, MUAC) on
     `day`, leaving out `skip_ids` (written by this transaction: the caller holds their new content).
 
     One statement through the measurement keys (rules.measurement_keys): it reads at most
     1 + len(skip_ids) rows per slot however many Observations the child has, that day or ever.
+    `lock_ahead`: what the caller reads locked next, besides the z-scores named after the day's
+    latest measurements; on PostgreSQL the same statement locks them all (one round trip fewer
+    while the child's lock is held), and the caller's read_ahead finds them there.
     """
     skip = set(skip_ids)
     keys = [measurement_keys.day_key(patient_id, slot, day.isoformat()) for slot in _SLOTS]
     found = await repository.greatest_by_token(
-        "Observation", measurement_keys.PARAM, keys, per_key=1 + len(skip)
+        "Observation", measurement_keys.PARAM, keys, per_key=1 + len(skip),
+        lock_ahead=lock_ahead or (), lock_suffixed=_ANCHORED_SUFFIXES if lock_ahead is not None else (),
     )
     latest: dict[str, Measurement] = {}
     for version in found:
@@ -122,6 +127,9 @@ async def growth_evidence_of_day(
 
 
 _SLOTS = sorted(set(SLOT.values()))
+# The indicators whose z-scores are named after a measurement of some slot (rules.derived.derived_id):
+# `{measurement id}-{indicator}` while that fits 64 characters.
+_ANCHORED_SUFFIXES = sorted({indicator.value for slot in _SLOTS for indicator in ANCHORED[slot]})
 
 
 def _local_days(days: Iterable[dt.date] | None) -> tuple[str, dt.datetime, dt.datetime] | None:

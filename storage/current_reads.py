@@ -52,13 +52,15 @@ def _probing(keys: str, match: str, *, lock: bool = False, order: str = "r.resou
     ids took the type's whole range through another index, and `pk IN (...)` walked the type, in
     the plans of a never-analysed table: tests/storage/test_plans_without_statistics.py.) `lock`:
     each row is locked as probed, so in the order of the keys given."""
+    return DriverStatement.from_named(_probing_sql(keys, match, lock=lock, order=order))
+
+
+def _probing_sql(keys: str, match: str, *, lock: bool = False, order: str = "r.resource_type, r.id") -> str:
     locking = " FOR UPDATE" if lock else ""
     # LIMIT 1 (a unique key: no more rows anyway) keeps the probe a probe: without it the planner
     # flattened the subquery into a hash join over the type's rows.
-    return DriverStatement.from_named(
-        f"SELECT {_R_COLUMNS} FROM {keys} CROSS JOIN LATERAL"
-        f" (SELECT * FROM resources WHERE {match} LIMIT 1{locking}) r ORDER BY {order}"
-    )
+    return (f"SELECT {_R_COLUMNS} FROM {keys} CROSS JOIN LATERAL"
+            f" (SELECT * FROM resources WHERE {match} LIMIT 1{locking}) r ORDER BY {order}")
 
 
 # Current versions (deletions included) by id: `ids`, or `id` alone. One id goes to asyncpg as a
@@ -274,11 +276,34 @@ def greatest_by_token(keys: int) -> CurrentRead:
     # `pk IN (...)`, a table never analysed looked like a few rows of the type, and the planner
     # walked every Observation of the database for each weight, probing the ranges once per row
     # (9-11 ms at 850 Observations, growing with all of them).
+    return CurrentRead(sql, DriverStatement.from_named(_greatest_sql(keys)))
+
+
+def _greatest_sql(keys: int) -> str:
     # UNION, not UNION ALL: a resource with two of the keys is answered once, as `IN` does.
-    driver_ranges = " UNION ".join(
+    ranges = " UNION ".join(
         f"(SELECT resource_pk FROM search_token WHERE resource_type = :resource_type"
         f" AND param = :param AND code = :key{i} ORDER BY system DESC LIMIT CAST(:per_key AS bigint))"
         for i in range(keys)
     )
-    driver = _probing(f"({driver_ranges}) k", "pk = k.resource_pk AND deleted IS false", order="r.pk")
-    return CurrentRead(sql, driver)
+    return _probing_sql(f"({ranges}) k", "pk = k.resource_pk AND deleted IS false", order="r.pk")
+
+
+@functools.cache
+def greatest_locking_ahead(keys: int) -> DriverStatement:
+    """greatest_by_token's twin (PostgreSQL, a caller who sees everything) that also row-locks and
+    reads, in (type, id) order, the current rows of the (`lock_types`, `lock_ids`) pairs and of the
+    `resource_type` ids made of each picked resource's id, '-' and one of `suffixes` (those that
+    fit FHIR's 64 characters): what its caller reads locked next (the rules: a child's Flags and
+    referral slots, the z-scores named after the day's latest measurements), so that it needs no
+    statement of its own while the child's lock is held. Rows come tagged: `locked` false for the
+    picked resources (pk order), true for the locked ones."""
+    wanted = ("SELECT t, i FROM unnest(CAST(:lock_types AS text[]), CAST(:lock_ids AS text[])) AS w(t, i)"
+              " UNION SELECT CAST(:resource_type AS text), g.id || '-' || s"
+              " FROM g, unnest(CAST(:suffixes AS text[])) AS s WHERE length(g.id) + 1 + length(s) <= 64")
+    locked = _probing_sql("(SELECT t AS resource_type, i AS id FROM wanted ORDER BY t, i) k",
+                          "resource_type = k.resource_type AND id = k.id", lock=True)
+    return DriverStatement.from_named(
+        f"WITH g AS MATERIALIZED ({_greatest_sql(keys)}), wanted AS ({wanted})"
+        f" SELECT false AS locked, g.* FROM g UNION ALL SELECT true AS locked, l.* FROM ({locked}) l"
+    )

@@ -187,7 +187,14 @@ class FhirRepository:
         read = current_reads.LOCKED_BY_KEYS if lock else current_reads.BY_KEYS
         found = {(v.resource_type, v.id): (pk, v)
                  for pk, v in await current_reads.select_current_keyed(self.connection, read, [], params)}
-        for key in missing:
+        self._remember(missing, found, lock=lock)
+
+    def _remember(
+        self, keys: Iterable[tuple[str, str]], found: dict[tuple[str, str], tuple[int, StoredVersion]], *, lock: bool
+    ) -> None:
+        """What a read of `keys` found (pk and version by key; a key not there is missing), for the
+        reads that follow; with `lock`, the rows are row-locked too (read_ahead)."""
+        for key in keys:
             pk_version = found.get(key)
             self._reads.setdefault(key, {})[self.principal] = None if pk_version is None else pk_version[1]
             if lock:
@@ -288,20 +295,51 @@ class FhirRepository:
         return await current_reads.select_current(self.connection, read, conditions, params)
 
     async def greatest_by_token(
-        self, resource_type: str, param: str, keys: Sequence[str], *, per_key: int
+        self, resource_type: str, param: str, keys: Sequence[str], *, per_key: int,
+        lock_ahead: Sequence[tuple[str, str]] = (), lock_suffixed: Sequence[str] = (),
     ) -> list[StoredVersion]:
         """Current live `resource_type` resources whose token `param` has one of the codes `keys`:
         for each key, the `per_key` with the greatest `system`, in one statement (oldest first).
         Parameters whose `system` is an order key (rules.measurement_keys) make this "the latest
-        few of each kind", read through an index range however many rows share the key."""
+        few of each kind", read through an index range however many rows share the key.
+
+        `lock_ahead`, `lock_suffixed`: the (type, id) its caller is to read_ahead locked next, and
+        the suffixes of ids named after the resources found (`{id}-{suffix}`, of `resource_type`,
+        where they fit 64 characters). On PostgreSQL, for a caller who sees all of those types, the
+        same statement reads and row-locks them (current_reads.greatest_locking_ahead), so that the
+        caller's read_ahead finds them locked already; elsewhere that read_ahead reads them."""
         access.require(self.principal, resource_type, "r")
         if not keys:
             return []
         conditions = access.visible(self.principal, resource_type, resources)
         params: dict[str, Any] = {"resource_type": resource_type, "param": param, "per_key": per_key}
         params |= {f"key{i}": key for i, key in enumerate(keys)}
+        types = {resource_type, *(t for t, _ in lock_ahead)}
+        if ((lock_ahead or lock_suffixed) and self._dialect == "postgresql" and not conditions
+                and not any(access.visible(self.principal, t, resources, deleted_too=True) for t in types)):
+            for locked_type in types:
+                access.require(self.principal, locked_type, "r")
+            return await self._greatest_locking_ahead(params, len(keys), lock_ahead, lock_suffixed)
         read = current_reads.greatest_by_token(len(keys))
         return await current_reads.select_current(self.connection, read, conditions, params)
+
+    async def _greatest_locking_ahead(
+        self, params: dict[str, Any], keys: int, lock_ahead: Sequence[tuple[str, str]], suffixes: Sequence[str],
+    ) -> list[StoredVersion]:
+        """greatest_by_token's answer, the rows it locked ahead remembered as read_ahead(lock=True)
+        remembers them (a key found missing too)."""
+        pairs = sorted(set(lock_ahead))
+        params |= {"lock_types": [t for t, _ in pairs], "lock_ids": [i for _, i in pairs], "suffixes": list(suffixes)}
+        records = await fetch(self.connection, current_reads.greatest_locking_ahead(keys), params)
+        picked = [current_reads.version_from_record(r)
+                  for r in sorted((r for r in records if not r["locked"]), key=lambda r: r["pk"])]
+        found = {(r["resource_type"], r["id"]): (r["pk"], current_reads.version_from_record(r))
+                 for r in records if r["locked"]}
+        resource_type = params["resource_type"]
+        asked = {*pairs, *((resource_type, f"{v.id}-{suffix}") for v in picked for suffix in suffixes
+                           if len(v.id) + 1 + len(suffix) <= 64)}  # the statement's own rule
+        self._remember(asked, found, lock=True)
+        return picked
 
     async def search(self, query: SearchQuery, *, count: int, cursor: str | None = None) -> SearchPage:
         """One page of a type-level search (scope "s" required; only visible resources, includes too)."""

@@ -72,6 +72,18 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 assert "Index Scan using pk_resources" in plan, plan
                 assert "ix_resources_type_updated" not in plan and "Bitmap" not in plan, plan
                 assert plan.count("Limit") == 5, plan
+            # the same read locking ahead what the rules read next (the child's Flags, the z-scores
+            # named after what it picks): the same ranges, the same probes, then a probe per key
+            ahead = current_reads.greatest_locking_ahead(4).sql
+            for plan in await _plans(connection, ahead, "text, text, text, bigint, text, text, text, text[], text[],"
+                                     " text[]", f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys},"
+                                     " ARRAY['Flag', 'Flag'], ARRAY['kid-sam', 'kid-severe-stunting'],"
+                                     " ARRAY['bfa', 'wfa', 'wflh']"):
+                assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
+                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 4, plan
+                assert "Index Scan using pk_resources" in plan and "LockRows" in plan, plan
+                if rows >= 3_000:  # (below, the known tie of the reads by id: see just after)
+                    assert "Index Scan using uq_resources_resource_type_id" in plan, plan
             if rows < 3_000:
                 # Known and left: below ~3,000 rows of a type (measured: 2,000 does, 3,000 does not)
                 # PostgreSQL ties (resource_type, id) with (resource_type, last_updated, pk) and may

@@ -80,3 +80,58 @@ async def test_what_a_rolled_back_savepoint_locked_is_read_again(engine, reposit
             assert [s for s in seen if "FOR UPDATE" in s], seen
     async with repository_in(write=False) as repository:
         assert (await repository.read_many("Observation", ["z2"]))["z2"].deleted
+
+
+def _weight(oid: str) -> dict:
+    return {**_observation(oid), "effectiveDateTime": "2026-12-07T10:00:00Z"}
+
+
+LONG = "w" * 61  # `{LONG}-wfa` passes FHIR's 64 characters: its z-score's id would be a digest
+
+
+async def test_what_the_latest_read_locks_ahead_is_there_for_read_ahead(engine, repository_in, backend,
+                                                                       database_url):
+    """greatest_by_token with lock_ahead (the rules' latest measurements of the day) reads and locks,
+    on PostgreSQL in its own statement, what the read_ahead after it asks for: the keys given and
+    the ids named after what it found; that read_ahead then sends nothing, unless an id was too long
+    to be named so. What every read answers is what plain reads answer."""
+    async with repository_in(write=True) as repository:
+        await repository.update("Patient", "kid", {"resourceType": "Patient", "id": "kid"})
+        await repository.update("Flag", "kid-sam", {"resourceType": "Flag", "id": "kid-sam", "status": "active",
+                                                    "code": {"text": "SAM"}, "subject": {"reference": "Patient/kid"}})
+        for oid in ("w1", "w2", LONG, "w1-wfa"):
+            await repository.update("Observation", oid, _weight(oid))
+    ahead = [("Flag", "kid-sam"), ("Flag", "kid-severe-stunting")]
+    named = [("Observation", f"{oid}-{suffix}") for oid in ("w1", "w2", "w1-wfa") for suffix in ("bfa", "wfa")]
+    async with repository_in(write=False) as repository:
+        plain = await repository.greatest_by_token("Observation", "code", ["29463-7"], per_key=10)
+        await repository.read_ahead([*ahead, *named])
+        expected = {key: await repository.read_many(key[0], [key[1]]) for key in [*ahead, *named]}
+    async with repository_in(write=True) as repository:
+        found = await repository.greatest_by_token("Observation", "code", ["29463-7"], per_key=10,
+                                                   lock_ahead=ahead, lock_suffixed=["wfa", "bfa"])
+        assert found == plain and sorted(v.id for v in found) == sorted(["w1", "w2", LONG, "w1-wfa"])
+        async with statements_sent(engine, repository) as seen:
+            await repository.read_ahead([*ahead, *named], lock=True)
+        if backend == "postgres":
+            assert seen == [], seen  # locked by the read before
+        assert {key: await repository.read_many(key[0], [key[1]]) for key in [*ahead, *named]} == expected
+        async with statements_sent(engine, repository) as seen:
+            await repository.read_ahead([("Observation", f"{LONG}-wfa")], lock=True)
+        assert len(seen) == 1, seen  # too long to be named in SQL: read by read_ahead itself
+        if backend == "postgres":  # another transaction cannot take them
+            dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            other = await asyncpg.connect(dsn)
+            try:
+                for id_ in ("kid-sam", "w1-wfa"):
+                    with pytest.raises(asyncpg.LockNotAvailableError):
+                        await other.execute(f"SELECT 1 FROM resources WHERE id = '{id_}' FOR UPDATE NOWAIT")
+                # what it found (the weights themselves) it did not lock
+                await other.execute("SELECT 1 FROM resources WHERE id = 'w2' FOR UPDATE NOWAIT")
+            finally:
+                await other.close()
+        # and a write of a row it locked needs no locked read
+        async with statements_sent(engine, repository) as seen:
+            await repository.delete_many("Observation", ["w1-wfa"])
+        if backend == "postgres":
+            assert not [s for s in seen if "FOR UPDATE" in s], seen
