@@ -66,7 +66,11 @@ async def test_add_prints_the_partner_and_the_public_jwks_the_clinic_registers(c
     assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
 
     listed = json.loads((await cli("partners", "list")).stdout)
-    assert [(p["name"], p["pending"], p["last_error"]) for p in listed] == [("C.S. La Esperanza", 0, None)]
+    [(name, pending, error)] = [(p["name"], p["pending"], p["last_error"]) for p in listed]
+    assert (name, pending) == ("C.S. La Esperanza", 0)
+    # The session's exchange workers may have tried it already (its loopback endpoints refuse at once):
+    # the listing then shows why (a CI run listed it a moment after their first pull).
+    assert error is None or error == "token: token endpoint unreachable: ConnectError", error
     assert "BEGIN" not in (await cli("partners", "list")).output
 
     r = await cli("partners", "remove", "C.S. La Esperanza")
