@@ -29,19 +29,9 @@ from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
 from storage.search.engine import SearchPage
 from tests.fixtures.databases import fresh_database
+from tests.fixtures.plans import both_plans
 
 MEASUREMENT = "_rules-measurement"
-
-
-async def _plans(connection: asyncpg.Connection, sql: str, types: str, args: str) -> list[str]:
-    await connection.execute(f"PREPARE q({types}) AS {sql}")
-    plans = []
-    for mode in ("force_generic_plan", "force_custom_plan"):
-        await connection.execute(f"SET plan_cache_mode = {mode}")
-        rows = await connection.fetch(f"EXPLAIN (COSTS OFF) EXECUTE q({args})")
-        plans.append("\n".join(r[0] for r in rows))
-    await connection.execute("DEALLOCATE q")
-    return plans
 
 
 @pytest.mark.parametrize("rows", [0, 1_000, 20_000])
@@ -63,8 +53,8 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 "SELECT count(*) FROM pg_stats WHERE tablename IN ('resources', 'search_token')") == 0
             greatest = current_reads.greatest_by_token(4).driver.sql
             keys = ", ".join(f"'kid|{slot}|2026-12-04'" for slot in ("head", "length", "muac"))
-            for plan in await _plans(connection, greatest, "text, text, text, bigint, text, text, text",
-                                     f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys}"):
+            for plan in await both_plans(connection, greatest, "text, text, text, bigint, text, text, text",
+                                         f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys}"):
                 assert "Seq Scan" not in plan, plan
                 assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 4, plan
                 # each row picked is then found by its pk: never a walk of the type's resources (at
@@ -75,10 +65,11 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
             # the same read locking ahead what the rules read next (the child's Flags, the z-scores
             # named after what it picks): the same ranges, the same probes, then a probe per key
             ahead = current_reads.greatest_locking_ahead(4).sql
-            for plan in await _plans(connection, ahead, "text, text, text, bigint, text, text, text, text[], text[],"
-                                     " text[]", f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys},"
-                                     " ARRAY['Flag', 'Flag'], ARRAY['kid-sam', 'kid-severe-stunting'],"
-                                     " ARRAY['bfa', 'wfa', 'wflh']"):
+            types = "text, text, text, bigint, text, text, text, text[], text[], text[]"
+            for plan in await both_plans(connection, ahead, types,
+                                         f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys},"
+                                         " ARRAY['Flag', 'Flag'], ARRAY['kid-sam', 'kid-severe-stunting'],"
+                                         " ARRAY['bfa', 'wfa', 'wflh']"):
                 assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
                 assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 4, plan
                 assert "Index Scan using pk_resources" in plan and "LockRows" in plan, plan
@@ -89,8 +80,8 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 # PostgreSQL ties (resource_type, id) with (resource_type, last_updated, pk) and may
                 # take the latter, a walk of those few rows; with more rows it does not.
                 return
-            for plan in await _plans(connection, current_reads.BY_ONE_ID.driver.sql, "text, text",
-                                     "'Observation', 'o7'"):
+            for plan in await both_plans(connection, current_reads.BY_ONE_ID.driver.sql, "text, text",
+                                         "'Observation', 'o7'"):
                 assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
             # several ids (of one type or of several, or row-locked: what the rules read under a
             # child's lock), each probed by id (the ids first: the statements name them first)
@@ -100,7 +91,7 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                 (current_reads.LOCKED_BY_IDS, "text[], text", "ARRAY['o7', 'o8'], 'Observation'"),
                 (current_reads.BY_IDS, "text[], text", "ARRAY['o7', 'o8'], 'Observation'"),
             ):
-                for plan in await _plans(connection, read.driver.sql, types, args):
+                for plan in await both_plans(connection, read.driver.sql, types, args):
                     assert "Index Scan using uq_resources_resource_type_id" in plan and "Seq Scan" not in plan, plan
             # a new version of existing resources (an update, the rules' deletions): its current row
             # is found by pk, whatever the values (the generic plan, given nulls); one version's
@@ -197,8 +188,8 @@ async def test_a_womans_pregnancy_records_are_read_from_her_references_unanalyse
             for codes in (0, 1):
                 driver = current_reads.referring(True, False, codes).driver
                 literal = {k: f"'{v}'" for k, v in params.items()}
-                plans += await _plans(connection, driver.sql, ", ".join(["text"] * len(driver.names)),
-                                      ", ".join(literal[name] for name in driver.names))
+                plans += await both_plans(connection, driver.sql, ", ".join(["text"] * len(driver.names)),
+                                          ", ".join(literal[name] for name in driver.names))
         finally:
             await connection.close()
         for plan in plans:
