@@ -249,12 +249,14 @@ def version_from_row(row: Any) -> StoredVersion:
     )
 
 
-@functools.cache
-def greatest_by_token(keys: int) -> CurrentRead:
+@functools.lru_cache(maxsize=64)
+def greatest_by_token(keys: int, per_key: int) -> CurrentRead:
     """Live `resource_type` resources whose token `param` has code `key0`, `key1`, ...: for each
     key, the `per_key` rows with the greatest `system`. Each key is one range of the token table's
     value index (resource_type, param, code, system, pk) read backwards and cut by LIMIT, so the
-    rows read stay `per_key` per key however many share it, and the plan needs no statistics."""
+    rows read stay `per_key` per key however many share it, and the plan needs no statistics.
+    `per_key` is written into the statement (see _greatest_sql): one text per value, which its
+    caller keeps to a few (the rules: 1 + the child's measurements the write holds)."""
     ranges = [
         select(search_token.c.resource_pk)
         .where(
@@ -263,7 +265,7 @@ def greatest_by_token(keys: int) -> CurrentRead:
             search_token.c.code == bindparam(f"key{i}"),
         )
         .order_by(search_token.c.system.desc())
-        .limit(bindparam("per_key"))
+        .limit(per_key)
         .subquery(f"k{i}")
         for i in range(keys)
     ]
@@ -276,21 +278,26 @@ def greatest_by_token(keys: int) -> CurrentRead:
     # `pk IN (...)`, a table never analysed looked like a few rows of the type, and the planner
     # walked every Observation of the database for each weight, probing the ranges once per row
     # (9-11 ms at 850 Observations, growing with all of them).
-    return CurrentRead(sql, DriverStatement.from_named(_greatest_sql(keys)))
+    return CurrentRead(sql, DriverStatement.from_named(_greatest_sql(keys, per_key)))
 
 
-def _greatest_sql(keys: int) -> str:
-    # UNION, not UNION ALL: a resource with two of the keys is answered once, as `IN` does.
-    ranges = " UNION ".join(
-        f"(SELECT resource_pk FROM search_token WHERE resource_type = :resource_type"
-        f" AND param = :param AND code = :key{i} ORDER BY system DESC LIMIT CAST(:per_key AS bigint))"
-        for i in range(keys)
-    )
-    return _probing_sql(f"({ranges}) k", "pk = k.resource_pk AND deleted IS false", order="r.pk")
+def _greatest_sql(keys: int, per_key: int) -> str:
+    # One range per key, the keys an array it joins (LATERAL), not one subquery per key: a key in a
+    # clause of its own was a constant the planner weighed against the token table's statistics for
+    # every plan (1.5 ms to bind, once analysed, a 0.5 ms read), and the generic plan, which needs
+    # no planning, cost more than that custom plan, so `plan_cache_mode = auto` never took it. With
+    # the keys joined and the LIMIT written in (a parameter is costed as 10 % of the range), both
+    # plans are the same probes and the generic one is kept (tests/storage/test_plan_modes.py).
+    # DISTINCT: a resource with two of the keys is answered once, as `IN` does.
+    codes = ", ".join(f"CAST(:key{i} AS text)" for i in range(keys))
+    ranges = (f"(SELECT DISTINCT t.resource_pk FROM unnest(ARRAY[{codes}]) AS c(code) CROSS JOIN LATERAL"
+              " (SELECT resource_pk FROM search_token WHERE resource_type = :resource_type AND param = :param"
+              f" AND code = c.code ORDER BY system DESC LIMIT {int(per_key)}) t) k")
+    return _probing_sql(ranges, "pk = k.resource_pk AND deleted IS false", order="r.pk")
 
 
-@functools.cache
-def greatest_locking_ahead(keys: int) -> DriverStatement:
+@functools.lru_cache(maxsize=64)
+def greatest_locking_ahead(keys: int, per_key: int) -> DriverStatement:
     """greatest_by_token's twin (PostgreSQL, a caller who sees everything) that also row-locks and
     reads, in (type, id) order, the current rows of the (`lock_types`, `lock_ids`) pairs and of the
     `resource_type` ids made of each picked resource's id, '-' and one of `suffixes` (those that
@@ -304,6 +311,6 @@ def greatest_locking_ahead(keys: int) -> DriverStatement:
     locked = _probing_sql("(SELECT t AS resource_type, i AS id FROM wanted ORDER BY t, i) k",
                           "resource_type = k.resource_type AND id = k.id", lock=True)
     return DriverStatement.from_named(
-        f"WITH g AS MATERIALIZED ({_greatest_sql(keys)}), wanted AS ({wanted})"
+        f"WITH g AS MATERIALIZED ({_greatest_sql(keys, per_key)}), wanted AS ({wanted})"
         f" SELECT false AS locked, g.* FROM g UNION ALL SELECT true AS locked, l.* FROM ({locked}) l"
     )

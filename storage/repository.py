@@ -312,25 +312,26 @@ class FhirRepository:
         if not keys:
             return []
         conditions = access.visible(self.principal, resource_type, resources)
-        params: dict[str, Any] = {"resource_type": resource_type, "param": param, "per_key": per_key}
+        params: dict[str, Any] = {"resource_type": resource_type, "param": param}
         params |= {f"key{i}": key for i, key in enumerate(keys)}
         types = {resource_type, *(t for t, _ in lock_ahead)}
         if ((lock_ahead or lock_suffixed) and self._dialect == "postgresql" and not conditions
                 and not any(access.visible(self.principal, t, resources, deleted_too=True) for t in types)):
             for locked_type in types:
                 access.require(self.principal, locked_type, "r")
-            return await self._greatest_locking_ahead(params, len(keys), lock_ahead, lock_suffixed)
-        read = current_reads.greatest_by_token(len(keys))
+            return await self._greatest_locking_ahead(params, len(keys), per_key, lock_ahead, lock_suffixed)
+        read = current_reads.greatest_by_token(len(keys), per_key)
         return await current_reads.select_current(self.connection, read, conditions, params)
 
     async def _greatest_locking_ahead(
-        self, params: dict[str, Any], keys: int, lock_ahead: Sequence[tuple[str, str]], suffixes: Sequence[str],
+        self, params: dict[str, Any], keys: int, per_key: int, lock_ahead: Sequence[tuple[str, str]],
+        suffixes: Sequence[str],
     ) -> list[StoredVersion]:
         """greatest_by_token's answer, the rows it locked ahead remembered as read_ahead(lock=True)
         remembers them (a key found missing too)."""
         pairs = sorted(set(lock_ahead))
         params |= {"lock_types": [t for t, _ in pairs], "lock_ids": [i for _, i in pairs], "suffixes": list(suffixes)}
-        records = await fetch(self.connection, current_reads.greatest_locking_ahead(keys), params)
+        records = await fetch(self.connection, current_reads.greatest_locking_ahead(keys, per_key), params)
         picked = [current_reads.version_from_record(r)
                   for r in sorted((r for r in records if not r["locked"]), key=lambda r: r["pk"])]
         found = {(r["resource_type"], r["id"]): (r["pk"], current_reads.version_from_record(r))

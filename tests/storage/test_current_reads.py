@@ -49,8 +49,8 @@ def _cases() -> list[tuple[str, current_reads.CurrentRead, dict[str, Any], list[
         ("referring on a day", current_reads.referring(True, True),
          {**referring, "target_ids": ["ana"], "target_id": "ana",
           "date_param": day[0], "date_from": day[1], "date_before": day[2]}, ["a1", "h1"]),
-        ("greatest by token", current_reads.greatest_by_token(2),
-         {"resource_type": "Observation", "param": "code", "key0": "29463-7", "key1": "8302-2", "per_key": 5},
+        ("greatest by token", current_reads.greatest_by_token(2, 5),
+         {"resource_type": "Observation", "param": "code", "key0": "29463-7", "key1": "8302-2"},
          ["a1", "a2", "b1", "h1"]),
     ]
 

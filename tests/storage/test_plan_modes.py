@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from auth.principal import LOCAL_EXPLORER
+from clinical import codes
 from fhir_mappings import fhir_json
 from rules import ClinicalConfig
 from rules import subscribers as clinical_subscribers
@@ -127,3 +128,37 @@ async def test_a_hemoglobins_insert_is_planned_generically_after_its_patient_rea
         # the Patient's update and the eight Observations' each began with their locked read, as before
         assert (locked.generic_plans, locked.custom_plans) == (0, 9), locked.statement[:80]
         assert mode_after_failure == "force_custom_plan"
+
+
+async def test_the_rules_read_of_a_childs_day_keeps_a_generic_plan_once_analysed(database_url, backend):
+    """Each weight makes the rules read the child's day under the child's lock. Its keys as
+    constants, an analysed database planned that read for its values on every weight (1.5 ms of
+    binding for a 0.5 ms read, the lock held throughout); joined from an array, PostgreSQL keeps
+    its generic plan after the five custom ones it always tries."""
+    await empty_all_tables(database_url)
+    engine = create_engine(database_url, pool_size=1)
+    rules = clinical_subscribers(ClinicalConfig.from_env({}))
+    try:
+        async with transaction(engine, write=True) as connection:
+            repository = FhirRepository(connection, LOCAL_EXPLORER)
+            await repository.update("Patient", "kid", {"resourceType": "Patient", "id": "kid", "gender": "female",
+                                                       "birthDate": "2025-10-10"})
+            # a crowded morning (a device feeding weights), then statistics gathered as autovacuum would
+            await repository.create_many([(measurement("kid", "29463-7", 7.0, "kg",
+                                                       f"2026-12-06T08:{n // 60:02d}:{n % 60:02d}Z"),
+                                           f"earlier-{n}") for n in range(2000)])
+            await connection.exec_driver_sql("ANALYZE")
+        for n in range(10):
+            async with transaction(engine, write=True) as connection:
+                await FhirRepository(connection, LOCAL_EXPLORER, subscribers=rules).create(
+                    measurement("kid", "29463-7", 7.0 + n / 10, "kg", f"2026-12-06T10:{n:02d}:00Z"))
+        async with transaction(engine, write=False) as connection:
+            scores = await FhirRepository(connection, LOCAL_EXPLORER).search_matches(
+                "Observation", [("_tag", f"{codes.DATA_ORIGIN_SYSTEM}|derived")])
+            if backend == "postgres":
+                day = (await connection.exec_driver_sql(_PLANS.replace(":start", "'WITH g AS MATERIALIZED%'"))).one()
+    finally:
+        await engine.dispose()
+    assert len(scores) == 1  # one weight-for-age z-score left, the latest weight's
+    if backend == "postgres":
+        assert day.custom_plans <= 5 and day.generic_plans >= 3, (day.custom_plans, day.generic_plans)

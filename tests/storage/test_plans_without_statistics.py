@@ -29,7 +29,7 @@ from storage.database import create_engine, transaction
 from storage.repository import FhirRepository
 from storage.search.engine import SearchPage
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.plans import both_plans
+from tests.fixtures.plans import both_plans, both_plans_named, day_read_values
 
 MEASUREMENT = "_rules-measurement"
 
@@ -51,27 +51,26 @@ async def test_the_rules_and_reads_by_id_plan_on_their_indexes_unanalysed(backen
                     f" SELECT pk, 'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', md5(id) FROM resources")
             assert await connection.fetchval(
                 "SELECT count(*) FROM pg_stats WHERE tablename IN ('resources', 'search_token')") == 0
-            greatest = current_reads.greatest_by_token(4).driver.sql
-            keys = ", ".join(f"'kid|{slot}|2026-12-04'" for slot in ("head", "length", "muac"))
-            for plan in await both_plans(connection, greatest, "text, text, text, bigint, text, text, text",
-                                         f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys}"):
+            day = day_read_values(MEASUREMENT)
+            for plan in await both_plans_named(connection, current_reads.greatest_by_token(4, 2).driver, day):
                 assert "Seq Scan" not in plan, plan
-                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 4, plan
+                # the day's keys drive, each a range of the value index read backwards, cut at 2
+                assert "Function Scan on unnest c" in plan, plan
+                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 1, plan
+                assert "code = c.code" in plan, plan
                 # each row picked is then found by its pk: never a walk of the type's resources (at
                 # 1,000 rows, `pk IN (...)` walked them all and probed the ranges once per row)
                 assert "Index Scan using pk_resources" in plan, plan
                 assert "ix_resources_type_updated" not in plan and "Bitmap" not in plan, plan
-                assert plan.count("Limit") == 5, plan
+                assert plan.count("Limit") == 2, plan
             # the same read locking ahead what the rules read next (the child's Flags, the z-scores
             # named after what it picks): the same ranges, the same probes, then a probe per key
-            ahead = current_reads.greatest_locking_ahead(4).sql
-            types = "text, text, text, bigint, text, text, text, text[], text[], text[]"
-            for plan in await both_plans(connection, ahead, types,
-                                         f"'Observation', '{MEASUREMENT}', 'kid|weight|2026-12-04', 2, {keys},"
-                                         " ARRAY['Flag', 'Flag'], ARRAY['kid-sam', 'kid-severe-stunting'],"
-                                         " ARRAY['bfa', 'wfa', 'wflh']"):
+            ahead = {**day, "lock_types": "ARRAY['Flag', 'Flag']", "suffixes": "ARRAY['bfa', 'wfa', 'wflh']",
+                     "lock_ids": "ARRAY['kid-sam', 'kid-severe-stunting']"}
+            for plan in await both_plans_named(connection, current_reads.greatest_locking_ahead(4, 2), ahead):
                 assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
-                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 4, plan
+                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 1, plan
+                assert "code = c.code" in plan, plan
                 assert "Index Scan using pk_resources" in plan and "LockRows" in plan, plan
                 if rows >= 3_000:  # (below, the known tie of the reads by id: see just after)
                     assert "Index Scan using uq_resources_resource_type_id" in plan, plan
@@ -301,8 +300,8 @@ async def test_sqlite_reads_the_latest_measurements_from_the_token_rows(backend,
     async with fresh_database(backend, tmp_path) as url:
         engine = create_engine(url)
         try:
-            compiled = current_reads.greatest_by_token(4).sql.compile(dialect=sqlite.dialect(paramstyle="named"))
-            params = {**compiled.params, "resource_type": "Observation", "param": MEASUREMENT, "per_key": 2,
+            compiled = current_reads.greatest_by_token(4, 2).sql.compile(dialect=sqlite.dialect(paramstyle="named"))
+            params = {**compiled.params, "resource_type": "Observation", "param": MEASUREMENT,
                       **{f"key{i}": f"kid|{i}|2026-12-04" for i in range(4)}}
             async with engine.connect() as connection:
                 plan = [row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"), params)]
