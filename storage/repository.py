@@ -177,9 +177,7 @@ class FhirRepository:
         if not missing:
             return
         types = sorted({resource_type for resource_type, _ in missing})
-        for resource_type in types:
-            access.require(self.principal, resource_type, "r")
-        if any(access.visible(self.principal, t, resources, deleted_too=True) for t in types):
+        if not self._sees_every(types):
             for resource_type in types:
                 await self._current_versions(resource_type, [i for t, i in missing if t == resource_type])
             return
@@ -188,6 +186,14 @@ class FhirRepository:
         found = {(v.resource_type, v.id): (pk, v)
                  for pk, v in await current_reads.select_current_keyed(self.connection, read, [], params)}
         self._remember(missing, found, lock=lock)
+
+    def _sees_every(self, types: Iterable[str]) -> bool:
+        """Whether the caller may read these types (refused otherwise) and sees every resource of
+        them, deleted ones too: then one statement may read and row-lock them, whatever their ids."""
+        types = sorted(set(types))
+        for resource_type in types:
+            access.require(self.principal, resource_type, "r")
+        return not any(access.visible(self.principal, t, resources, deleted_too=True) for t in types)
 
     def _remember(
         self, keys: Iterable[tuple[str, str]], found: dict[tuple[str, str], tuple[int, StoredVersion]], *, lock: bool
@@ -314,11 +320,8 @@ class FhirRepository:
         conditions = access.visible(self.principal, resource_type, resources)
         params: dict[str, Any] = {"resource_type": resource_type, "param": param}
         params |= {f"key{i}": key for i, key in enumerate(keys)}
-        types = {resource_type, *(t for t, _ in lock_ahead)}
         if ((lock_ahead or lock_suffixed) and self._dialect == "postgresql" and not conditions
-                and not any(access.visible(self.principal, t, resources, deleted_too=True) for t in types)):
-            for locked_type in types:
-                access.require(self.principal, locked_type, "r")
+                and self._sees_every({resource_type, *(t for t, _ in lock_ahead)})):
             return await self._greatest_locking_ahead(params, len(keys), per_key, lock_ahead, lock_suffixed)
         read = current_reads.greatest_by_token(len(keys), per_key)
         return await current_reads.select_current(self.connection, read, conditions, params)
