@@ -11,6 +11,8 @@ statements whose shape the query fixes keep that shape once statistics exist.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -37,27 +39,15 @@ def _observations() -> list[tuple[dict, str]]:
 async def test_an_analysed_token_table_keeps_a_short_list_and_the_rules_read_keeps_its_plan(backend, tmp_path: Path):
     if backend != "postgres":
         return
-    async with fresh_database(backend, tmp_path) as url:
-        engine = create_engine(url)
-        try:
-            async with transaction(engine, write=True) as connection:
-                await FhirRepository(connection, LOCAL_EXPLORER).create_many(_observations())
-        finally:
-            await engine.dispose()
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute("ANALYZE")
-            assert 50 <= await _kept(connection) <= 100
-            # the rules' read of a child's day (both plan modes): the day's keys drive, each a range
-            # of the value index read backwards, each row picked found by its pk
-            day = day_read_values("_rules-measurement")
-            for plan in await both_plans_named(connection, current_reads.greatest_by_token(4, 2).driver, day):
-                assert "Function Scan on unnest c" in plan and "code = c.code" in plan, plan
-                assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 1, plan
-                assert "Index Scan using pk_resources" in plan and "Seq Scan" not in plan, plan
-        finally:
-            await connection.close()
+    async with fresh_database(backend, tmp_path) as url, _analysed(url) as connection:
+        assert 50 <= await _kept(connection) <= 100
+        # the rules' read of a child's day (both plan modes): the day's keys drive, each a range
+        # of the value index read backwards, each row picked found by its pk
+        day = day_read_values("_rules-measurement")
+        for plan in await both_plans_named(connection, current_reads.greatest_by_token(4, 2).driver, day):
+            assert "Function Scan on unnest c" in plan and "code = c.code" in plan, plan
+            assert plan.count("Index Only Scan Backward using ix_search_token_value0") == 1, plan
+            assert "Index Scan using pk_resources" in plan and "Seq Scan" not in plan, plan
 
 
 async def test_a_database_analysed_before_the_upgrade_gets_the_short_list_at_once(backend, tmp_path: Path):
@@ -67,21 +57,28 @@ async def test_a_database_analysed_before_the_upgrade_gets_the_short_list_at_onc
         return
     async with fresh_database(backend, tmp_path) as url:
         await upgrade_async(url, "0013", downgrade=True)
-        engine = create_engine(url)
-        try:
-            async with transaction(engine, write=True) as connection:
-                await FhirRepository(connection, LOCAL_EXPLORER).create_many(_observations())
-        finally:
-            await engine.dispose()
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute("ANALYZE")
+        async with _analysed(url) as connection:
             assert await _kept(connection) == 1000
             await upgrade_async(url, "head")
             assert 50 <= await _kept(connection) <= 100
-        finally:
-            await connection.close()
+
+
+@asynccontextmanager
+async def _analysed(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the database at `url` once it holds the Observations and has been analysed."""
+    engine = create_engine(url)
+    try:
+        async with transaction(engine, write=True) as connection:
+            await FhirRepository(connection, LOCAL_EXPLORER).create_many(_observations())
+    finally:
+        await engine.dispose()
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("ANALYZE")
+        yield connection
+    finally:
+        await connection.close()
 
 
 async def _kept(connection: asyncpg.Connection) -> int:
