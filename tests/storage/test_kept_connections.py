@@ -81,7 +81,8 @@ async def test_a_failed_transaction_gives_its_connection_back_to_the_pool(small)
 async def test_a_write_takes_the_place_of_an_idle_read(small):
     await _one(small, write=False)  # the shelf's one place: an idle read connection
     assert kept_connections.idle(small) == 1
-    assert await asyncio.wait_for(_one(small, write=True), POOL_TIMEOUT / 2) == 1
+    # (were the place not taken, the write would wait out the pool timeout and fail with PoolTimeout)
+    assert await _one(small, write=True) == 1
 
 
 async def test_what_does_not_use_the_shelf_finds_a_connection_in_the_pool(small):
@@ -133,9 +134,10 @@ async def test_a_wait_past_the_pool_timeout_fails_and_loses_no_place(small):
     await holding
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    # The one place is free again: a transaction of either kind gets it at once.
-    assert await asyncio.wait_for(_one(small, write=False), POOL_TIMEOUT / 2) == 1
-    assert await asyncio.wait_for(_one(small, write=True), POOL_TIMEOUT / 2) == 1
+    # The one place is free again: a transaction of either kind gets it (a lost place shows as
+    # PoolTimeout, as above, not as a time this test would measure on a busy machine).
+    assert await _one(small, write=False) == 1
+    assert await _one(small, write=True) == 1
 
 
 async def test_disposing_of_the_engine_closes_the_kept_connections(database_url):
