@@ -187,8 +187,7 @@ async def test_a_womans_pregnancy_records_are_read_from_her_references_unanalyse
             for codes in (0, 1):
                 driver = current_reads.referring(True, False, codes).driver
                 literal = {k: f"'{v}'" for k, v in params.items()}
-                plans += await both_plans(connection, driver.sql, ", ".join(["text"] * len(driver.names)),
-                                          ", ".join(literal[name] for name in driver.names))
+                plans += await both_plans_named(connection, driver, literal)
         finally:
             await connection.close()
         for plan in plans:
